@@ -1,0 +1,1 @@
+"""Training callbacks; each is configured as one entry of the ``callbacks`` config group."""

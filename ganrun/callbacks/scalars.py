@@ -1,0 +1,22 @@
+"""Scalar logging of the module's per-iteration statistics (losses, D outputs)."""
+
+from ganrun.callbacks.base import IterationCallback, every
+
+
+class ScalarLogger(IterationCallback):
+    """Writes ``pl_module.stats`` to every logger every ``every_n_iterations`` iterations.
+
+    The values stay on the device between logs; reading them (a device sync) happens only at
+    the logging cadence.
+    """
+
+    def __init__(self, every_n_iterations: int = 50):
+        self.every_n_iterations = every_n_iterations
+
+    def on_iteration_end(self, trainer, pl_module, batch):
+        if not every(pl_module.iteration, self.every_n_iterations):
+            return
+        values = {tag: float(value) for tag, value in pl_module.stats.items()}
+        values["epoch"] = trainer.current_epoch
+        for logger in trainer.loggers:
+            logger.log_metrics(values, step=pl_module.iteration)

@@ -1,0 +1,39 @@
+"""The ``ganrun`` command: dispatches to sub-commands."""
+
+import importlib
+import sys
+
+COMMANDS = {
+    "train": ("ganrun.train", "train a GAN from config groups (ganrun train --help lists them)"),
+}
+
+USAGE = """usage: ganrun <command> [args...]
+
+A config-driven experiment runner for generative adversarial networks.
+
+commands:
+{commands}
+
+Examples:
+  ganrun train model=dcgan dataset=fashion_mnist
+  ganrun train -m loss=bce,hinge optimizer.lr=1e-4,2e-4
+  tensorboard --logdir outputs
+"""
+
+
+def main() -> None:
+    args = sys.argv[1:]
+    if not args or args[0] in ("-h", "--help"):
+        lines = "\n".join(f"  {name:<8}{text}" for name, (_, text) in COMMANDS.items())
+        print(USAGE.format(commands=lines))
+        sys.exit(0 if args else 2)
+    if args[0] in ("--version", "-V"):
+        from ganrun import __version__
+        print(f"ganrun {__version__}")
+        return
+    if args[0] not in COMMANDS:
+        print(f"ganrun: error: unknown command '{args[0]}'. Valid commands: "
+              f"{', '.join(COMMANDS)}. See `ganrun --help`.", file=sys.stderr)
+        sys.exit(2)
+    module = importlib.import_module(COMMANDS[args[0]][0])
+    module.main(args[1:])

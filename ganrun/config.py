@@ -1,0 +1,133 @@
+"""Finding the configs and validating a composed config before anything is built."""
+
+import difflib
+import inspect
+import typing
+from pathlib import Path
+from typing import Any
+
+from hydra.utils import get_object
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from ganrun.errors import UserError
+from ganrun.schema import TrainConfig
+
+HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
+
+
+def config_dir() -> Path:
+    """``conf/`` inside an installed wheel, else the repository's top-level ``conf/``."""
+    packaged = Path(__file__).resolve().parent / "conf"
+    return packaged if packaged.is_dir() else packaged.parent.parent / "conf"
+
+
+def validate(cfg: DictConfig) -> DictConfig:
+    """The config merged onto its schema, with every ``_target_`` node's keys and types checked.
+
+    Raises ``UserError`` naming the offending key for a misspelled key, a wrong type or an
+    out-of-range value, so that a typo fails before any data is read.
+    """
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(TrainConfig), cfg)
+        resolved = OmegaConf.to_container(merged, resolve=True)
+    except OmegaConfBaseException as err:
+        raise UserError(_describe(err)) from None
+    _check_targets(resolved, "")
+    _check_ranges(resolved)
+    return merged
+
+
+def _describe(err: OmegaConfBaseException) -> str:
+    key = getattr(err, "full_key", None) or "?"
+    reason = str(err).splitlines()[0]
+    hint = ""
+    parent = getattr(err, "parent_node", None)
+    if "not in" in reason and parent is not None:
+        leaf = key.rsplit(".", 1)[-1]
+        hint = _suggest(leaf, list(parent.keys()))
+    return f"Invalid config at `{key}`: {reason}.{hint} Fix the key or value on the command " \
+           "line or in the YAML file that sets it (`ganrun train --cfg job` shows the config)."
+
+
+def _suggest(name: str, valid: list[str]) -> str:
+    close = difflib.get_close_matches(name, valid, n=1)
+    did_you_mean = f" Did you mean `{close[0]}`?" if close else ""
+    return f"{did_you_mean} Valid keys: {', '.join(sorted(valid))}."
+
+
+def _check_targets(node: Any, path: str) -> None:
+    if isinstance(node, dict):
+        if "_target_" in node:
+            _check_target(node, path)
+        for key, value in node.items():
+            if key not in HYDRA_KEYS:
+                _check_targets(value, f"{path}.{key}" if path else str(key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            _check_targets(value, f"{path}[{i}]")
+
+
+def _check_target(node: dict, path: str) -> None:
+    target = node["_target_"]
+    try:
+        obj = get_object(target)
+        params = inspect.signature(obj).parameters
+    except Exception as err:
+        raise UserError(f"`{path}._target_` is '{target}', which cannot be imported ({err}). "
+                        "Check its spelling and that the package providing it is installed.")
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    for key, value in node.items():
+        if key in HYDRA_KEYS:
+            continue
+        if key not in params:
+            raise UserError(f"Unknown key `{path}.{key}` for {target}."
+                            f"{_suggest(key, [p for p in params if p != 'self'])}")
+        _check_type(f"{path}.{key}", value, _hints(obj).get(key))
+
+
+def _hints(obj) -> dict:
+    try:
+        return typing.get_type_hints(obj.__init__ if inspect.isclass(obj) else obj)
+    except Exception:  # annotations that cannot be evaluated are simply not type-checked
+        return {}
+
+
+def _check_type(path: str, value: Any, hint: Any) -> None:
+    allowed = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, _UnionType) \
+        else (hint,)
+    simple = [t for t in allowed if t in (int, float, bool, str, type(None))]
+    if not simple or len(simple) != len(allowed):
+        return  # containers, callables, modules: left to the object itself
+    if not any(_fits(value, t) for t in simple):
+        names = " or ".join("null" if t is type(None) else t.__name__ for t in simple)
+        raise UserError(f"`{path}` must be {names}, got {value!r}.")
+
+
+_UnionType = type(int | None)
+
+
+def _fits(value: Any, kind: type) -> bool:
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, kind)
+
+
+def _check_ranges(cfg: dict) -> None:
+    trainer = cfg["trainer"]
+    if trainer["max_steps"] is None and trainer["max_epochs"] is None:
+        raise UserError("Neither trainer.max_steps nor trainer.max_epochs is set, so the run "
+                        "would never end. Set one of them, e.g. trainer.max_steps=10000.")
+    for key in ("max_steps", "max_epochs", "n_critic"):
+        if trainer[key] is not None and trainer[key] < 1:
+            raise UserError(f"trainer.{key} must be at least 1, got {trainer[key]}.")
+    if cfg["model"]["latent_dim"] < 1:
+        raise UserError(f"model.latent_dim must be at least 1, got {cfg['model']['latent_dim']}.")
+    for side in ("generator", "discriminator"):
+        lr = cfg["optimizer"][side].get("lr")
+        if lr is not None and not lr > 0:
+            raise UserError(f"The {side} learning rate must be positive, got {lr}. Set "
+                            f"optimizer.lr (both) or optimizer.{side}.lr to a value > 0.")

@@ -1,0 +1,114 @@
+"""The LightningDataModule shared by every data set, and the in-memory dataset behind MNIST and CIFAR-10."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset, RandomSampler
+
+from ganrun.errors import UserError
+
+SPLITS = ("train", "test")
+
+
+def to_unit_range(images: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels in [0, 255] -> float32 in [-1, 1], the range of the generator's tanh output."""
+    return images.float().div_(127.5).sub_(1)
+
+
+def one_line(err: BaseException) -> str:
+    """An exception's text squeezed onto one line, so that it fits in a one-paragraph UserError."""
+    return " ".join(str(err).split()).rstrip(".") or type(err).__name__
+
+
+class TensorImages(Dataset):
+    """A whole split held as one uint8 tensor (N, C, H, W) plus int64 labels (N,)."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, image_size: int):
+        self.images, self.labels, self.image_size = images, labels, image_size
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        images, labels = self.__getitems__([index])
+        return images[0], labels[0]
+
+    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        # The DataLoader passes the whole batch of indices here (see torch/utils/data/_utils/fetch.py):
+        # one index op and one resize per batch instead of one per image and a collate.
+        images = to_unit_range(self.images[indices])
+        if images.shape[-2:] != (self.image_size, self.image_size):
+            size = (self.image_size, self.image_size)
+            images = F.interpolate(images, size, mode="bilinear", antialias=True, align_corners=False)
+        return images, self.labels[indices]
+
+
+def keep_batch(batch):
+    """collate_fn for datasets whose __getitems__ already returns the finished batch."""
+    return batch
+
+
+def check_options(image_size, batch_size, num_workers, split) -> None:
+    problems = [
+        f"dataset.{name} must be an integer >= {low}, got {value!r}"
+        for name, value, low in (("image_size", image_size, 1), ("batch_size", batch_size, 1),
+                                 ("num_workers", num_workers, 0))
+        if not isinstance(value, int) or isinstance(value, bool) or value < low
+    ]
+    if split not in SPLITS:
+        problems.append(f"dataset.split must be one of {', '.join(SPLITS)}, got {split!r}")
+    if problems:
+        raise UserError("Invalid dataset options: " + "; ".join(problems)
+                        + ". Fix them in the dataset config or on the command line.")
+
+
+class GANDataModule(pl.LightningDataModule):
+    """Options and the shuffled loader common to all data sets; subclasses load one split in load_split().
+
+    Subclasses set ``channels``, ``image_size`` and ``num_classes`` (0: no labels) before setup(),
+    because the networks are built from them.
+    """
+
+    channels: int
+    num_classes: int
+
+    def __init__(self, root, download, image_size, batch_size, num_workers, split, drop_last):
+        super().__init__()
+        check_options(image_size, batch_size, num_workers, split)
+        self.root = Path(root).expanduser()
+        self.download, self.image_size, self.batch_size = bool(download), image_size, batch_size
+        self.num_workers, self.split, self.drop_last = num_workers, split, bool(drop_last)
+        self.dataset: Dataset | None = None
+
+    def load_split(self) -> Dataset:
+        raise NotImplementedError
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.dataset is not None:
+            return
+        dataset = self.load_split()
+        if self.drop_last and len(dataset) < self.batch_size:
+            raise UserError(
+                f"The {self.split} split of {type(self).__name__} in {self.root} has only {len(dataset)} "
+                f"images, fewer than dataset.batch_size={self.batch_size}, so every batch would be dropped. "
+                "Lower dataset.batch_size, set dataset.drop_last=false, or add images.")
+        self.dataset = dataset
+
+    def train_dataloader(self) -> DataLoader:
+        self.setup()  # lets scripts (e.g. FID) use the loader without a Trainer calling setup()
+        batched = hasattr(self.dataset, "__getitems__")
+        return DataLoader(
+            self.dataset,
+            batch_size=self.batch_size,
+            # RandomSampler draws from the default torch RNG, so seed_everything fixes the order.
+            sampler=RandomSampler(self.dataset),
+            drop_last=self.drop_last,
+            collate_fn=keep_batch if batched else None,
+            num_workers=self.num_workers,
+            pin_memory=torch.cuda.is_available(),
+            persistent_workers=self.num_workers > 0,
+        )

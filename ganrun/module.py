@@ -1,0 +1,98 @@
+"""The GAN LightningModule: alternating discriminator/generator updates, manual optimization.
+
+One *iteration* is ``n_critic`` discriminator updates, each on its own real batch, followed by
+one generator update. ``iteration`` (not Lightning's ``global_step``, which counts every
+optimizer step) is the run length, the checkpoint cadence and the x-axis of every log.
+"""
+
+from typing import Any, Callable
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+from ganrun.losses import GANLoss
+
+OptimizerFactory = Callable[[Any], torch.optim.Optimizer]
+
+
+class GAN(pl.LightningModule):
+    def __init__(self, generator: nn.Module, discriminator: nn.Module, loss: GANLoss,
+                 g_optimizer: OptimizerFactory, d_optimizer: OptimizerFactory, latent_dim: int,
+                 n_critic: int = 1, max_iterations: int | None = None, num_fixed: int = 64,
+                 config: dict | None = None, choices: dict | None = None):
+        super().__init__()
+        self.automatic_optimization = False
+        self.generator, self.discriminator, self.loss = generator, discriminator, loss
+        self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
+        self.latent_dim, self.n_critic, self.max_iterations = latent_dim, n_critic, max_iterations
+        # The resolved run config and its group choices travel in every checkpoint.
+        self.config, self.choices = config, choices or {}
+        # A buffer, so the sample grid shows the same latents before and after a resume.
+        self.register_buffer("fixed_z", torch.randn(num_fixed, latent_dim))
+        self.iteration = 0
+        self.d_updates = 0
+        self.stats: dict[str, torch.Tensor] = {}
+
+    def configure_optimizers(self):
+        return [self.d_optimizer(self.discriminator.parameters()),
+                self.g_optimizer(self.generator.parameters())]
+
+    def training_step(self, batch, batch_idx):
+        real, labels = batch
+        opt_d, opt_g = self.optimizers()
+        d_stats = self.discriminator_step(opt_d, real, labels)
+        self.d_updates += 1
+        if self.d_updates % self.n_critic:
+            return
+        g_stats = self.generator_step(opt_g, len(real), labels)
+        self.iteration += 1
+        self.stats = {**d_stats, **g_stats}
+        if self.max_iterations and self.iteration >= self.max_iterations:
+            self.trainer.should_stop = True
+
+    def discriminator_step(self, opt, real, labels) -> dict[str, torch.Tensor]:
+        self.toggle_optimizer(opt)
+        with torch.no_grad():
+            fake = self.generator(self.sample_z(len(real)), labels)
+        real_out = self.discriminator(real, labels)
+        fake_out = self.discriminator(fake, labels)
+        loss = self.loss.d_loss(real_out, fake_out)
+        opt.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        opt.step()
+        self.untoggle_optimizer(opt)
+        return {"loss/d": loss.detach(), "d/real": real_out.detach().mean(),
+                "d/fake": fake_out.detach().mean()}
+
+    def generator_step(self, opt, batch_size, labels) -> dict[str, torch.Tensor]:
+        self.toggle_optimizer(opt)
+        fake_out = self.discriminator(self.generator(self.sample_z(batch_size), labels), labels)
+        loss = self.loss.g_loss(fake_out)
+        opt.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        opt.step()
+        self.untoggle_optimizer(opt)
+        return {"loss/g": loss.detach()}
+
+    def sample_z(self, n: int) -> torch.Tensor:
+        return torch.randn(n, self.latent_dim, device=self.device)
+
+    @torch.no_grad()
+    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Images in [-1, 1] from latents, in eval mode so a sample never depends on its batch."""
+        was_training = self.generator.training
+        self.generator.eval()
+        try:
+            return self.generator(z.to(self.device), labels).float()
+        finally:
+            self.generator.train(was_training)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["ganrun"] = {"iteration": self.iteration, "d_updates": self.d_updates,
+                                "config": self.config, "choices": self.choices}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        state = checkpoint.get("ganrun", {})
+        self.iteration = state.get("iteration", 0)
+        self.d_updates = state.get("d_updates", self.iteration * self.n_critic)

@@ -1,0 +1,63 @@
+"""Structured-config schemas: the shape and types of a composed ``ganrun train`` config.
+
+Groups whose options build objects (``loss``, ``dataset``, ``model.generator``, ...) are typed
+``Any`` here; their keys are checked against the signature of their ``_target_`` instead (see
+``ganrun.config``), so a new network or loss needs no schema edit.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional
+
+from omegaconf import MISSING
+
+
+@dataclass
+class ModelConfig:
+    latent_dim: int = 100
+    generator: Any = MISSING
+    discriminator: Any = MISSING
+
+
+@dataclass
+class OptimizerConfig:
+    lr: float = 2e-4  # interpolated into both optimizers by the option files
+    generator: Any = MISSING
+    discriminator: Any = MISSING
+
+
+@dataclass
+class HardwareConfig:
+    accelerator: str = "auto"
+    devices: Any = "auto"
+    strategy: Any = "auto"
+    precision: str = "32-true"
+    num_nodes: int = 1
+
+
+@dataclass
+class TrainerConfig:
+    max_steps: Optional[int] = 5000  # iterations, i.e. generator updates
+    max_epochs: Optional[int] = None
+    n_critic: int = 1
+    deterministic: bool = False
+
+
+@dataclass
+class PathsConfig:
+    data_dir: str = "data/"
+    output_dir: str = MISSING
+
+
+@dataclass
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: Any = MISSING
+    dataset: Any = MISSING
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    hardware: HardwareConfig = field(default_factory=HardwareConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    logger: Any = None
+    callbacks: Dict[str, Any] = field(default_factory=dict)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    seed: Optional[int] = None
+    ckpt_path: Optional[str] = None

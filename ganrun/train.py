@@ -1,0 +1,104 @@
+"""``ganrun train``: compose the config groups, build the objects, fit."""
+
+import logging
+import os
+import sys
+
+import pytorch_lightning as pl
+from hydra._internal.utils import _run_hydra, get_args_parser
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar
+from pytorch_lightning.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
+
+from ganrun.checkpoints import read_checkpoint
+from ganrun.config import config_dir, validate
+from ganrun.errors import UserError
+from ganrun.module import GAN
+
+log = logging.getLogger("ganrun")
+
+
+def train(cfg: DictConfig) -> None:
+    cfg = validate(cfg)
+    cfg.seed = pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    if cfg.ckpt_path:
+        read_checkpoint(cfg.ckpt_path)  # fail early, with a clear message, on a bad file
+    datamodule = instantiate(cfg.dataset)
+    module = build_module(cfg, datamodule)
+    trainer = build_trainer(cfg)
+    log.info("Run folder: %s", cfg.paths.output_dir)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+
+
+def build_module(cfg: DictConfig, datamodule) -> GAN:
+    shape = {"channels": datamodule.channels, "image_size": datamodule.image_size}
+    choices = {group: option for group, option in HydraConfig.get().runtime.choices.items()
+               if not group.startswith("hydra")}
+    return GAN(
+        generator=instantiate(cfg.model.generator, latent_dim=cfg.model.latent_dim, **shape),
+        discriminator=instantiate(cfg.model.discriminator, **shape),
+        loss=instantiate(cfg.loss),
+        g_optimizer=instantiate(cfg.optimizer.generator),
+        d_optimizer=instantiate(cfg.optimizer.discriminator),
+        latent_dim=cfg.model.latent_dim,
+        n_critic=cfg.trainer.n_critic,
+        max_iterations=cfg.trainer.max_steps,
+        config=OmegaConf.to_container(cfg, resolve=True),
+        choices=choices,
+    )
+
+
+def build_trainer(cfg: DictConfig) -> pl.Trainer:
+    callbacks = [instantiate(c) for c in cfg.callbacks.values() if c is not None]
+    hw = cfg.hardware
+    trainer = pl.Trainer(
+        accelerator=hw.accelerator, devices=hw.devices, num_nodes=hw.num_nodes,
+        strategy=instantiate(hw.strategy) if isinstance(hw.strategy, DictConfig) else hw.strategy,
+        precision=hw.precision,
+        # The run length is counted in iterations by the module, not in optimizer steps.
+        max_steps=-1, max_epochs=cfg.trainer.max_epochs or -1,
+        deterministic=cfg.trainer.deterministic,
+        logger=instantiate(cfg.logger) if cfg.logger else False,
+        callbacks=callbacks,
+        enable_progress_bar=any(isinstance(c, ProgressBar) for c in callbacks),
+        enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
+        num_sanity_val_steps=0,
+        default_root_dir=cfg.paths.output_dir,
+    )
+    _refuse_relaunching_sweeps(trainer)
+    return trainer
+
+
+def _refuse_relaunching_sweeps(trainer: pl.Trainer) -> None:
+    # Lightning's DDP launcher re-runs the command line in each rank, which under -m would
+    # re-run the whole sweep (Lightning #15737, Hydra #2070).
+    if HydraConfig.get().mode == RunMode.MULTIRUN and trainer.world_size > 1 and \
+            isinstance(trainer.strategy.launcher, _SubprocessScriptLauncher):
+        raise UserError("Multi-process DDP cannot run inside a -m/--multirun sweep: each rank "
+                        "would re-launch the whole sweep. Run sweeps with one device per job "
+                        "(hardware=gpu or hardware=cpu), or train DDP runs one at a time.")
+
+
+def task(cfg: DictConfig) -> None:
+    """The Hydra task: a ``UserError`` becomes one clear message and a non-zero exit."""
+    try:
+        return train(cfg)
+    except UserError as err:
+        if os.environ.get("GANRUN_DEBUG") == "1":
+            raise
+        print(f"ganrun train: error: {err}", file=sys.stderr, flush=True)
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise  # Hydra records the failed job and the sweep goes on with the others
+        sys.exit(2)
+
+
+def main(argv: list[str]) -> None:
+    # Parse the overrides ourselves so that sys.argv keeps `train`: Lightning's DDP launcher
+    # re-runs sys.argv in every rank.
+    parser = get_args_parser()
+    args = parser.parse_args(argv)
+    _run_hydra(args=args, args_parser=parser, task_function=task,
+               config_path=str(config_dir()), config_name="train")
