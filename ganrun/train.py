@@ -3,6 +3,7 @@
 import logging
 import os
 import sys
+import warnings
 
 import pytorch_lightning as pl
 from hydra._internal.utils import _run_hydra, get_args_parser
@@ -22,6 +23,7 @@ log = logging.getLogger("ganrun")
 
 
 def train(cfg: DictConfig) -> None:
+    _quiet_library_noise()
     cfg = validate(cfg)
     cfg.seed = pl.seed_everything(cfg.seed, workers=True, verbose=False)
     if cfg.ckpt_path:
@@ -72,6 +74,14 @@ def build_trainer(cfg: DictConfig) -> pl.Trainer:
     return trainer
 
 
+def _quiet_library_noise() -> None:
+    # Messages that say nothing about the run; everything else is left visible.
+    for message in ("`broadcast_buffers` is deprecated", ".*LeafSpec.* is deprecated"):
+        warnings.filterwarnings("ignore", message=message)
+    logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(
+        lambda record: "litlogger" not in record.getMessage())
+
+
 def _refuse_relaunching_sweeps(trainer: pl.Trainer) -> None:
     # Lightning's DDP launcher re-runs the command line in each rank, which under -m would
     # re-run the whole sweep (Lightning #15737, Hydra #2070).
@@ -86,8 +96,9 @@ def task(cfg: DictConfig) -> None:
     """The Hydra task: a ``UserError`` becomes one clear message and a non-zero exit."""
     try:
         return train(cfg)
-    except UserError as err:
-        if os.environ.get("GANRUN_DEBUG") == "1":
+    except Exception as exc:
+        err = _user_error(exc)
+        if err is None or os.environ.get("GANRUN_DEBUG") == "1":
             raise
         print(f"ganrun train: error: {err}", file=sys.stderr, flush=True)
         if HydraConfig.get().mode == RunMode.MULTIRUN:
@@ -95,10 +106,18 @@ def task(cfg: DictConfig) -> None:
         sys.exit(2)
 
 
+def _user_error(exc: BaseException | None) -> UserError | None:
+    """The UserError behind an exception, also when Hydra's instantiate wrapped it."""
+    while exc is not None and not isinstance(exc, UserError):
+        exc = exc.__cause__ or exc.__context__
+    return exc
+
+
 def main(argv: list[str]) -> None:
     # Parse the overrides ourselves so that sys.argv keeps `train`: Lightning's DDP launcher
     # re-runs sys.argv in every rank.
     parser = get_args_parser()
-    args = parser.parse_args(argv)
+    parser.prog = "ganrun train"
+    args = parser.parse_intermixed_args(argv)  # flags such as -m may follow the overrides
     _run_hydra(args=args, args_parser=parser, task_function=task,
                config_path=str(config_dir()), config_name="train")

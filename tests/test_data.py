@@ -12,7 +12,7 @@ from pytorch_lightning import seed_everything
 
 from ganrun.data import CIFAR10, MNIST, CelebA, FashionMNIST, ImageFolder, TensorImages
 from ganrun.data.base import to_unit_range
-from ganrun.data.idx import IMAGES_MAGIC, LABELS_MAGIC
+from fakedata import write_cifar, write_mnist, write_png
 from ganrun.errors import UserError
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
@@ -28,22 +28,6 @@ def check_batch(images, labels, batch, channels, size):
     assert images.shape == (batch, channels, size, size) and images.dtype == torch.float32
     assert images.min() >= -1 and images.max() <= 1
     assert labels.shape == (batch,) and labels.dtype == torch.int64
-
-
-def write_idx(path: Path, array: np.ndarray, magic: int) -> None:
-    header = magic.to_bytes(4, "big") + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
-    with gzip.open(path, "wb") as f:
-        f.write(header + array.astype(np.uint8).tobytes())
-
-
-def write_mnist(root: Path, n_train=6, n_test=4) -> Path:
-    raw = root / "MNIST" / "raw"
-    raw.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for prefix, n in (("train", n_train), ("t10k", n_test)):
-        write_idx(raw / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)), IMAGES_MAGIC)
-        write_idx(raw / f"{prefix}-labels-idx1-ubyte.gz", np.arange(n) % 10, LABELS_MAGIC)
-    return raw
 
 
 # --- real Fashion-MNIST --------------------------------------------------------------------------
@@ -145,17 +129,6 @@ def test_same_seed_same_order(tmp_path):
 
 # --- CIFAR-10 from tiny pickles ------------------------------------------------------------------
 
-def write_cifar(root: Path, per_batch=4) -> Path:
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
-    for k, name in enumerate(names):
-        data = np.full((per_batch, 3072), 10 * k, dtype=np.uint8)
-        with open(folder / name, "wb") as f:
-            pickle.dump({b"data": data, b"labels": [k] * per_batch}, f)
-    return folder
-
-
 def test_cifar10_tiny(tmp_path):
     write_cifar(tmp_path)
     dm = CIFAR10(root=str(tmp_path), download=False, batch_size=4)
@@ -189,11 +162,6 @@ def test_cifar10_missing(tmp_path):
 
 
 # --- ImageFolder and CelebA ----------------------------------------------------------------------
-
-def write_png(path: Path, size, color) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.new("RGB", size, color).save(path)
-
 
 def test_image_folder_classes(tmp_path):
     write_png(tmp_path / "cats" / "a.png", (40, 30), (255, 0, 0))

@@ -38,7 +38,7 @@ class IterationCheckpoint(IterationCallback):
         tmp = path.with_name(f".{name}.tmp")
         if trainer.is_global_zero:
             self.dirpath.mkdir(parents=True, exist_ok=True)
-        trainer.save_checkpoint(tmp)  # writes on global rank 0 only
+        trainer.save_checkpoint(tmp, weights_only=False)  # writes on global rank 0 only
         if trainer.is_global_zero:
             os.replace(tmp, path)
         trainer.strategy.barrier("ganrun_checkpoint")

@@ -33,7 +33,7 @@ class IterationProgressBar(ProgressBar):
         self._task = self._progress.add_task("train", total=pl_module.max_iterations,
                                              completed=pl_module.iteration, info="")
         self._progress.start()
-        self._clock, self._images = time.perf_counter(), 0
+        self._clock, self._images, self._rate = time.perf_counter(), 0, 0.0
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         self._before = pl_module.iteration
@@ -54,9 +54,10 @@ class IterationProgressBar(ProgressBar):
 
     def _refresh(self, trainer, pl_module) -> None:
         now = time.perf_counter()
-        rate = self._images / max(now - self._clock, 1e-9)
+        if self._images:  # keep the last rate when nothing ran since (the final refresh)
+            self._rate = self._images / max(now - self._clock, 1e-9)
         self._clock, self._images = now, 0
         losses = " ".join(f"{tag} {float(value):.3f}" for tag, value in pl_module.stats.items()
                           if tag.startswith("loss/"))
-        info = f"epoch {trainer.current_epoch} | {losses} | {rate:.0f} img/s"
+        info = f"epoch {trainer.current_epoch} | {losses} | {self._rate:.0f} img/s"
         self._progress.update(self._task, completed=pl_module.iteration, info=info)

@@ -4,7 +4,8 @@ from ganrun.callbacks.base import IterationCallback, every
 
 
 class ScalarLogger(IterationCallback):
-    """Writes ``pl_module.stats`` to every logger every ``every_n_iterations`` iterations.
+    """Writes ``pl_module.stats`` to every logger every ``every_n_iterations`` iterations and at
+    the last iteration, so the final value is always on the curve (and in the HParams tab).
 
     The values stay on the device between logs; reading them (a device sync) happens only at
     the logging cadence.
@@ -12,11 +13,19 @@ class ScalarLogger(IterationCallback):
 
     def __init__(self, every_n_iterations: int = 50):
         self.every_n_iterations = every_n_iterations
+        self._last = None
 
     def on_iteration_end(self, trainer, pl_module, batch):
-        if not every(pl_module.iteration, self.every_n_iterations):
-            return
+        if every(pl_module.iteration, self.every_n_iterations):
+            self.write(trainer, pl_module)
+
+    def on_train_end(self, trainer, pl_module):
+        if pl_module.stats and self._last != pl_module.iteration:
+            self.write(trainer, pl_module)
+
+    def write(self, trainer, pl_module) -> None:
         values = {tag: float(value) for tag, value in pl_module.stats.items()}
         values["epoch"] = trainer.current_epoch
         for logger in trainer.loggers:
             logger.log_metrics(values, step=pl_module.iteration)
+        self._last = pl_module.iteration

@@ -1,0 +1,56 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from fakedata import write_mnist
+
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+# Tiny networks and runs: every CLI test trains in a few seconds on a CPU.
+TINY = ["model.latent_dim=8",
+        "dataset.batch_size=8", "trainer.max_steps=3", "hardware=cpu",
+        "callbacks.progress.refresh_every_n_iterations=1"]
+
+
+def run_ganrun(*args, cwd, env=None, check=True, timeout=600) -> subprocess.CompletedProcess:
+    """``ganrun ARGS`` as a user runs it, in a subprocess; output captured as text."""
+    full_env = {k: v for k, v in os.environ.items() if k != "GANRUN_DEBUG"}
+    full_env.update({"PYTHONUNBUFFERED": "1", **(env or {})})
+    proc = subprocess.run([sys.executable, "-m", "ganrun", *map(str, args)], cwd=cwd,
+                          env=full_env, capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"ganrun {' '.join(map(str, args))} exited {proc.returncode}:\n"
+                             f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+    return proc
+
+
+def scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "images": 0})
+    events.Reload()
+    return {tag: [(e.step, e.value) for e in events.Scalars(tag)]
+            for tag in events.Tags()["scalars"]}
+
+
+def image_steps(run_dir: Path, tag: str = "samples") -> list[int]:
+    events = EventAccumulator(str(run_dir), size_guidance={"images": 0})
+    events.Reload()
+    return [e.step for e in events.Images(tag)] if tag in events.Tags()["images"] else []
+
+
+@pytest.fixture
+def fashion_root() -> Path:
+    if not FASHION.is_dir():
+        pytest.skip(f"{FASHION} is absent: apt-get install dataset-fashion-mnist")
+    return FASHION
+
+
+@pytest.fixture
+def mnist_root(tmp_path) -> Path:
+    """A tiny MNIST (64 train, 16 test images) in torchvision's layout under tmp_path/data."""
+    root = tmp_path / "data"
+    write_mnist(root, n_train=64, n_test=16)
+    return root

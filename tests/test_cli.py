@@ -1,0 +1,96 @@
+"""The command line as a user meets it: help, config printing, and errors for bad input."""
+
+import pytest
+
+from conftest import TINY, run_ganrun
+
+
+def test_ganrun_help_lists_the_commands(tmp_path):
+    out = run_ganrun("--help", cwd=tmp_path).stdout
+    assert "train" in out and "usage: ganrun <command>" in out
+
+
+def test_unknown_command(tmp_path):
+    proc = run_ganrun("trian", cwd=tmp_path, check=False)
+    assert proc.returncode == 2
+    assert "unknown command 'trian'" in proc.stderr and "train" in proc.stderr
+
+
+def test_train_help_lists_groups_and_options(tmp_path):
+    out = run_ganrun("train", "--help", cwd=tmp_path).stdout
+    assert "ganrun train" in out
+    for group, option in [("model", "dcgan"), ("model", "mlp"), ("loss", "hinge"),
+                          ("dataset", "fashion_mnist"), ("optimizer", "rmsprop"),
+                          ("hardware", "ddp"), ("experiment", "dcgan_fashion_mnist")]:
+        assert f"{group}: " in out and option in out
+
+
+def test_cfg_job_prints_the_composed_config(tmp_path):
+    out = run_ganrun("train", "model=mlp", "loss=hinge", "--cfg", "job", cwd=tmp_path).stdout
+    assert "ganrun.nets.mlp.Generator" in out and "ganrun.losses.Hinge" in out
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_shell_completion_script(tmp_path):
+    out = run_ganrun("train", "-sc", "install=bash", cwd=tmp_path).stdout
+    assert "complete" in out
+
+
+def test_unknown_option_lists_the_valid_ones(tmp_path):
+    proc = run_ganrun("train", "model=dcgna", cwd=tmp_path, check=False)
+    assert proc.returncode != 0
+    assert "dcgan" in proc.stderr and "mlp" in proc.stderr
+
+
+@pytest.mark.parametrize("override, message", [
+    ("+model.generator.widht=4", "Did you mean `width`"),
+    ("trainer.max_steps=many", "`trainer.max_steps`"),
+    ("optimizer.lr=-1", "learning rate must be positive"),
+    ("dataset.image_size=30", "cannot produce 30x30 images"),
+    ("dataset.batch_size=0", "batch_size"),
+])
+def test_bad_values_fail_before_training_without_traceback(override, message, tmp_path):
+    proc = run_ganrun("train", *TINY, override, cwd=tmp_path, check=False)
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert not list(tmp_path.glob("outputs/*/*/checkpoints"))
+
+
+def test_typo_inside_a_user_yaml_is_caught(tmp_path):
+    (tmp_path / "myconf" / "model").mkdir(parents=True)
+    (tmp_path / "myconf" / "model" / "big.yaml").write_text(
+        "latent_dim: 16\ngenerator:\n  _target_: ganrun.nets.dcgan.Generator\n  widht: 4\n"
+        "discriminator:\n  _target_: ganrun.nets.dcgan.Discriminator\n")
+    proc = run_ganrun("train", "--config-dir", tmp_path / "myconf", "model=big", cwd=tmp_path,
+                      check=False)
+    assert proc.returncode == 2
+    assert "Unknown key `model.generator.widht`" in proc.stderr
+
+
+def test_missing_data_says_which_files_and_where(tmp_path):
+    proc = run_ganrun("train", *TINY, "dataset=mnist", f"dataset.root={tmp_path / 'nowhere'}",
+                      "dataset.download=false", cwd=tmp_path, check=False)
+    assert proc.returncode == 2
+    assert "train-images-idx3-ubyte" in proc.stderr and "nowhere" in proc.stderr
+
+
+@pytest.mark.parametrize("content", [b"", b"garbage bytes, not a checkpoint"])
+def test_corrupt_checkpoint(content, tmp_path, mnist_root):
+    bad = tmp_path / "bad.ckpt"
+    bad.write_bytes(content)
+    proc = run_ganrun("train", *TINY, "dataset=mnist", f"dataset.root={mnist_root}",
+                      f"ckpt_path={bad}", cwd=tmp_path, check=False)
+    assert proc.returncode == 2
+    assert "bad.ckpt" in proc.stderr and "cannot be read" in proc.stderr
+
+
+def test_missing_checkpoint(tmp_path):
+    proc = run_ganrun("train", *TINY, "ckpt_path=nope.ckpt", cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and "does not exist" in proc.stderr
+
+
+def test_debug_env_shows_the_traceback(tmp_path):
+    proc = run_ganrun("train", *TINY, "optimizer.lr=-1", cwd=tmp_path, check=False,
+                      env={"GANRUN_DEBUG": "1", "HYDRA_FULL_ERROR": "1"})
+    assert proc.returncode != 0 and "Traceback" in proc.stderr

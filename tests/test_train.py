@@ -1,0 +1,167 @@
+"""`ganrun train` end to end: outputs, logged tags, sweeps, DDP, bf16, resume, seeding."""
+
+import json
+
+import pytest
+import torch
+import yaml
+
+from conftest import TINY, image_steps, run_ganrun, scalars
+from fakedata import write_celeba, write_cifar, write_image_folder
+
+TAGS = {"loss/d", "loss/g", "d/real", "d/fake"}
+
+
+def mnist_args(root, *extra):
+    return ["train", *TINY, "dataset=mnist", f"dataset.root={root}", *extra]
+
+
+def test_real_fashion_mnist_run_writes_tags_samples_and_checkpoint(tmp_path, fashion_root):
+    run = tmp_path / "run"
+    proc = run_ganrun("train", *TINY, "trainer.max_steps=12", f"dataset.root={fashion_root}",
+                      "dataset.batch_size=32", f"hydra.run.dir={run}",
+                      "callbacks.scalars.every_n_iterations=4",
+                      "callbacks.samples.every_n_iterations=5", cwd=tmp_path)
+    logged = scalars(run)
+    assert TAGS <= set(logged)
+    assert [step for step, _ in logged["loss/g"]] == [1, 4, 8, 12]
+    assert all(torch.isfinite(torch.tensor([v for _, v in logged[t]])).all() for t in TAGS)
+    assert "hp_metric" not in logged
+    assert image_steps(run) == [1, 5, 10, 12]
+    assert sorted(p.name for p in (run / "samples").glob("*.png")) == [
+        "step_0000001.png", "step_0000005.png", "step_0000010.png", "step_0000012.png"]
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    assert yaml.safe_load((run / ".hydra" / "config.yaml").read_text())["trainer"]["max_steps"] == 12
+    assert "img/s" in proc.stderr and "iter 12/12" in proc.stderr
+
+
+def test_default_outputs_layout(tmp_path, mnist_root):
+    run_ganrun(*mnist_args(mnist_root), cwd=tmp_path)
+    (run,) = tmp_path.glob("outputs/*-*-*/*-*-*")
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    assert list(run.glob("events.out.tfevents.*")) and list((run / "samples").glob("*.png"))
+
+
+def test_every_model_and_loss_trains(tmp_path, mnist_root):
+    run_ganrun(*mnist_args(mnist_root, "-m", "model=dcgan,mlp", "loss=bce,minimax,lsgan,hinge",
+                           "optimizer=adam,rmsprop", "hydra.sweep.dir=sweep"), cwd=tmp_path)
+    jobs = sorted((tmp_path / "sweep").glob("[0-9]*"), key=lambda p: int(p.name))
+    assert len(jobs) == 16
+    for job in jobs:
+        logged = scalars(job)
+        assert TAGS <= set(logged), job
+        assert [step for step, _ in logged["loss/g"]] == [1, 3]  # the first and the last
+        assert (job / "checkpoints" / "last.ckpt").is_file()
+
+
+@pytest.mark.parametrize("dataset, writer, extra", [
+    ("cifar10", write_cifar, []),
+    ("celeba", write_celeba, ["dataset.num_workers=0", "dataset.image_size=32"]),
+    ("image_folder", write_image_folder, ["dataset.num_workers=0", "dataset.image_size=28",
+                                          "dataset.channels=1"]),
+])
+def test_every_dataset_trains(dataset, writer, extra, tmp_path):
+    writer(tmp_path / "data")
+    run = tmp_path / "run"
+    run_ganrun("train", *TINY, f"dataset={dataset}", f"dataset.root={tmp_path / 'data'}",
+               "dataset.batch_size=2", "dataset.download=false", *extra,
+               f"hydra.run.dir={run}", cwd=tmp_path)
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_multirun_gives_one_run_per_job(tmp_path, mnist_root):
+    run_ganrun(*mnist_args(mnist_root, "-m", "loss=bce,lsgan"), cwd=tmp_path)
+    (sweep,) = tmp_path.glob("outputs/multirun/*/*")
+    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
+    assert jobs == ["0", "1"]
+    for job in jobs:
+        overrides = yaml.safe_load((sweep / job / ".hydra" / "overrides.yaml").read_text())
+        assert f"loss={['bce', 'lsgan'][int(job)]}" in overrides
+        assert TAGS <= set(scalars(sweep / job))
+
+
+def test_n_critic_counts_iterations_not_optimizer_steps(tmp_path, mnist_root):
+    run = tmp_path / "run"
+    run_ganrun(*mnist_args(mnist_root, "trainer.n_critic=3", "trainer.max_steps=4",
+                           "callbacks.scalars.every_n_iterations=1", f"hydra.run.dir={run}"),
+               cwd=tmp_path)
+    assert [s for s, _ in scalars(run)["loss/g"]] == [1, 2, 3, 4]
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
+    assert ckpt["ganrun"]["iteration"] == 4 and ckpt["ganrun"]["d_updates"] == 12
+
+
+def test_max_epochs_ends_the_run(tmp_path, mnist_root):
+    run = tmp_path / "run"
+    # 64 images / batch 8 = 8 iterations per epoch
+    run_ganrun(*mnist_args(mnist_root, "trainer.max_steps=null", "trainer.max_epochs=2",
+                           f"hydra.run.dir={run}"), cwd=tmp_path)
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
+    assert ckpt["ganrun"]["iteration"] == 16
+
+
+def test_same_seed_same_losses(tmp_path, mnist_root):
+    losses = []
+    for name in ("a", "b", "c"):
+        seed = 7 if name != "c" else 8
+        run_ganrun(*mnist_args(mnist_root, f"seed={seed}", "trainer.max_steps=5",
+                               "callbacks.scalars.every_n_iterations=1",
+                               f"hydra.run.dir={tmp_path / name}"), cwd=tmp_path)
+        losses.append(scalars(tmp_path / name)["loss/d"])
+    assert losses[0] == losses[1]
+    assert losses[0] != losses[2]
+
+
+def test_resume_continues_from_the_saved_iteration(tmp_path, mnist_root):
+    first, second = tmp_path / "first", tmp_path / "second"
+    common = ["seed=3", "callbacks.scalars.every_n_iterations=1"]
+    run_ganrun(*mnist_args(mnist_root, *common, "trainer.max_steps=4", f"hydra.run.dir={first}"),
+               cwd=tmp_path)
+    ckpt_path = first / "checkpoints" / "last.ckpt"
+    before = torch.load(ckpt_path, weights_only=False)
+    run_ganrun(*mnist_args(mnist_root, *common, "trainer.max_steps=7", f"ckpt_path={ckpt_path}",
+                           f"hydra.run.dir={second}"), cwd=tmp_path)
+    assert [s for s, _ in scalars(second)["loss/g"]] == [5, 6, 7]
+    after = torch.load(second / "checkpoints" / "last.ckpt", weights_only=False)
+    assert after["ganrun"]["iteration"] == 7
+    assert torch.equal(before["state_dict"]["fixed_z"], after["state_dict"]["fixed_z"])
+    # Both optimizers came back and kept stepping (Adam's step counts go on from 4).
+    steps = [s["state"][0]["step"].item() for s in after["optimizer_states"]]
+    assert steps == [7, 7]
+
+
+def test_bf16_on_cpu_trains(tmp_path, mnist_root):
+    run = tmp_path / "run"
+    run_ganrun(*mnist_args(mnist_root, "hardware=[cpu,bf16]", f"hydra.run.dir={run}"),
+               cwd=tmp_path)
+    config = yaml.safe_load((run / ".hydra" / "config.yaml").read_text())
+    assert config["hardware"]["precision"] == "bf16-mixed"
+    assert torch.isfinite(torch.tensor([v for _, v in scalars(run)["loss/d"]])).all()
+
+
+def test_ddp_two_processes_on_cpu(tmp_path, mnist_root):
+    run = tmp_path / "run"
+    proc = run_ganrun(*mnist_args(mnist_root, "hardware=ddp", "hardware.accelerator=cpu",
+                                  "hardware.devices=2", f"hydra.run.dir={run}"), cwd=tmp_path)
+    assert "MEMBER: 2/2" in proc.stderr + proc.stdout
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
+    assert ckpt["ganrun"]["iteration"] == 3
+    assert TAGS <= set(scalars(run))
+
+
+def test_ddp_inside_a_sweep_is_refused(tmp_path, mnist_root):
+    proc = run_ganrun(*mnist_args(mnist_root, "-m", "hardware=ddp", "hardware.accelerator=cpu",
+                                  "hardware.devices=2", "seed=1,2"), cwd=tmp_path, check=False)
+    assert proc.returncode != 0
+    assert "cannot run inside a -m/--multirun sweep" in proc.stderr
+
+
+def test_user_config_dir_adds_an_option(tmp_path, mnist_root):
+    (tmp_path / "myconf" / "loss").mkdir(parents=True)
+    (tmp_path / "myconf" / "loss" / "my_hinge.yaml").write_text(
+        "_target_: ganrun.losses.Hinge\n")
+    run = tmp_path / "run"
+    run_ganrun(*mnist_args(mnist_root, "loss=my_hinge", f"hydra.run.dir={run}"),
+               "--config-dir", tmp_path / "myconf", cwd=tmp_path)
+    config = yaml.safe_load((run / ".hydra" / "config.yaml").read_text())
+    assert config["loss"]["_target_"] == "ganrun.losses.Hinge"
+    assert json.dumps(config)  # the composed config is plain data
