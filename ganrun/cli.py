@@ -1,6 +1,7 @@
 """The ``ganrun`` command: dispatches to sub-commands."""
 
 import importlib
+import os
 import sys
 
 COMMANDS = {
@@ -31,9 +32,23 @@ def main() -> None:
         from ganrun import __version__
         print(f"ganrun {__version__}")
         return
+    if args[0] in ("-sc", "--shell-completion"):
+        args = ["train", *args]
+        _complete_as_train()
     if args[0] not in COMMANDS:
         print(f"ganrun: error: unknown command '{args[0]}'. Valid commands: "
               f"{', '.join(COMMANDS)}. See `ganrun --help`.", file=sys.stderr)
         sys.exit(2)
     module = importlib.import_module(COMMANDS[args[0]][0])
     module.main(args[1:])
+
+
+def _complete_as_train() -> None:
+    """Hydra's completion script calls ``ganrun -sc query=bash`` with the line being typed in
+    COMP_LINE; drop its ``train`` word so that Hydra completes the train app's overrides."""
+    line = os.environ.get("COMP_LINE", "")
+    words = line.split(" ")
+    if len(words) > 1 and words[1] == "train":
+        os.environ["COMP_LINE"] = " ".join(words[:1] + words[2:])
+        point = int(os.environ.get("COMP_POINT", len(line)))
+        os.environ["COMP_POINT"] = str(max(0, point - len("train ")))

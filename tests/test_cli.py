@@ -31,9 +31,14 @@ def test_cfg_job_prints_the_composed_config(tmp_path):
     assert not (tmp_path / "outputs").exists()
 
 
-def test_shell_completion_script(tmp_path):
+def test_shell_completion(tmp_path):
     out = run_ganrun("train", "-sc", "install=bash", cwd=tmp_path).stdout
-    assert "complete" in out
+    assert "complete -o nospace -o default -F hydra_bash_completion" in out
+    # What the installed script asks while the user types `ganrun train model=<TAB>`:
+    line = "ganrun train model="
+    out = run_ganrun("-sc", "query=bash", cwd=tmp_path,
+                     env={"COMP_LINE": line, "COMP_POINT": str(len(line))}).stdout
+    assert out.split() == ["model=dcgan", "model=mlp"]
 
 
 def test_unknown_option_lists_the_valid_ones(tmp_path):

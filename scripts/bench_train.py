@@ -1,0 +1,155 @@
+"""Training throughput of `ganrun train` next to a plain PyTorch loop (target: ganrun >= 0.95x).
+
+Both sides train DCGAN on Fashion-MNIST with the same generator, discriminator, loss (bce),
+Adam settings, batch size, data and update rule (per iteration: ``n_critic`` D steps on fresh
+real batches, then one G step), and throughput is images/s = iterations * batch * n_critic / s.
+
+ganrun side: the real command ``python -m ganrun train ... trainer.max_steps=N`` with the
+default config (callbacks, logging, progress bar: what a user gets), run as a subprocess for
+N = --short and N = --short + --iterations. Its wall time also holds process start-up, imports,
+reading the data, building the models and the final checkpoint/sample writes; these are the
+same for both lengths, so the difference of the two times is the cost of the extra
+``--iterations`` steady-state iterations alone.
+
+plain side: in this process, a hand-written loop over the same objects (built from the same
+composed config), a few warm-up iterations, then ``--iterations`` timed with perf_counter.
+
+Each measurement is repeated ``--repeats`` times, interleaved; the best of each is compared
+(noise on a shared machine only ever slows a run down). Extra overrides after ``--`` go to
+`ganrun train` and to the composed config of the plain loop, e.g.
+    python scripts/bench_train.py -- model.generator.width=32
+"""
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+
+from ganrun.config import config_dir
+from ganrun.data import FashionMNIST
+from ganrun.data.base import to_unit_range
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--root", default="/usr/share/datasets/fashion-mnist")
+    p.add_argument("--iterations", type=int, default=150, help="timed iterations")
+    p.add_argument("--short", type=int, default=20, help="length of the short ganrun run")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--device", choices=["cpu", "cuda"],
+                   default="cuda" if torch.cuda.is_available() else "cpu", help="plain loop's device")
+    p.add_argument("--hardware", help="ganrun hardware option (default: cpu, or auto with --device cuda)")
+    p.add_argument("--keep", action="store_true", help="keep the ganrun run folders")
+    p.add_argument("overrides", nargs="*", help="extra ganrun overrides, after --")
+    args = p.parse_args()
+    args.hardware = args.hardware or ("auto" if args.device == "cuda" else "cpu")
+    return args
+
+
+def ganrun_seconds(args, steps: int, run_dir: str) -> float:
+    cmd = [sys.executable, "-m", "ganrun", "train", f"dataset.root={args.root}",
+           f"dataset.batch_size={args.batch_size}", f"trainer.max_steps={steps}", "seed=0",
+           f"hardware={args.hardware}", f"hydra.run.dir={run_dir}", *args.overrides]
+    start = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if done.returncode:
+        sys.exit(f"`{' '.join(cmd)}` failed:\n{done.stderr[-3000:]}")
+    return seconds
+
+
+def plain_loop(args, cfg, images: torch.Tensor, warmup: int = 5) -> float:
+    """Images/s of a hand-written loop with ganrun's update rule (see ganrun/module.py)."""
+    dev, bs, n_critic = torch.device(args.device), args.batch_size, cfg.trainer.n_critic
+    torch.manual_seed(0)
+    shape = {"channels": 1, "image_size": 28}
+    g = instantiate(cfg.model.generator, latent_dim=cfg.model.latent_dim, **shape).to(dev)
+    d = instantiate(cfg.model.discriminator, **shape).to(dev)
+    loss = instantiate(cfg.loss)
+    opt_g = instantiate(cfg.optimizer.generator)(g.parameters())
+    opt_d = instantiate(cfg.optimizer.discriminator)(d.parameters())
+    z = lambda: torch.randn(bs, cfg.model.latent_dim, device=dev)  # noqa: E731
+    order, pos = torch.randperm(len(images)), 0
+
+    def real_batch():
+        nonlocal order, pos
+        if pos + bs > len(order):  # drop_last, new epoch
+            order, pos = torch.randperm(len(images)), 0
+        pos += bs
+        return to_unit_range(images[order[pos - bs:pos]]).to(dev, non_blocking=True)
+
+    def iteration():
+        for _ in range(n_critic):
+            with torch.no_grad():
+                fake = g(z())
+            d_loss = loss.d_loss(d(real_batch()), d(fake))
+            opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            opt_d.step()
+        d.requires_grad_(False)  # as Lightning's toggle_optimizer does
+        g_loss = loss.g_loss(d(g(z())))
+        opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        opt_g.step()
+        d.requires_grad_(True)
+
+    for _ in range(warmup):
+        iteration()
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    sync()
+    start = time.perf_counter()
+    for _ in range(args.iterations):
+        iteration()
+    sync()
+    return args.iterations * bs * n_critic / (time.perf_counter() - start)
+
+
+def main():
+    args = parse_args()
+    overrides = [o for o in args.overrides if not o.lstrip("~+").startswith("hydra.")]
+    with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
+        cfg = compose("train", overrides=[f"dataset.batch_size={args.batch_size}", *overrides])
+    n_critic = cfg.trainer.n_critic
+    datamodule = FashionMNIST(root=args.root, download=False)
+    datamodule.setup()
+    images = datamodule.dataset.images  # uint8 (60000, 1, 28, 28), loaded once
+    long = args.short + args.iterations
+    plain, ganrun = [], []
+    wall = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="bench_train_") as tmp:
+        base = tempfile.mkdtemp(prefix="bench_train_", dir=".") if args.keep else tmp
+        for r in range(args.repeats):
+            def run_ganrun():
+                t_short = ganrun_seconds(args, args.short, f"{base}/r{r}_short")
+                t_long = ganrun_seconds(args, long, f"{base}/r{r}_long")
+                ganrun.append(args.iterations * args.batch_size * n_critic / (t_long - t_short))
+                print(f"  repeat {r}: ganrun {args.short} it {t_short:.1f} s, {long} it "
+                      f"{t_long:.1f} s -> {ganrun[-1]:.0f} img/s", flush=True)
+
+            def run_plain():
+                plain.append(plain_loop(args, cfg, images))
+                print(f"  repeat {r}: plain {plain[-1]:.0f} img/s", flush=True)
+
+            for step in (run_plain, run_ganrun) if r % 2 == 0 else (run_ganrun, run_plain):
+                step()
+    best_plain, best_ganrun = max(plain), max(ganrun)
+    device = torch.cuda.get_device_name() if args.device == "cuda" else f"cpu, {torch.get_num_threads()} threads"
+    print(f"\nDCGAN on Fashion-MNIST, batch {args.batch_size}, n_critic {n_critic}, "
+          f"{args.iterations} timed iterations, best of {args.repeats}")
+    print(f"device: {device} | torch {torch.__version__} | ganrun hardware={args.hardware}"
+          + (f" | overrides: {' '.join(args.overrides)}" if args.overrides else ""))
+    print(f"plain PyTorch loop: {best_plain:8.1f} img/s   (all: {', '.join(f'{x:.1f}' for x in plain)})")
+    print(f"ganrun train:       {best_ganrun:8.1f} img/s   (all: {', '.join(f'{x:.1f}' for x in ganrun)})")
+    print(f"ratio ganrun/plain: {best_ganrun / best_plain:.2f}x (target >= 0.95)")
+    print(f"benchmark wall time: {time.perf_counter() - wall:.0f} s"
+          + (f"; run folders kept in {base}" if args.keep else ""))
+
+
+if __name__ == "__main__":
+    main()
