@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from math import isnan, nan
 
 import torch
 from hydra import compose, initialize_config_dir
@@ -128,7 +129,8 @@ def main():
             def run_ganrun():
                 t_short = ganrun_seconds(args, args.short, f"{base}/r{r}_short")
                 t_long = ganrun_seconds(args, long, f"{base}/r{r}_long")
-                ganrun.append(args.iterations * args.batch_size * n_critic / (t_long - t_short))
+                diff = t_long - t_short  # <= 0 only when something else hogged the machine
+                ganrun.append(args.iterations * args.batch_size * n_critic / diff if diff > 0 else nan)
                 print(f"  repeat {r}: ganrun {args.short} it {t_short:.1f} s, {long} it "
                       f"{t_long:.1f} s -> {ganrun[-1]:.0f} img/s", flush=True)
 
@@ -138,7 +140,7 @@ def main():
 
             for step in (run_plain, run_ganrun) if r % 2 == 0 else (run_ganrun, run_plain):
                 step()
-    best_plain, best_ganrun = max(plain), max(ganrun)
+    best_plain, best_ganrun = max(plain), max((x for x in ganrun if not isnan(x)), default=nan)
     device = torch.cuda.get_device_name() if args.device == "cuda" else f"cpu, {torch.get_num_threads()} threads"
     print(f"\nDCGAN on Fashion-MNIST, batch {args.batch_size}, n_critic {n_critic}, "
           f"{args.iterations} timed iterations, best of {args.repeats}")

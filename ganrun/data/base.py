@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -86,6 +87,13 @@ class GANDataModule(pl.LightningDataModule):
 
     def load_split(self) -> Dataset:
         raise NotImplementedError
+
+    def with_split(self, split: str) -> "GANDataModule":
+        """The same data set and options serving another split (e.g. "test" for FID)."""
+        check_options(self.image_size, self.batch_size, self.num_workers, split)
+        other = copy.copy(self)
+        other.split, other.dataset = split, None
+        return other
 
     def setup(self, stage: str | None = None) -> None:
         if self.dataset is not None:

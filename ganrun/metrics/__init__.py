@@ -1,0 +1,1 @@
+"""Metrics of a generator against real data (FID, KID, IS, precision/recall, mode coverage)."""
