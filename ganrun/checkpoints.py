@@ -23,3 +23,24 @@ def read_checkpoint(path: str | Path) -> dict:
         raise UserError(f"'{path}' is not a ganrun checkpoint (it has no 'ganrun' section). "
                         "Give a checkpoint written by `ganrun train`.")
     return checkpoint
+
+
+def load_gan(path: str | Path, device: str | torch.device = "cpu"):
+    """The GAN module of a checkpoint, rebuilt from the config it was trained with, in eval
+    mode on ``device``. Returns ``(module, config)``."""
+    from omegaconf import OmegaConf
+
+    from ganrun.build import build_module
+
+    checkpoint = read_checkpoint(path)
+    state = checkpoint["ganrun"]
+    cfg = OmegaConf.create(state["config"])
+    module = build_module(cfg, state["data_shape"], state.get("choices"))
+    missing, unexpected = module.load_state_dict(checkpoint["state_dict"], strict=False)
+    if missing or unexpected:
+        raise UserError(f"Checkpoint '{path}' does not fit the model its config describes "
+                        f"(missing: {', '.join(missing) or 'none'}; unexpected: "
+                        f"{', '.join(unexpected) or 'none'}). It was written by an incompatible "
+                        "version of the model code.")
+    module.on_load_checkpoint(checkpoint)
+    return module.to(device).eval(), cfg

@@ -20,14 +20,15 @@ class GAN(pl.LightningModule):
     def __init__(self, generator: nn.Module, discriminator: nn.Module, loss: GANLoss,
                  g_optimizer: OptimizerFactory, d_optimizer: OptimizerFactory, latent_dim: int,
                  n_critic: int = 1, max_iterations: int | None = None, num_fixed: int = 64,
-                 config: dict | None = None, choices: dict | None = None):
+                 config: dict | None = None, choices: dict | None = None,
+                 data_shape: dict | None = None):
         super().__init__()
         self.automatic_optimization = False
         self.generator, self.discriminator, self.loss = generator, discriminator, loss
         self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
         self.latent_dim, self.n_critic, self.max_iterations = latent_dim, n_critic, max_iterations
         # The resolved run config and its group choices travel in every checkpoint.
-        self.config, self.choices = config, choices or {}
+        self.config, self.choices, self.data_shape = config, choices or {}, data_shape
         # A buffer, so the sample grid shows the same latents before and after a resume.
         self.register_buffer("fixed_z", torch.randn(num_fixed, latent_dim))
         self.iteration = 0
@@ -90,7 +91,8 @@ class GAN(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["ganrun"] = {"iteration": self.iteration, "d_updates": self.d_updates,
-                                "config": self.config, "choices": self.choices}
+                                "config": self.config, "choices": self.choices,
+                                "data_shape": self.data_shape}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         state = checkpoint.get("ganrun", {})

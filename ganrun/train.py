@@ -9,15 +9,15 @@ import pytorch_lightning as pl
 from hydra._internal.utils import _run_hydra, get_args_parser
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from hydra.utils import instantiate, to_absolute_path
+from omegaconf import DictConfig
 from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar
 from pytorch_lightning.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 
+from ganrun.build import build_module, data_shape
 from ganrun.checkpoints import read_checkpoint
 from ganrun.config import config_dir, validate
 from ganrun.errors import UserError
-from ganrun.module import GAN
 
 log = logging.getLogger("ganrun")
 
@@ -28,29 +28,15 @@ def train(cfg: DictConfig) -> None:
     cfg.seed = pl.seed_everything(cfg.seed, workers=True, verbose=False)
     if cfg.ckpt_path:
         read_checkpoint(cfg.ckpt_path)  # fail early, with a clear message, on a bad file
+    # Saved configs hold absolute data paths, so that `ganrun eval` works from any folder.
+    cfg.dataset.root = to_absolute_path(cfg.dataset.root)
     datamodule = instantiate(cfg.dataset)
-    module = build_module(cfg, datamodule)
+    choices = {group: option for group, option in HydraConfig.get().runtime.choices.items()
+               if not group.startswith("hydra")}
+    module = build_module(cfg, data_shape(datamodule), choices)
     trainer = build_trainer(cfg)
     log.info("Run folder: %s", cfg.paths.output_dir)
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
-
-
-def build_module(cfg: DictConfig, datamodule) -> GAN:
-    shape = {"channels": datamodule.channels, "image_size": datamodule.image_size}
-    choices = {group: option for group, option in HydraConfig.get().runtime.choices.items()
-               if not group.startswith("hydra")}
-    return GAN(
-        generator=instantiate(cfg.model.generator, latent_dim=cfg.model.latent_dim, **shape),
-        discriminator=instantiate(cfg.model.discriminator, **shape),
-        loss=instantiate(cfg.loss),
-        g_optimizer=instantiate(cfg.optimizer.generator),
-        d_optimizer=instantiate(cfg.optimizer.discriminator),
-        latent_dim=cfg.model.latent_dim,
-        n_critic=cfg.trainer.n_critic,
-        max_iterations=cfg.trainer.max_steps,
-        config=OmegaConf.to_container(cfg, resolve=True),
-        choices=choices,
-    )
 
 
 def build_trainer(cfg: DictConfig) -> pl.Trainer:

@@ -1,0 +1,29 @@
+"""Building the GAN module from a composed config, for training and for loading checkpoints."""
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from ganrun.module import GAN
+
+
+def data_shape(datamodule) -> dict:
+    """What the networks need to know about the data, saved in every checkpoint."""
+    return {"channels": datamodule.channels, "image_size": datamodule.image_size,
+            "num_classes": datamodule.num_classes}
+
+
+def build_module(cfg: DictConfig, shape: dict, choices: dict | None = None) -> GAN:
+    size = {"channels": shape["channels"], "image_size": shape["image_size"]}
+    return GAN(
+        generator=instantiate(cfg.model.generator, latent_dim=cfg.model.latent_dim, **size),
+        discriminator=instantiate(cfg.model.discriminator, **size),
+        loss=instantiate(cfg.loss),
+        g_optimizer=instantiate(cfg.optimizer.generator),
+        d_optimizer=instantiate(cfg.optimizer.discriminator),
+        latent_dim=cfg.model.latent_dim,
+        n_critic=cfg.trainer.n_critic,
+        max_iterations=cfg.trainer.max_steps,
+        config=OmegaConf.to_container(cfg, resolve=True),
+        choices=choices,
+        data_shape=shape,
+    )
