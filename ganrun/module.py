@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ganrun.losses import GANLoss
+from ganrun.rng import rng_states, set_rng_states
 
 OptimizerFactory = Callable[[Any], torch.optim.Optimizer]
 
@@ -34,12 +35,23 @@ class GAN(pl.LightningModule):
         self.iteration = 0
         self.d_updates = 0
         self.stats: dict[str, torch.Tensor] = {}
+        # Batches drawn in the current epoch, so a resumed run can continue the data order.
+        self.data_position = {"epoch": 0, "batches": 0}
+        self._restored_rng: dict | None = None
 
     def configure_optimizers(self):
         return [self.d_optimizer(self.discriminator.parameters()),
                 self.g_optimizer(self.generator.parameters())]
 
+    def on_train_batch_start(self, batch, batch_idx):
+        # Restored here rather than at load time: Lightning draws random numbers between
+        # loading a checkpoint and the first batch, the uninterrupted run did not.
+        if self._restored_rng is not None:
+            set_rng_states(self._restored_rng)
+            self._restored_rng = None
+
     def training_step(self, batch, batch_idx):
+        self._count_batch()
         real, labels = batch
         opt_d, opt_g = self.optimizers()
         d_stats = self.discriminator_step(opt_d, real, labels)
@@ -76,6 +88,11 @@ class GAN(pl.LightningModule):
         self.untoggle_optimizer(opt)
         return {"loss/g": loss.detach()}
 
+    def _count_batch(self) -> None:
+        if self.trainer.current_epoch != self.data_position["epoch"]:
+            self.data_position = {"epoch": self.trainer.current_epoch, "batches": 0}
+        self.data_position["batches"] += 1
+
     def sample_z(self, n: int) -> torch.Tensor:
         return torch.randn(n, self.latent_dim, device=self.device)
 
@@ -92,9 +109,12 @@ class GAN(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["ganrun"] = {"iteration": self.iteration, "d_updates": self.d_updates,
                                 "config": self.config, "choices": self.choices,
-                                "data_shape": self.data_shape}
+                                "data_shape": self.data_shape,
+                                "data_position": dict(self.data_position), "rng": rng_states()}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         state = checkpoint.get("ganrun", {})
         self.iteration = state.get("iteration", 0)
         self.d_updates = state.get("d_updates", self.iteration * self.n_critic)
+        self.data_position = dict(state.get("data_position", self.data_position))
+        self._restored_rng = state.get("rng")

@@ -61,3 +61,4 @@ class TrainConfig:
     paths: PathsConfig = field(default_factory=PathsConfig)
     seed: Optional[int] = None
     ckpt_path: Optional[str] = None
+    resume: Optional[bool] = None  # null: continue the run folder's last.ckpt if there is one

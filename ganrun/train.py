@@ -2,6 +2,7 @@
 
 import logging
 import os
+import signal
 import sys
 import warnings
 
@@ -15,9 +16,10 @@ from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar
 from pytorch_lightning.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 
 from ganrun.build import build_module, data_shape
-from ganrun.checkpoints import read_checkpoint
+from ganrun.callbacks.signals import stop_signal
 from ganrun.config import config_dir, validate
 from ganrun.errors import UserError
+from ganrun.resume import checkpoint_to_resume, resume_overrides
 
 log = logging.getLogger("ganrun")
 
@@ -25,21 +27,33 @@ log = logging.getLogger("ganrun")
 def train(cfg: DictConfig) -> None:
     _quiet_library_noise()
     cfg = validate(cfg)
+    ckpt_path, checkpoint = checkpoint_to_resume(cfg)
+    if checkpoint and cfg.seed is None:
+        cfg.seed = checkpoint["ganrun"]["config"].get("seed")  # continue with the same streams
     cfg.seed = pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    if cfg.ckpt_path:
-        read_checkpoint(cfg.ckpt_path)  # fail early, with a clear message, on a bad file
     # Saved configs hold absolute data paths, so that `ganrun eval` works from any folder.
     cfg.dataset.root = to_absolute_path(cfg.dataset.root)
     datamodule = instantiate(cfg.dataset)
     choices = {group: option for group, option in HydraConfig.get().runtime.choices.items()
                if not group.startswith("hydra")}
     module = build_module(cfg, data_shape(datamodule), choices)
-    trainer = build_trainer(cfg)
+    start = 0
+    if checkpoint:
+        start = checkpoint["ganrun"]["iteration"]
+        datamodule.resume_at(**checkpoint["ganrun"].get("data_position", {"epoch": 0, "batches": 0}))
+        log.info("Resuming from %s at iteration %d", ckpt_path, start)
+    trainer = build_trainer(cfg, start)
     log.info("Run folder: %s", cfg.paths.output_dir)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    signum = stop_signal(trainer)
+    if signum is not None:
+        print(f"ganrun train: stopped by {signal.Signals(signum).name} at iteration "
+              f"{module.iteration}; checkpoint saved. Continue with: ganrun train resume=true "
+              f"hydra.run.dir={cfg.paths.output_dir}", file=sys.stderr, flush=True)
+        sys.exit(128 + signum)
 
 
-def build_trainer(cfg: DictConfig) -> pl.Trainer:
+def build_trainer(cfg: DictConfig, start_iteration: int = 0) -> pl.Trainer:
     callbacks = [instantiate(c) for c in cfg.callbacks.values() if c is not None]
     hw = cfg.hardware
     trainer = pl.Trainer(
@@ -49,20 +63,33 @@ def build_trainer(cfg: DictConfig) -> pl.Trainer:
         # The run length is counted in iterations by the module, not in optimizer steps.
         max_steps=-1, max_epochs=cfg.trainer.max_epochs or -1,
         deterministic=cfg.trainer.deterministic,
-        logger=instantiate(cfg.logger) if cfg.logger else False,
+        logger=build_logger(cfg, start_iteration),
         callbacks=callbacks,
         enable_progress_bar=any(isinstance(c, ProgressBar) for c in callbacks),
         enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
         num_sanity_val_steps=0,
+        log_every_n_steps=1,  # nothing goes through self.log; silences a warning
         default_root_dir=cfg.paths.output_dir,
     )
     _refuse_relaunching_sweeps(trainer)
     return trainer
 
 
+def build_logger(cfg: DictConfig, start_iteration: int):
+    if not cfg.logger:
+        return False
+    if start_iteration and cfg.logger._target_.endswith("TensorBoardLogger"):
+        # TensorBoard drops points at or after purge_step left by the interrupted run, so the
+        # curves continue without duplicate or backward points.
+        return instantiate(cfg.logger, purge_step=start_iteration + 1)
+    return instantiate(cfg.logger)
+
+
 def _quiet_library_noise() -> None:
-    # Messages that say nothing about the run; everything else is left visible.
-    for message in ("`broadcast_buffers` is deprecated", ".*LeafSpec.* is deprecated"):
+    # Messages that say nothing about the run; everything else is left visible. The data
+    # loader is resumable, through the data module's resume_at(), not Lightning's interface.
+    for message in ("`broadcast_buffers` is deprecated", ".*LeafSpec.* is deprecated",
+                    "You're resuming from a checkpoint that ended before the epoch ended"):
         warnings.filterwarnings("ignore", message=message)
     logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(
         lambda record: "litlogger" not in record.getMessage())
@@ -104,6 +131,6 @@ def main(argv: list[str]) -> None:
     # re-runs sys.argv in every rank.
     parser = get_args_parser()
     parser.prog = "ganrun train"
-    args = parser.parse_intermixed_args(argv)  # flags such as -m may follow the overrides
+    args = parser.parse_intermixed_args(resume_overrides(argv))  # flags such as -m may follow the overrides
     _run_hydra(args=args, args_parser=parser, task_function=task,
                config_path=str(config_dir()), config_name="train")

@@ -59,5 +59,5 @@ class IterationProgressBar(ProgressBar):
         self._clock, self._images = now, 0
         losses = " ".join(f"{tag} {float(value):.3f}" for tag, value in pl_module.stats.items()
                           if tag.startswith("loss/"))
-        info = f"epoch {trainer.current_epoch} | {losses} | {self._rate:.0f} img/s"
+        info = f"epoch {pl_module.data_position['epoch']} | {losses} | {self._rate:.0f} img/s"
         self._progress.update(self._task, completed=pl_module.iteration, info=info)

@@ -25,7 +25,7 @@ class ScalarLogger(IterationCallback):
 
     def write(self, trainer, pl_module) -> None:
         values = {tag: float(value) for tag, value in pl_module.stats.items()}
-        values["epoch"] = trainer.current_epoch
+        values["epoch"] = pl_module.data_position["epoch"]
         for logger in trainer.loggers:
             logger.log_metrics(values, step=pl_module.iteration)
         self._last = pl_module.iteration

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset, RandomSampler
+from torch.utils.data import DataLoader, Dataset
 
+from ganrun.data.sampler import ResumableSampler
 from ganrun.errors import UserError
 
 SPLITS = ("train", "test")
@@ -84,6 +85,7 @@ class GANDataModule(pl.LightningDataModule):
         self.download, self.image_size, self.batch_size = bool(download), image_size, batch_size
         self.num_workers, self.split, self.drop_last = num_workers, split, bool(drop_last)
         self.dataset: Dataset | None = None
+        self.resume_position = {"epoch": 0, "batches": 0}
 
     def load_split(self) -> Dataset:
         raise NotImplementedError
@@ -106,14 +108,23 @@ class GANDataModule(pl.LightningDataModule):
                 "Lower dataset.batch_size, set dataset.drop_last=false, or add images.")
         self.dataset = dataset
 
+    def resume_at(self, epoch: int, batches: int) -> None:
+        """Make the next train_dataloader() continue an interrupted run's data order."""
+        self.resume_position = {"epoch": epoch, "batches": batches}
+
     def train_dataloader(self) -> DataLoader:
         self.setup()  # lets scripts (e.g. FID) use the loader without a Trainer calling setup()
         batched = hasattr(self.dataset, "__getitems__")
+        # Seeded from the run's seed (set by seed_everything), so the order is repeatable and a
+        # resumed run continues it exactly. Lightning's first iter() comes before set_epoch().
+        sampler = ResumableSampler(len(self.dataset), seed=torch.initial_seed())
+        sampler.set_epoch(self.resume_position["epoch"])
+        sampler.start_at(self.resume_position["batches"] * self.batch_size)
         return DataLoader(
             self.dataset,
             batch_size=self.batch_size,
-            # RandomSampler draws from the default torch RNG, so seed_everything fixes the order.
-            sampler=RandomSampler(self.dataset),
+            sampler=sampler,
+            generator=torch.Generator().manual_seed(torch.initial_seed()),
             drop_last=self.drop_last,
             collate_fn=keep_batch if batched else None,
             num_workers=self.num_workers,

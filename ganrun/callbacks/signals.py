@@ -1,0 +1,57 @@
+"""Stopping cleanly on SIGTERM/SIGINT/SIGUSR1: checkpoint at the current iteration, then exit."""
+
+import signal
+
+import pytorch_lightning as pl
+
+from ganrun.callbacks.base import IterationCallback
+from ganrun.callbacks.checkpoint import IterationCheckpoint
+
+
+class GracefulStop(IterationCallback):
+    """On a stop signal, finishes the iteration under way, saves ``last.ckpt``, lets Lightning
+    close the logs, and records the signal so that ``ganrun train`` exits non-zero.
+
+    SIGTERM is what schedulers and ``kill`` send, SIGINT is Ctrl-C, and SIGUSR1 is SLURM's
+    pre-emption warning (``--signal=USR1@90``). A second signal stops at once.
+    """
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
+
+    def __init__(self):
+        self.received: int | None = None
+        self._previous: dict = {}
+
+    def on_train_start(self, trainer, pl_module):
+        # Installed after Lightning's own handlers, which only stop between batches and save
+        # nothing.
+        for signum in self.SIGNALS:
+            self._previous[signum] = signal.signal(signum, self._handle)
+
+    def _handle(self, signum, frame):
+        if self.received is not None:
+            raise KeyboardInterrupt(f"second {signal.Signals(signum).name}: stopping now")
+        self.received = signum
+
+    def on_iteration_end(self, trainer, pl_module, batch):
+        requested = trainer.strategy.reduce_boolean_decision(self.received is not None, all=False)
+        if not requested:
+            return
+        self.received = self.received or signal.SIGTERM  # another rank got the signal
+        for callback in trainer.callbacks:
+            if isinstance(callback, IterationCheckpoint):
+                callback.save_last(trainer, pl_module)
+        trainer.should_stop = True
+
+    def teardown(self, trainer, pl_module, stage):
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()
+
+
+def stop_signal(trainer: pl.Trainer) -> int | None:
+    """The signal that stopped a finished ``fit``, if any."""
+    for callback in trainer.callbacks:
+        if isinstance(callback, GracefulStop) and callback.received is not None:
+            return callback.received
+    return None

@@ -1,0 +1,135 @@
+"""Kill and resume: a run stopped by SIGTERM or SIGKILL and resumed logs exactly the losses of an
+uninterrupted run with the same seed, on the same steps, with no duplicate points."""
+
+import errno
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import TINY, run_ganrun, scalars
+from ganrun.callbacks.checkpoint import IterationCheckpoint
+from ganrun.errors import UserError
+
+# 64 images in batches of 8: 8 iterations per epoch, so 12 iterations cross an epoch boundary.
+STEPS = 12
+
+
+def args(root, *extra):
+    return ["train", *TINY, "dataset=mnist", f"dataset.root={root}", "seed=11",
+            "callbacks.scalars.every_n_iterations=1",
+            "callbacks.checkpoint.last_every_n_iterations=1", *extra]
+
+
+@pytest.fixture
+def reference(tmp_path, mnist_root):
+    run = tmp_path / "reference"
+    run_ganrun(*args(mnist_root, f"trainer.max_steps={STEPS}", f"hydra.run.dir={run}"),
+               cwd=tmp_path)
+    return scalars(run)
+
+
+def start(root, run, cwd):
+    command = [sys.executable, "-m", "ganrun",
+               *args(root, "trainer.max_steps=100000", f"hydra.run.dir={run}")]
+    return subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def wait_for_iteration(run: Path, proc, at_least: int) -> None:
+    last = run / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if last.is_file() and torch.load(last, weights_only=False)["ganrun"]["iteration"] >= at_least:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"no checkpoint at iteration {at_least}: {proc.communicate()[1][-3000:]}")
+
+
+def resume(root, run, cwd):
+    run_ganrun("train", "resume=true", f"trainer.max_steps={STEPS}", f"hydra.run.dir={run}",
+               cwd=cwd)
+
+
+@pytest.mark.parametrize("kill", [signal.SIGTERM, signal.SIGINT])
+def test_stop_signal_saves_and_resume_is_exact(kill, reference, tmp_path, mnist_root):
+    run = tmp_path / "run"
+    proc = start(mnist_root, run, tmp_path)
+    wait_for_iteration(run, proc, 2)
+    proc.send_signal(kill)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + kill, stderr[-3000:]
+    assert f"stopped by {kill.name}" in stderr and "resume=true" in stderr
+    stopped_at = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
+    assert [s for s, _ in scalars(run)["loss/d"]][-1] == stopped_at["ganrun"]["iteration"]
+    resume(mnist_root, run, tmp_path)
+    assert scalars(run)["loss/d"] == reference["loss/d"]
+    assert scalars(run)["loss/g"] == reference["loss/g"]
+
+
+def test_sigkill_then_resume_is_exact_without_duplicate_points(reference, tmp_path, mnist_root):
+    run = tmp_path / "run"
+    proc = start(mnist_root, run, tmp_path)
+    wait_for_iteration(run, proc, 3)
+    proc.kill()
+    proc.communicate(timeout=60)
+    resume(mnist_root, run, tmp_path)
+    logged = scalars(run)
+    for tag in ("loss/d", "loss/g", "d/real", "d/fake"):
+        assert [s for s, _ in logged[tag]] == list(range(1, STEPS + 1)), tag
+        assert logged[tag] == reference[tag], tag
+
+
+def test_resume_true_continues_the_newest_run_with_its_overrides(tmp_path, mnist_root):
+    run_ganrun(*args(mnist_root, "model=mlp", "trainer.max_steps=2"), cwd=tmp_path)
+    run_ganrun("train", "resume=true", "trainer.max_steps=4", cwd=tmp_path)
+    (run,) = tmp_path.glob("outputs/*/*")
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
+    assert ckpt["ganrun"]["iteration"] == 4
+    assert ckpt["ganrun"]["config"]["model"]["generator"]["_target_"].endswith("mlp.Generator")
+
+
+def test_resume_with_another_model_config_names_the_keys(tmp_path, mnist_root):
+    run = tmp_path / "run"
+    run_ganrun(*args(mnist_root, "trainer.max_steps=2", f"hydra.run.dir={run}"), cwd=tmp_path)
+    proc = run_ganrun(*args(mnist_root, "model.generator.width=16", "trainer.max_steps=4",
+                            f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}"),
+                      cwd=tmp_path, check=False)
+    assert proc.returncode == 2
+    assert "model.generator.width is 64 in the checkpoint, 16 now" in proc.stderr
+
+
+def test_nothing_to_resume_and_refusing_to_overwrite(tmp_path, mnist_root):
+    run = tmp_path / "run"
+    proc = run_ganrun(*args(mnist_root, "resume=true", f"hydra.run.dir={run}"), cwd=tmp_path,
+                      check=False)
+    assert proc.returncode == 2 and "no checkpoint to resume" in proc.stderr
+    run_ganrun(*args(mnist_root, "trainer.max_steps=2", f"hydra.run.dir={run}"), cwd=tmp_path)
+    before = (run / "checkpoints" / "last.ckpt").read_bytes()
+    proc = run_ganrun(*args(mnist_root, "resume=false", f"hydra.run.dir={run}"), cwd=tmp_path,
+                      check=False)
+    assert proc.returncode == 2 and "would overwrite it" in proc.stderr
+    assert (run / "checkpoints" / "last.ckpt").read_bytes() == before
+
+
+class FailingTrainer:
+    """Writes half a checkpoint, then fails like a full disk."""
+    is_global_zero = True
+
+    def save_checkpoint(self, path, weights_only=False):
+        Path(path).write_bytes(b"half a checkpoint")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_full_disk_during_a_save_keeps_the_previous_checkpoint(tmp_path):
+    (tmp_path / "last.ckpt").write_bytes(b"the previous checkpoint")
+    callback = IterationCheckpoint(dirpath=str(tmp_path))
+    with pytest.raises(UserError, match="disk is full.*previous last.ckpt .*intact"):
+        callback.save(FailingTrainer(), "last.ckpt")
+    assert (tmp_path / "last.ckpt").read_bytes() == b"the previous checkpoint"
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
