@@ -18,6 +18,7 @@ def build_module(cfg: DictConfig, shape: dict, choices: dict | None = None) -> G
         generator=instantiate(cfg.model.generator, latent_dim=cfg.model.latent_dim, **size),
         discriminator=instantiate(cfg.model.discriminator, **size),
         loss=instantiate(cfg.loss),
+        divergence=instantiate(cfg.divergence),
         g_optimizer=instantiate(cfg.optimizer.generator),
         d_optimizer=instantiate(cfg.optimizer.discriminator),
         latent_dim=cfg.model.latent_dim,

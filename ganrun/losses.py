@@ -10,6 +10,9 @@ import torch.nn.functional as F
 class GANLoss:
     """Base class: ``d_loss`` and ``g_loss`` take raw discriminator outputs (logits)."""
 
+    # D calls a sample real when its output is above this (for the logged D accuracy).
+    threshold = 0.0
+
     def d_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
@@ -40,6 +43,8 @@ class Minimax(NonSaturating):
 
 class LeastSquares(GANLoss):
     """LSGAN (Mao et al. 2017) with targets a=0, b=c=1."""
+
+    threshold = 0.5
 
     def d_loss(self, real, fake):
         return 0.5 * ((real - 1).square().mean() + fake.square().mean())

@@ -11,6 +11,7 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
+from ganrun.divergence import DivergencePolicy, Stop
 from ganrun.losses import GANLoss
 from ganrun.rng import rng_states, set_rng_states
 
@@ -20,12 +21,14 @@ OptimizerFactory = Callable[[Any], torch.optim.Optimizer]
 class GAN(pl.LightningModule):
     def __init__(self, generator: nn.Module, discriminator: nn.Module, loss: GANLoss,
                  g_optimizer: OptimizerFactory, d_optimizer: OptimizerFactory, latent_dim: int,
+                 divergence: DivergencePolicy | None = None,
                  n_critic: int = 1, max_iterations: int | None = None, num_fixed: int = 64,
                  config: dict | None = None, choices: dict | None = None,
                  data_shape: dict | None = None):
         super().__init__()
         self.automatic_optimization = False
         self.generator, self.discriminator, self.loss = generator, discriminator, loss
+        self.divergence = divergence or Stop()
         self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
         self.latent_dim, self.n_critic, self.max_iterations = latent_dim, n_critic, max_iterations
         # The resolved run config and its group choices travel in every checkpoint.
@@ -60,7 +63,7 @@ class GAN(pl.LightningModule):
             return
         g_stats = self.generator_step(opt_g, len(real), labels)
         self.iteration += 1
-        self.stats = {**d_stats, **g_stats}
+        self.stats = {**d_stats, **g_stats, **self.divergence.stats()}
         if self.max_iterations and self.iteration >= self.max_iterations:
             self.trainer.should_stop = True
 
@@ -68,25 +71,52 @@ class GAN(pl.LightningModule):
         self.toggle_optimizer(opt)
         with torch.no_grad():
             fake = self.generator(self.sample_z(len(real)), labels)
-        real_out = self.discriminator(real, labels)
-        fake_out = self.discriminator(fake, labels)
+        real_out = self.discriminator(real, labels).float()
+        fake_out = self.discriminator(fake, labels).float()
         loss = self.loss.d_loss(real_out, fake_out)
-        opt.zero_grad(set_to_none=True)
-        self.manual_backward(loss)
-        opt.step()
+        grad_norm = self.update(opt, loss, self.discriminator, "loss/d")
         self.untoggle_optimizer(opt)
-        return {"loss/d": loss.detach(), "d/real": real_out.detach().mean(),
-                "d/fake": fake_out.detach().mean()}
+        real_out, fake_out = real_out.detach(), fake_out.detach()
+        # Accuracies near 1 with a falling G loss are the usual sign of D overpowering G.
+        return {"loss/d": loss.detach(), "d/real": real_out.mean(), "d/fake": fake_out.mean(),
+                "d/acc_real": (real_out > self.loss.threshold).float().mean(),
+                "d/acc_fake": (fake_out <= self.loss.threshold).float().mean(),
+                "grad_norm/d": grad_norm}
 
     def generator_step(self, opt, batch_size, labels) -> dict[str, torch.Tensor]:
         self.toggle_optimizer(opt)
         fake_out = self.discriminator(self.generator(self.sample_z(batch_size), labels), labels)
-        loss = self.loss.g_loss(fake_out)
+        loss = self.loss.g_loss(fake_out.float())
+        grad_norm = self.update(opt, loss, self.generator, "loss/g")
+        self.untoggle_optimizer(opt)
+        return {"loss/g": loss.detach(), "grad_norm/g": grad_norm}
+
+    def update(self, opt, loss: torch.Tensor, net: nn.Module, tag: str) -> torch.Tensor:
+        """Backward and step, unless the loss or the gradient is not finite. Returns the
+        gradient norm (unscaled under fp16)."""
         opt.zero_grad(set_to_none=True)
         self.manual_backward(loss)
-        opt.step()
-        self.untoggle_optimizer(opt)
-        return {"loss/g": loss.detach()}
+        scaler = getattr(self.trainer.precision_plugin, "scaler", None)
+        grads = [p.grad for p in net.parameters() if p.grad is not None]
+        grad_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))).detach()
+        if scaler is not None:
+            # Inf gradients are routine under loss scaling: the scaler skips those steps.
+            grad_norm, checked = grad_norm / scaler.get_scale(), loss.detach()
+        else:
+            checked = torch.stack([loss.detach().float(), grad_norm.float()])
+        finite = bool(torch.isfinite(checked).all())
+        if self.trainer.world_size > 1:  # every rank takes the same branch
+            finite = self.trainer.strategy.reduce_boolean_decision(finite, all=True)
+        if finite:
+            opt.step()
+        else:
+            what = f"{tag} is {loss.item()}" if not torch.isfinite(loss) else \
+                f"the gradient of {tag} is not finite"
+            self.divergence.handle(self, what)
+        return grad_norm
+
+    def on_train_batch_end(self, outputs, batch, batch_idx):
+        self.divergence.after_batch(self)
 
     def _count_batch(self) -> None:
         if self.trainer.current_epoch != self.data_position["epoch"]:

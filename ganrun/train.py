@@ -105,7 +105,7 @@ def _refuse_relaunching_sweeps(trainer: pl.Trainer) -> None:
                         "(hardware=gpu or hardware=cpu), or train DDP runs one at a time.")
 
 
-def task(cfg: DictConfig) -> None:
+def task(cfg: DictConfig) -> float | None:
     """The Hydra task: a ``UserError`` becomes one clear message and a non-zero exit."""
     try:
         return train(cfg)
@@ -115,7 +115,7 @@ def task(cfg: DictConfig) -> None:
             raise
         print(f"ganrun train: error: {err}", file=sys.stderr, flush=True)
         if HydraConfig.get().mode == RunMode.MULTIRUN:
-            raise  # Hydra records the failed job and the sweep goes on with the others
+            return float("nan")  # the sweep goes on; SweepSummary reports the job as failed
         sys.exit(2)
 
 

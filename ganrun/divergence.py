@@ -1,0 +1,102 @@
+"""What a run does when a loss or a gradient stops being finite (the ``divergence`` group).
+
+The module never applies an update whose loss or gradient is NaN or infinite; the policy
+decides what happens next.
+"""
+
+import logging
+from pathlib import Path
+
+import torch
+
+from ganrun.errors import UserError
+
+log = logging.getLogger("ganrun")
+
+
+class Diverged(UserError):
+    """Training produced a non-finite loss or gradient and the policy stops the run."""
+
+
+class DivergencePolicy:
+    def handle(self, module, event: str) -> None:
+        """Called inside the training step for a non-finite ``event`` (e.g. "loss/d is nan")."""
+        raise NotImplementedError
+
+    def after_batch(self, module) -> None:
+        """Called after each batch, outside the step: the place to change weights."""
+
+    def stats(self) -> dict[str, float]:
+        return {}
+
+
+class Stop(DivergencePolicy):
+    """Stop with a message naming the iteration and the loss; keep the last good checkpoint."""
+
+    def handle(self, module, event):
+        raise Diverged(stop_message(module, event))
+
+
+class Skip(DivergencePolicy):
+    """Skip the update and go on; the number of skipped updates is logged."""
+
+    def __init__(self):
+        self.skipped = 0
+
+    def handle(self, module, event):
+        self.skipped += 1
+        log.warning("Skipped an update at iteration %d: %s", module.iteration + 1, event)
+
+    def stats(self):
+        return {"divergence/skipped": float(self.skipped)}
+
+
+class Rollback(DivergencePolicy):
+    """Reload the last good checkpoint's weights and optimizer states, multiply the learning
+    rates by ``lr_factor``, and go on; stop after ``max_rollbacks``."""
+
+    def __init__(self, lr_factor: float = 0.5, max_rollbacks: int = 3):
+        self.lr_factor, self.max_rollbacks = lr_factor, max_rollbacks
+        self.rollbacks = 0
+        self._pending: str | None = None
+
+    def handle(self, module, event):
+        self._pending = self._pending or event
+
+    def after_batch(self, module):
+        if self._pending is None:
+            return
+        event, self._pending = self._pending, None
+        path = last_checkpoint(module.trainer)
+        if self.rollbacks >= self.max_rollbacks or path is None:
+            raise Diverged(stop_message(module, event) + f" ({self.rollbacks} rollbacks so far)")
+        self.rollbacks += 1
+        checkpoint = torch.load(path, map_location=module.device, weights_only=False)
+        module.load_state_dict(checkpoint["state_dict"])
+        for optimizer, state in zip(module.optimizers(), checkpoint["optimizer_states"]):
+            optimizer.optimizer.load_state_dict(state)
+            for group in optimizer.param_groups:
+                group["lr"] *= self.lr_factor
+        log.warning("%s at iteration %d: rolled back to %s (iteration %d) with learning rates "
+                    "x%g", event, module.iteration + 1, path, checkpoint["ganrun"]["iteration"],
+                    self.lr_factor)
+
+    def stats(self):
+        return {"divergence/rollbacks": float(self.rollbacks)}
+
+
+def last_checkpoint(trainer) -> Path | None:
+    from ganrun.callbacks.checkpoint import IterationCheckpoint
+
+    for callback in trainer.callbacks:
+        if isinstance(callback, IterationCheckpoint) and callback.last_path.is_file():
+            return callback.last_path
+    return None
+
+
+def stop_message(module, event: str) -> str:
+    path = last_checkpoint(module.trainer)
+    kept = f"The last good checkpoint is {path}." if path else "No checkpoint was saved before."
+    return (f"Training diverged at iteration {module.iteration + 1}: {event}. The update was "
+            f"not applied and nothing later was saved. {kept} Lower the learning rate "
+            "(optimizer.lr=...), or choose divergence=skip or divergence=rollback.")

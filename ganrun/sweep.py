@@ -1,0 +1,34 @@
+"""A summary at the end of a sweep: which jobs finished and which failed (Hydra callback)."""
+
+import math
+import sys
+from typing import Any
+
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+
+def failed(job: JobReturn) -> bool:
+    """A job failed if it raised, or if it returned NaN (a run stopped by a user error)."""
+    value = getattr(job, "_return_value", None)
+    return job.status != JobStatus.COMPLETED or (isinstance(value, float) and math.isnan(value))
+
+
+class SweepSummary(Callback):
+    def __init__(self) -> None:
+        self.jobs: list[tuple[Any, list[str], bool]] = []
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        if config.hydra.mode is not None and str(config.hydra.mode) == "RunMode.MULTIRUN":
+            self.jobs.append((config.hydra.job.num, list(job_return.overrides or []),
+                              failed(job_return)))
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        bad = [job for job in self.jobs if job[2]]
+        print(f"ganrun train: sweep finished: {len(self.jobs) - len(bad)} of {len(self.jobs)} "
+              f"jobs succeeded (outputs in {config.hydra.sweep.dir}).", file=sys.stderr)
+        for num, overrides, _ in bad:
+            print(f"  job {num} failed: {' '.join(overrides)}", file=sys.stderr)
+        if bad:
+            sys.exit(1)
