@@ -113,7 +113,7 @@ def task(cfg: DictConfig) -> float | None:
         err = _user_error(exc)
         if err is None or os.environ.get("GANRUN_DEBUG") == "1":
             raise
-        print(f"ganrun train: error: {err}", file=sys.stderr, flush=True)
+        print(f"ganrun train: error: {_message(err)}", file=sys.stderr, flush=True)
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             return float("nan")  # the sweep goes on; SweepSummary reports the job as failed
         sys.exit(2)
@@ -124,6 +124,13 @@ def _user_error(exc: BaseException | None) -> UserError | None:
     while exc is not None and not isinstance(exc, UserError):
         exc = exc.__cause__ or exc.__context__
     return exc
+
+
+def _message(err: UserError) -> str:
+    # An error raised in a DataLoader worker comes back with the worker's traceback inside
+    # its message; the user needs only the last line.
+    text = str(err)
+    return text.rsplit("UserError: ", 1)[-1].strip() if "Traceback" in text else text
 
 
 def main(argv: list[str]) -> None:

@@ -1,7 +1,8 @@
-"""A summary at the end of a sweep: which jobs finished and which failed (Hydra callback)."""
+"""Hooks into Hydra's run lifecycle: checking the output folder, summing up a sweep."""
 
 import math
 import sys
+from pathlib import Path
 from typing import Any
 
 from hydra.core.utils import JobReturn, JobStatus
@@ -15,7 +16,33 @@ def failed(job: JobReturn) -> bool:
     return job.status != JobStatus.COMPLETED or (isinstance(value, float) and math.isnan(value))
 
 
+class OutputFolderCheck(Callback):
+    """Creates the run (or sweep) folder before Hydra does, so that a folder that cannot be
+    written gets a clear message instead of a traceback."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._make(config.hydra.run.dir, "hydra.run.dir")
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._make(config.hydra.sweep.dir, "hydra.sweep.dir")
+
+    @staticmethod
+    def _make(folder: str, key: str) -> None:
+        try:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            probe = Path(folder) / ".ganrun-write-test"
+            probe.touch()
+            probe.unlink()
+        except OSError as err:
+            print(f"ganrun train: error: cannot write the output folder {folder} "
+                  f"({err.strerror or err}). Choose a writable folder with {key}=<path>, or "
+                  "run ganrun from a folder where outputs/ can be created.", file=sys.stderr)
+            sys.exit(2)
+
+
 class SweepSummary(Callback):
+    """At the end of a sweep: which jobs finished and which failed; exit 1 if any failed."""
+
     def __init__(self) -> None:
         self.jobs: list[tuple[Any, list[str], bool]] = []
 
