@@ -78,9 +78,9 @@ def build_trainer(cfg: DictConfig, start_iteration: int = 0) -> pl.Trainer:
 def build_logger(cfg: DictConfig, start_iteration: int):
     if not cfg.logger:
         return False
-    if start_iteration and cfg.logger._target_.endswith("TensorBoardLogger"):
-        # TensorBoard drops points at or after purge_step left by the interrupted run, so the
-        # curves continue without duplicate or backward points.
+    if cfg.logger._target_.endswith("TensorBoardLogger"):
+        # TensorBoard drops the points at or after purge_step that an interrupted run left in
+        # this folder, so curves continue without duplicate or backward points.
         return instantiate(cfg.logger, purge_step=start_iteration + 1)
     return instantiate(cfg.logger)
 
