@@ -56,8 +56,8 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=5)
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--min-delay", type=float, default=5.0, help="seconds before a kill")
-    parser.add_argument("--max-delay", type=float, default=12.0)
+    parser.add_argument("--min-delay", type=float, default=8.0, help="seconds before a kill")
+    parser.add_argument("--max-delay", type=float, default=16.0)
     args = parser.parse_args()
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory() as tmp:

@@ -133,3 +133,11 @@ def test_full_disk_during_a_save_keeps_the_previous_checkpoint(tmp_path):
         callback.save(FailingTrainer(), "last.ckpt")
     assert (tmp_path / "last.ckpt").read_bytes() == b"the previous checkpoint"
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
+
+
+def test_resume_from_the_last_batch_of_an_epoch_is_exact(reference, tmp_path, mnist_root):
+    run = tmp_path / "run"
+    run_ganrun(*args(mnist_root, "trainer.max_steps=8", f"hydra.run.dir={run}"), cwd=tmp_path)
+    resume(mnist_root, run, tmp_path)
+    assert scalars(run)["loss/d"] == reference["loss/d"]
+    assert [v for _, v in scalars(run)["epoch"]] == [0] * 8 + [1] * 4

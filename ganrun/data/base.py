@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -112,14 +113,21 @@ class GANDataModule(pl.LightningDataModule):
         """Make the next train_dataloader() continue an interrupted run's data order."""
         self.resume_position = {"epoch": epoch, "batches": batches}
 
+    def batches_per_epoch(self) -> int:
+        size = len(self.dataset)
+        return size // self.batch_size if self.drop_last else math.ceil(size / self.batch_size)
+
     def train_dataloader(self) -> DataLoader:
         self.setup()  # lets scripts (e.g. FID) use the loader without a Trainer calling setup()
         batched = hasattr(self.dataset, "__getitems__")
         # Seeded from the run's seed (set by seed_everything), so the order is repeatable and a
         # resumed run continues it exactly. Lightning's first iter() comes before set_epoch().
         sampler = ResumableSampler(len(self.dataset), seed=torch.initial_seed())
-        sampler.set_epoch(self.resume_position["epoch"])
-        sampler.start_at(self.resume_position["batches"] * self.batch_size)
+        epoch, batches = self.resume_position["epoch"], self.resume_position["batches"]
+        if batches >= self.batches_per_epoch():
+            epoch, batches = epoch + 1, 0  # stopped on an epoch's last batch: Lightning moves on
+        sampler.set_epoch(epoch)
+        sampler.start_at(batches * self.batch_size)
         return DataLoader(
             self.dataset,
             batch_size=self.batch_size,
