@@ -1,7 +1,7 @@
 """A small CNN classifier of a data set's real images, trained once and cached on disk.
 
-The class-coverage metric needs a classifier for the run's data set. Training one takes a
-minute on a CPU, so it happens once per (data set, root, image size, channels, classes,
+The class-coverage metric needs a classifier for the run's data set. Training one takes
+minutes on a small CPU, so it happens once per (data set, root, image size, channels, classes,
 training recipe) and the weights are kept in ``<cache_dir>/classifiers/``. The next run, or the
 next job of a sweep, loads them. A cache file that cannot be read, or that was written for
 another key or network, is ignored and rebuilt.
@@ -31,8 +31,10 @@ def default_cache_dir() -> Path:
 
 
 class SmallCNN(nn.Module):
-    """Two conv blocks and a two-layer head: enough for MNIST-like data (about 99% on MNIST,
-    90% on Fashion-MNIST), cheap on a CPU. Takes images in [-1, 1] of any size."""
+    """Two conv blocks and a two-layer head, cheap on a CPU; takes images in [-1, 1] of any
+    size. With the default recipe (500 steps of 128, about one epoch) it reaches 82% test
+    accuracy on Fashion-MNIST: enough to tell which classes a generator makes, and real test
+    images score class_kl 0.003 against the train histogram."""
 
     def __init__(self, channels: int, num_classes: int):
         super().__init__()
