@@ -6,6 +6,7 @@ import sys
 
 COMMANDS = {
     "train": ("ganrun.train", "train a GAN from config groups (ganrun train --help lists them)"),
+    "sample": ("ganrun.sample", "write generated images of a checkpoint (PNG files, .npz, grid)"),
 }
 
 USAGE = """usage: ganrun <command> [args...]

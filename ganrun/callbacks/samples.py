@@ -1,4 +1,8 @@
-"""Image grids of the generator on its fixed latent batch, to TensorBoard and to PNG files."""
+"""Image grids of the generator on its fixed latent batch, to TensorBoard and to PNG files.
+
+For 2-D point data (``dataset=ring``, ``grid``: samples shaped (N, 2, 1, 1)) a grid of 1x1
+"images" shows nothing, so the picture is a scatter plot of the points over real ones instead.
+"""
 
 from pathlib import Path
 
@@ -7,6 +11,7 @@ from pytorch_lightning.utilities import rank_zero_only
 from torchvision.utils import make_grid, save_image
 
 from ganrun.callbacks.base import IterationCallback, every
+from ganrun.scatter import scatter_image
 
 
 class SampleGrid(IterationCallback):
@@ -29,12 +34,19 @@ class SampleGrid(IterationCallback):
 
     @rank_zero_only
     def write(self, trainer, pl_module) -> None:
-        images = pl_module.generate(pl_module.fixed_z)
-        grid = make_grid(images.cpu(), nrow=self.nrow, normalize=True, value_range=(-1, 1))
+        images = pl_module.generate(pl_module.fixed_z).cpu()
+        grid = self.render(images, trainer.datamodule)
         self.dirpath.mkdir(parents=True, exist_ok=True)
         save_image(grid, self.dirpath / f"step_{pl_module.iteration:07d}.png")
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
                 logger.experiment.add_image("samples", grid, pl_module.iteration)
         self._last = pl_module.iteration
+
+    def render(self, images, datamodule):
+        """A float (3, H, W) picture in [0, 1] of the generated batch."""
+        if images.shape[1:] == (2, 1, 1):
+            real_points = getattr(datamodule, "real_points", None)
+            return scatter_image(images.flatten(1), real_points(1000) if real_points else None)
+        return make_grid(images, nrow=self.nrow, normalize=True, value_range=(-1, 1))
 

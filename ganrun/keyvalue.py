@@ -1,0 +1,39 @@
+"""``key=value`` command-line arguments checked against a dataclass schema.
+
+Commands that only read a few options (``ganrun sample``) take them in the same ``key=value``
+style as ``ganrun train`` without being Hydra apps: no run folder, no log files, no config
+composition, just typed values with clear errors.
+"""
+
+import difflib
+from dataclasses import fields
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from ganrun.errors import UserError
+
+
+def parse(argv: list[str], schema: type, prog: str) -> DictConfig:
+    """The schema's defaults overridden by ``argv``; a ``UserError`` for malformed arguments,
+    unknown keys, wrong types and missing required keys."""
+    valid = [f.name for f in fields(schema)]
+    for arg in argv:
+        key = arg.split("=", 1)[0]
+        if "=" not in arg or not key:
+            raise UserError(f"{prog}: '{arg}' is not a key=value argument. Write options as "
+                            f"key=value, e.g. num=16; the keys are {', '.join(valid)}.")
+        if key not in valid:
+            close = difflib.get_close_matches(key, valid, n=1)
+            hint = f" Did you mean `{close[0]}`?" if close else ""
+            raise UserError(f"{prog}: unknown key `{key}`.{hint} Valid keys: "
+                            f"{', '.join(valid)}. See `{prog} --help`.")
+    try:
+        cfg = OmegaConf.merge(OmegaConf.structured(schema), OmegaConf.from_dotlist(argv))
+        OmegaConf.to_container(cfg, throw_on_missing=True)
+    except OmegaConfBaseException as err:
+        key = getattr(err, "full_key", None) or "?"
+        reason = str(err).splitlines()[0].rstrip(".")
+        raise UserError(f"{prog}: invalid value for `{key}`: {reason}. Fix it on the command "
+                        f"line (see `{prog} --help`).") from None
+    return cfg

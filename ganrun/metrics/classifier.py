@@ -1,0 +1,159 @@
+"""A small CNN classifier of a data set's real images, trained once and cached on disk.
+
+The class-coverage metric needs a classifier for the run's data set. Training one takes
+minutes on a small CPU, so it happens once per (data set, root, image size, channels, classes,
+training recipe) and the weights are kept in ``<cache_dir>/classifiers/``. The next run, or the
+next job of a sweep, loads them. A cache file that cannot be read, or that was written for
+another key or network, is ignored and rebuilt.
+
+The cache is keyed by where the data lives, not by the file contents: after replacing a data
+set's files in place, delete the cache folder.
+"""
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+log = logging.getLogger("ganrun")
+
+# Bump when SmallCNN or the training loop changes, so that old cache files are retrained.
+VERSION = 1
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("GANRUN_CACHE_DIR", "~/.cache/ganrun")).expanduser()
+
+
+class SmallCNN(nn.Module):
+    """Two conv blocks and a two-layer head, cheap on a CPU; takes images in [-1, 1] of any
+    size. With the default recipe (500 steps of 128, about one epoch) it reaches 82% test
+    accuracy on Fashion-MNIST: enough to tell which classes a generator makes, and real test
+    images score class_kl 0.003 against the train histogram."""
+
+    def __init__(self, channels: int, num_classes: int):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(channels, 32, 3, padding=1), nn.ReLU(True), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(True), nn.AdaptiveAvgPool2d(4),
+            nn.Flatten(), nn.Linear(64 * 16, 128), nn.ReLU(True), nn.Linear(128, num_classes))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(images)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How the classifier is trained; every field is part of the cache key."""
+    steps: int = 500
+    batch_size: int = 128
+    lr: float = 1e-3
+    seed: int = 0
+
+
+def cache_key(data, recipe: Recipe) -> dict:
+    return {"version": VERSION,
+            "dataset": f"{type(data).__module__}.{type(data).__qualname__}",
+            "root": str(Path(data.root).expanduser().resolve()),
+            "image_size": data.image_size, "channels": data.channels,
+            "num_classes": data.num_classes, **asdict(recipe)}
+
+
+def cache_path(cache_dir: Path, key: dict) -> Path:
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    return cache_dir / "classifiers" / f"{key['dataset'].rsplit('.', 1)[-1]}-{digest}.pt"
+
+
+def batch(dataset, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images and int64 labels of ``indices``, from data sets with or without __getitems__."""
+    if hasattr(dataset, "__getitems__"):
+        images, labels = dataset.__getitems__(indices)
+    else:
+        items = [dataset[i] for i in indices]
+        images = torch.stack([image for image, _ in items])
+        labels = torch.tensor([int(label) for _, label in items])
+    return images, torch.as_tensor(labels, dtype=torch.long)
+
+
+def label_histogram(dataset, num_classes: int) -> torch.Tensor:
+    """The share of each class among the split's labels (float64, sums to 1)."""
+    labels = getattr(dataset, "labels", None)
+    if labels is None:
+        labels = [int(dataset[i][1]) for i in range(len(dataset))]
+    counts = torch.bincount(torch.as_tensor(labels, dtype=torch.long), minlength=num_classes)
+    return counts[:num_classes].double() / counts.sum()
+
+
+def train(dataset, channels: int, num_classes: int, recipe: Recipe,
+          device: torch.device) -> SmallCNN:
+    """Adam on random mini-batches of the real split. Seeded from ``recipe.seed`` with its own
+    generators, so that building the cache never moves the training run's global RNG."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(recipe.seed)
+        model = SmallCNN(channels, num_classes).to(device)
+    sampler = torch.Generator().manual_seed(recipe.seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr)
+    model.train()
+    for _ in range(recipe.steps):
+        indices = torch.randint(len(dataset), (recipe.batch_size,), generator=sampler).tolist()
+        images, labels = batch(dataset, indices)
+        loss = nn.functional.cross_entropy(model(images.to(device)), labels.to(device))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return model.eval()
+
+
+def load_cached(path: Path, key: dict, channels: int, num_classes: int):
+    """``(model, real histogram)`` from a valid cache file, else None (missing, unreadable,
+    written for another key, or not matching the network)."""
+    if not path.is_file():
+        return None
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        if saved["key"] != key or saved["histogram"].shape != (num_classes,):
+            raise ValueError("it was written for another data set or recipe")
+        model = SmallCNN(channels, num_classes)
+        model.load_state_dict(saved["state_dict"])
+    except Exception as err:  # a damaged file can fail in any way; it is simply rebuilt
+        log.warning("Ignoring the classifier cache %s (%s); training a new classifier.",
+                    path, err)
+        return None
+    return model.eval(), saved["histogram"]
+
+
+def save_cached(path: Path, key: dict, model: SmallCNN, histogram: torch.Tensor) -> None:
+    """Writes the cache atomically; an unwritable cache only costs a retrain next time."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        state = {k: v.cpu() for k, v in model.state_dict().items()}
+        torch.save({"key": key, "state_dict": state, "histogram": histogram}, tmp)
+        os.replace(tmp, path)
+    except OSError as err:
+        log.warning("Cannot write the classifier cache %s (%s); it will be retrained next time.",
+                    path, err)
+
+
+def real_classifier(data, recipe: Recipe, cache_dir: Path | None = None,
+                    device: torch.device | None = None) -> tuple[SmallCNN, torch.Tensor]:
+    """The classifier of ``data``'s train split and that split's class histogram, from the
+    cache when it holds them, else trained (and cached)."""
+    key = cache_key(data, recipe)
+    path = cache_path(cache_dir or default_cache_dir(), key)
+    cached = load_cached(path, key, data.channels, data.num_classes)
+    if cached is not None:
+        return cached
+    train_split = data.with_split("train")
+    train_split.setup()
+    device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    log.info("Training the class-coverage classifier (%d steps); cached in %s.", recipe.steps, path)
+    model = train(train_split.dataset, data.channels, data.num_classes, recipe, device).cpu()
+    histogram = label_histogram(train_split.dataset, data.num_classes)
+    save_cached(path, key, model, histogram)
+    return model, histogram

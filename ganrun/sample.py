@@ -1,0 +1,206 @@
+"""``ganrun sample``: generated images from a checkpoint, as PNG files, one .npz or one grid.
+
+The samples come from ``module.generate`` (the EMA generator when the module has one), in eval
+mode, with latents drawn from ``seed``: the same checkpoint, seed and num give identical files,
+whatever batch_size or device.
+"""
+
+import math
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from ganrun import imagefiles
+from ganrun.errors import UserError
+from ganrun.keyvalue import parse
+from ganrun.latents import balanced_labels, interpolation_latents, seeded_latents
+
+PROG = "ganrun sample"
+
+HELP = """usage: ganrun sample ckpt=<file> [key=value ...]
+
+Writes generated samples of a trained GAN (its EMA generator when it has one).
+
+keys:
+  ckpt=FILE         checkpoint written by ganrun train (required)
+  num=64            number of samples (rows of the grid with interpolate=true)
+  out=generated     output folder, created if needed
+  format=png        png: one PNG per sample (sample_000000.png, ...);
+                    npz: samples.npz with `images` uint8 (N, H, W, C) (and `points` float32
+                         (N, C) in data units for point data sets such as dataset=ring);
+                    grid: one grid.png
+  seed=0            the same seed gives identical files; sample i never depends on num or
+                    batch_size
+  batch_size=256    samples generated at once
+  device=auto       auto (a GPU when there is one), cpu, cuda, cuda:1, ...
+  label=null        conditional models: only this class; null: a balanced mix, saved as
+                    labels.csv (png) or the `labels` array (npz)
+  interpolate=false true: interpolation.png, each row a path between two random latents
+  steps=8           images per interpolation row
+  slerp=true        spherical (true) or linear (false) interpolation
+  nrow=null         images per grid row (default: a square grid)
+  overwrite=false   replace files of an earlier run in `out` instead of refusing
+
+Examples:
+  ganrun sample ckpt=outputs/2026-01-01/12-00-00/checkpoints/last.ckpt num=1000 out=fake
+  ganrun sample ckpt=last.ckpt num=64 format=grid seed=1
+  ganrun sample ckpt=last.ckpt num=8 interpolate=true steps=10
+"""
+
+
+@dataclass
+class SampleConfig:
+    ckpt: Optional[str] = None
+    num: int = 64
+    out: str = "generated"
+    format: str = "png"
+    seed: int = 0
+    batch_size: int = 256
+    device: str = "auto"
+    label: Optional[int] = None
+    interpolate: bool = False
+    steps: int = 8
+    slerp: bool = True
+    nrow: Optional[int] = None
+    overwrite: bool = False
+
+
+FORMATS = ("png", "npz", "grid")
+
+
+def check(cfg: SampleConfig) -> None:
+    if not cfg.ckpt:
+        raise UserError(f"{PROG}: no checkpoint given. Add ckpt=<file>, e.g. "
+                        "ckpt=outputs/<date>/<time>/checkpoints/last.ckpt.")
+    for key, low in (("num", 1), ("batch_size", 1), ("steps", 2)):
+        if getattr(cfg, key) < low:
+            raise UserError(f"{PROG}: {key} must be at least {low}, got {getattr(cfg, key)}.")
+    if cfg.nrow is not None and cfg.nrow < 1:
+        raise UserError(f"{PROG}: nrow must be at least 1, got {cfg.nrow}.")
+    if cfg.format not in FORMATS:
+        raise UserError(f"{PROG}: unknown format '{cfg.format}'. Use format=png (one file per "
+                        "sample), format=npz (one array file) or format=grid (one image).")
+    if cfg.interpolate and cfg.format == "npz":
+        raise UserError(f"{PROG}: interpolate=true writes one PNG grid, not an .npz. Drop "
+                        "format=npz, or drop interpolate=true to get samples.npz.")
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"{PROG}: unknown device '{name}'. Use device=auto, cpu or cuda "
+                        "(cuda:N for one GPU of several).") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"{PROG}: device={name} asks for a GPU, but torch sees none here. Use "
+                        "device=cpu or device=auto.")
+    return device
+
+
+def num_classes(module) -> int:
+    """Classes the generator is conditioned on; 0 for an unconditional generator."""
+    if not getattr(module.generator, "num_classes", 0):
+        return 0
+    return int((module.data_shape or {}).get("num_classes") or module.generator.num_classes)
+
+
+def make_labels(module, label: Optional[int], num: int) -> Optional[torch.Tensor]:
+    classes = num_classes(module)
+    if label is None:
+        return balanced_labels(num, classes) if classes else None
+    if not classes:
+        raise UserError(f"{PROG}: label={label} was given, but this checkpoint's generator is "
+                        "unconditional (it takes no class labels). Drop label=.")
+    if not 0 <= label < classes:
+        raise UserError(f"{PROG}: label={label} is out of range: the model was trained on "
+                        f"{classes} classes, so label must be 0 to {classes - 1}.")
+    return torch.full((num,), label, dtype=torch.long)
+
+
+def generate(module, z: torch.Tensor, labels: Optional[torch.Tensor], batch_size: int):
+    """Yields (start index, samples in [-1, 1] on the CPU) batch by batch."""
+    for start in range(0, len(z), batch_size):
+        part = None if labels is None else labels[start:start + batch_size].to(module.device)
+        yield start, module.generate(z[start:start + batch_size], part).cpu()
+
+
+def square_nrow(num: int) -> int:
+    return max(1, math.ceil(math.sqrt(num)))
+
+
+def write_pngs(module, cfg, out: Path, z, labels) -> list[str]:
+    width = max(6, len(str(cfg.num - 1)))
+    names = [f"sample_{i:0{width}d}.png" for i in range(cfg.num)]
+    extra = ["labels.csv"] if labels is not None else []
+    imagefiles.check_png_channels(module.data_shape["channels"])
+    imagefiles.prepare_folder(out, names + extra, cfg.overwrite)
+    for start, images in generate(module, z, labels, cfg.batch_size):
+        for offset, pixels in enumerate(imagefiles.to_uint8(images)):
+            imagefiles.write_png(out / names[start + offset], pixels)
+    if labels is not None:
+        imagefiles.write_labels_csv(out / "labels.csv", names, labels)
+    return names + extra
+
+
+def write_npz(module, cfg, out: Path, z, labels) -> list[str]:
+    imagefiles.prepare_folder(out, ["samples.npz"], cfg.overwrite)
+    samples = torch.cat([images for _, images in generate(module, z, labels, cfg.batch_size)])
+    arrays = {"images": imagefiles.to_uint8(samples).permute(0, 2, 3, 1).numpy()}
+    if samples.shape[-2:] == (1, 1):  # point data: uint8 would round the coordinates away
+        arrays["points"] = samples.flatten(1).numpy()
+    if labels is not None:
+        arrays["labels"] = labels.numpy()
+    imagefiles.write_npz(out / "samples.npz", arrays)
+    return ["samples.npz"]
+
+
+def write_grid(module, cfg, out: Path, z, labels, name: str, nrow: int) -> list[str]:
+    imagefiles.check_png_channels(module.data_shape["channels"])
+    imagefiles.prepare_folder(out, [name], cfg.overwrite)
+    samples = torch.cat([images for _, images in generate(module, z, labels, cfg.batch_size)])
+    imagefiles.write_grid(out / name, imagefiles.to_uint8(samples), nrow)
+    return [name]
+
+
+def sample(cfg: SampleConfig) -> list[str]:
+    """Writes the samples that ``cfg`` asks for; returns the names of the files written."""
+    from ganrun.checkpoints import load_gan  # imports Lightning: after the cheap checks
+
+    check(cfg)
+    device = pick_device(cfg.device)
+    module, _ = load_gan(cfg.ckpt, device)
+    out = Path(cfg.out).expanduser()
+    if cfg.interpolate:
+        z = interpolation_latents(cfg.num, cfg.steps, module.latent_dim, cfg.seed, cfg.slerp)
+        row_labels = make_labels(module, cfg.label, cfg.num)
+        labels = None if row_labels is None else row_labels.repeat_interleave(cfg.steps)
+        return write_grid(module, cfg, out, z, labels, "interpolation.png", cfg.steps)
+    z = seeded_latents(cfg.num, module.latent_dim, cfg.seed)
+    labels = make_labels(module, cfg.label, cfg.num)
+    if cfg.format == "npz":
+        return write_npz(module, cfg, out, z, labels)
+    if cfg.format == "grid":
+        return write_grid(module, cfg, out, z, labels, "grid.png", cfg.nrow or square_nrow(cfg.num))
+    return write_pngs(module, cfg, out, z, labels)
+
+
+def main(argv: list[str]) -> None:
+    if any(arg in ("-h", "--help") for arg in argv):
+        print(HELP)
+        return
+    try:
+        cfg = parse(argv, SampleConfig, PROG)
+        written = sample(cfg)
+    except UserError as err:
+        if os.environ.get("GANRUN_DEBUG") == "1":
+            raise
+        print(f"{PROG}: error: {str(err).removeprefix(PROG + ': ')}", file=sys.stderr, flush=True)
+        sys.exit(2)
+    shown = written[0] if len(written) == 1 else f"{written[0]} ... {written[-1]}"
+    print(f"Wrote {len(written)} file(s) to {Path(cfg.out).expanduser()}: {shown}")
