@@ -51,6 +51,9 @@ def parse_args():
     p.add_argument("overrides", nargs="*", help="extra ganrun overrides, after --")
     args = p.parse_args()
     args.hardware = args.hardware or ("auto" if args.device == "cuda" else "cpu")
+    for o in [o for o in args.overrides if o.startswith("hardware=")]:  # -- hardware=[cpu,bf16]
+        args.hardware = o.split("=", 1)[1]
+        args.overrides.remove(o)
     return args
 
 
