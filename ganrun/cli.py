@@ -6,6 +6,8 @@ import sys
 
 COMMANDS = {
     "train": ("ganrun.train", "train a GAN from config groups (ganrun train --help lists them)"),
+    "eval": ("ganrun.eval", "FID/KID/IS/precision-recall of a checkpoint or between two image folders"),
+    "fid-weights": ("ganrun.fid_weights", "install the FID Inception weights offline (--from FILE)"),
 }
 
 USAGE = """usage: ganrun <command> [args...]
