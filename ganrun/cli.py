@@ -27,7 +27,7 @@ Examples:
 def main() -> None:
     args = sys.argv[1:]
     if not args or args[0] in ("-h", "--help"):
-        lines = "\n".join(f"  {name:<8}{text}" for name, (_, text) in COMMANDS.items())
+        lines = "\n".join(f"  {name:<13}{text}" for name, (_, text) in COMMANDS.items())
         print(USAGE.format(commands=lines))
         sys.exit(0 if args else 2)
     if args[0] in ("--version", "-V"):

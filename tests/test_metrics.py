@@ -188,3 +188,29 @@ def test_inception_score_refuses_converted_weights(with_torch_home):
     with pytest.raises(UserError, match="classifier"):
         InceptionFeatures(logits=True)
     assert InceptionFeatures(logits=False).logits is False
+
+
+@pytest.mark.parametrize("option", ["none", "fid", "fid_kid_pr", "all"])
+def test_every_metrics_option_composes_validates_and_builds(option, tmp_path):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.utils import instantiate
+    from omegaconf import open_dict
+
+    from ganrun.config import config_dir, validate
+
+    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+        cfg = compose("train", overrides=[f"metrics={option}"], return_hydra_config=True)
+        with open_dict(cfg):
+            cfg.hydra.runtime.output_dir = str(tmp_path)
+            HydraConfig.instance().set_config(cfg)
+            del cfg["hydra"]
+        cfg = validate(cfg)
+        callback = instantiate(cfg.callbacks.metrics)  # the Inception loads on first use only
+        eval_cfg = compose("eval", overrides=[f"metrics={option}", "num_samples=7"])
+    expected = {"none": [], "fid": ["fid"], "fid_kid_pr": ["fid", "kid", "precision", "recall"],
+                "all": ["fid", "kid", "precision", "recall", "is"]}[option]
+    assert callback.hparam_metrics == [f"metrics/{key}" for key in expected]
+    if option != "none":
+        (suite,) = instantiate(eval_cfg.metrics.evaluate).values()
+        assert suite.num_samples == 7 and suite.split == "test"
