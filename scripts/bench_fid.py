@@ -53,7 +53,7 @@ def throughput(args, device) -> float:
         interpolate_bilinear_2d_like_tensorflow1x as resize
     ready = [(resize(to_uint8(b).float(), size=(299, 299), align_corners=False) - 128) / 128
              for b in batches]  # resized and normalized outside the timing
-    suite.extract(batches[:1])  # warm-up (allocations, cuDNN autotuning)
+    suite.extract([to_uint8(batches[0])])  # warm-up (allocations, cuDNN autotuning)
     bare_forward(net, ready[0])
     sync(device)
     start = time.perf_counter()

@@ -102,3 +102,16 @@ def test_eval_user_errors(args, message, trained, env, tmp_path):
     proc = run_ganrun("eval", *args, cwd=tmp_path, env=env, check=False)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_metrics_under_ddp_are_computed_once_and_reach_every_rank(tmp_path, env, mnist_root):
+    # Rank 0 computes and broadcasts; a rank left out of a collective would hang the run, and
+    # best.ckpt is saved through a barrier that needs the value on both ranks.
+    run = tmp_path / "run"
+    proc = run_ganrun("train", *TINY, "dataset=mnist", f"dataset.root={mnist_root}",
+                      "hardware=ddp", "hardware.accelerator=cpu", "hardware.devices=2",
+                      "metrics=fid", "metrics.num_samples=4", "metrics.real_samples=4",
+                      "metrics.every_n_iterations=0", f"hydra.run.dir={run}", cwd=tmp_path, env=env)
+    assert [step for step, _ in scalars(run)["metrics/fid"]] == [3]
+    assert (run / "checkpoints" / "best.ckpt").is_file()
+    assert proc.stdout.count("Real features: computed") == 1
