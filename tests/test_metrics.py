@@ -48,6 +48,17 @@ def test_kid_equals_the_unbiased_mmd_of_a_cubic_kernel():
     assert KID(subsets=1, subset_size=n)(real, Features(fake))["kid"] == pytest.approx(expected, rel=1e-6)
 
 
+def test_inception_score_equals_the_formula_on_logits():
+    from ganrun.metrics.scores import InceptionScore
+
+    logits = gaussian(64, 10, seed=7) * 3
+    p = torch.softmax(logits.double(), dim=1).numpy()
+    marginal = p.mean(axis=0)
+    expected = np.exp((p * (np.log(p) - np.log(marginal))).sum(axis=1).mean())
+    fake = Features(torch.zeros(64, 4), logits)
+    assert InceptionScore(splits=1)(None, fake)["is"] == pytest.approx(expected, rel=1e-6)
+
+
 def brute_force_precision_recall(real, fake, k):
     def radii(x):
         d = np.linalg.norm(x[:, None] - x[None], axis=-1)
