@@ -7,6 +7,8 @@ import sys
 COMMANDS = {
     "train": ("ganrun.train", "train a GAN from config groups (ganrun train --help lists them)"),
     "sample": ("ganrun.sample", "write generated images of a checkpoint (PNG files, .npz, grid)"),
+    "eval": ("ganrun.eval", "FID/KID/IS/precision-recall of a checkpoint or between two image folders"),
+    "fid-weights": ("ganrun.fid_weights", "install the FID Inception weights offline (--from FILE)"),
 }
 
 USAGE = """usage: ganrun <command> [args...]
@@ -26,7 +28,7 @@ Examples:
 def main() -> None:
     args = sys.argv[1:]
     if not args or args[0] in ("-h", "--help"):
-        lines = "\n".join(f"  {name:<8}{text}" for name, (_, text) in COMMANDS.items())
+        lines = "\n".join(f"  {name:<13}{text}" for name, (_, text) in COMMANDS.items())
         print(USAGE.format(commands=lines))
         sys.exit(0 if args else 2)
     if args[0] in ("--version", "-V"):

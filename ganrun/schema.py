@@ -46,6 +46,16 @@ class TrainerConfig:
 class PathsConfig:
     data_dir: str = "data/"
     output_dir: str = MISSING
+    cache_dir: str = "~/.cache/ganrun"
+
+
+@dataclass
+class MetricsConfig:
+    every_n_iterations: int = 0  # 0: only at the end of training
+    num_samples: int = 10000
+    real_samples: Optional[int] = None
+    split: str = "test"
+    evaluate: Dict[str, Any] = field(default_factory=dict)  # {name: GeneratorMetric config}
 
 
 @dataclass
@@ -59,6 +69,7 @@ class TrainConfig:
     divergence: Any = MISSING
     logger: Any = None
     callbacks: Dict[str, Any] = field(default_factory=dict)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
     seed: Optional[int] = None
     ckpt_path: Optional[str] = None

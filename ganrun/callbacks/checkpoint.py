@@ -1,4 +1,5 @@
-"""Checkpoints on the iteration axis: ``last.ckpt`` plus periodic ``iter_<n>.ckpt`` files."""
+"""Checkpoints on the iteration axis: ``last.ckpt``, periodic ``iter_<n>.ckpt`` files, and
+``best.ckpt`` for the best value of a monitored metric."""
 
 import errno
 import os
@@ -12,17 +13,25 @@ class IterationCheckpoint(IterationCallback):
     """Saves ``last.ckpt`` every ``last_every_n_iterations`` iterations and at the end of
     training, and keeps a copy every ``every_n_iterations`` iterations (0 disables either).
 
+    With ``monitor`` (e.g. ``metrics/fid``), ``best.ckpt`` is rewritten whenever that value in
+    ``trainer.callback_metrics`` improves (``mode`` min or max); the callback that computes it
+    must come before this one in the callbacks list.
+
     A checkpoint is written to a temporary file and renamed into place, so a kill or a full
     disk during a save leaves the previous file intact.
     """
 
     def __init__(self, dirpath: str, every_n_iterations: int = 5000,
-                 last_every_n_iterations: int = 500):
+                 last_every_n_iterations: int = 500, monitor: str | None = None,
+                 mode: str = "min"):
+        if mode not in ("min", "max"):
+            raise UserError(f"callbacks.checkpoint.mode must be min or max, got {mode!r}.")
         self.dirpath = Path(dirpath)
         self.every_n_iterations = every_n_iterations
         self.last_every_n_iterations = last_every_n_iterations
+        self.monitor, self.mode = monitor, mode
+        self.best: float | None = None
         self._last_saved = None
-        self.enabled = True  # off once training diverged: a broken state is never saved
 
     @property
     def last_path(self) -> Path:
@@ -34,18 +43,33 @@ class IterationCheckpoint(IterationCallback):
             self.save(trainer, f"iter_{it:07d}.ckpt")
         if self.last_every_n_iterations and it % self.last_every_n_iterations == 0:
             self.save_last(trainer, pl_module)
+        self.save_if_best(trainer)
 
     def on_train_end(self, trainer, pl_module):
         self.save_last(trainer, pl_module)
+        self.save_if_best(trainer)
 
     def save_last(self, trainer, pl_module) -> None:
         if self._last_saved != pl_module.iteration:
             self.save(trainer, "last.ckpt")
             self._last_saved = pl_module.iteration
 
-    def save(self, trainer, name: str) -> None:
-        if not self.enabled:
+    def save_if_best(self, trainer) -> None:
+        value = trainer.callback_metrics.get(self.monitor) if self.monitor else None
+        if value is None:
             return
+        value = float(value)
+        if self.best is None or (value < self.best if self.mode == "min" else value > self.best):
+            self.best = value
+            self.save(trainer, "best.ckpt")
+
+    def state_dict(self) -> dict:
+        return {"best": self.best}  # a resumed run keeps the best value it has to beat
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.best = state_dict.get("best")
+
+    def save(self, trainer, name: str) -> None:
         path = self.dirpath / name
         tmp = path.with_name(f".{name}.tmp")
         try:

@@ -22,8 +22,9 @@ def flatten(config: dict, prefix: str = "") -> dict:
 
 class HParams(pl.Callback):
     """Writes the run's choices and config once at the start, declaring ``metrics`` as the
-    tags to compare. The metric values come from the scalar curves themselves, so nothing
-    is written at step 0 and no curve gets a fake first point."""
+    tags to compare, plus the ``hparam_metrics`` of other callbacks (e.g. ``metrics/fid``).
+    The metric values come from the scalar curves themselves, so nothing is written at step 0
+    and no curve gets a fake first point."""
 
     def __init__(self, metrics: list[str]):
         self.metrics = list(metrics)
@@ -32,7 +33,9 @@ class HParams(pl.Callback):
         if not trainer.is_global_zero:
             return
         params = flatten({"choice": pl_module.choices, **(pl_module.config or {})})
-        experiment, start, end = hparams(params, {tag: 0.0 for tag in self.metrics})
+        tags = self.metrics + [tag for callback in trainer.callbacks
+                               for tag in getattr(callback, "hparam_metrics", [])]
+        experiment, start, end = hparams(params, {tag: 0.0 for tag in tags})
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
                 writer = logger.experiment.file_writer

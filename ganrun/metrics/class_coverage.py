@@ -30,6 +30,8 @@ def kl_divergence(p: torch.Tensor, q: torch.Tensor, smoothing: float) -> float:
 
 
 class ClassCoverage(GeneratorMetric):
+    keys = ("classes_covered", "class_kl")  # compared in TensorBoard's HParams tab
+
     def __init__(self, num_samples: int = 5000, min_share: float = 0.01,
                  smoothing: float = 1e-6, batch_size: int = 500, train_steps: int = 500,
                  train_batch_size: int = 128, lr: float = 1e-3, seed: int = 0,

@@ -35,6 +35,8 @@ class ModeCoverage(GeneratorMetric):
     """``modes``, ``hq`` and a ``scatter`` image of real vs generated points, from the data
     module's mode ``centers`` and ``std`` (``ganrun.data.toy``)."""
 
+    keys = ("modes", "hq")  # compared in TensorBoard's HParams tab
+
     def __init__(self, num_samples: int = 2500, min_count: int = 20, max_std: float = 3.0,
                  scatter: bool = True, num_real: int = 2500):
         if num_samples < 1 or min_count < 1 or not max_std > 0 or num_real < 0:

@@ -1,0 +1,90 @@
+"""The FID Inception as a feature extractor: torchmetrics' own network and resize, run once per
+image for every metric (FID, KID, IS and precision/recall all read the same features)."""
+
+import hashlib
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ganrun.errors import UserError
+from ganrun.metrics.weights import has_classifier, missing_weights_error, weights_path
+
+log = logging.getLogger("ganrun")
+
+# What decides the features besides the weights; part of the real-statistics cache key.
+NETWORK = "torchmetrics NoTrainInceptionV3 inception-v3-compat pool3 2048"
+RESIZE = "tf1-bilinear-299 (antialias=False)"
+
+
+@dataclass
+class Features:
+    pool: torch.Tensor                   # (N, 2048) float32 pool3 features, on the CPU
+    logits: torch.Tensor | None = None   # (N, 1008) unbiased logits, for Inception Score
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] images (N, 1 or 3, H, W) -> uint8 RGB, the input the Inception was trained on.
+
+    Clamped before the cast: a generator's output can leave [-1, 1] a little and a plain cast
+    would wrap it around; rounding makes the real data's [-1, 1] -> uint8 round trip exact."""
+    if images.shape[1] == 1:
+        images = images.expand(-1, 3, -1, -1)
+    return images.add(1).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
+
+
+class InceptionFeatures(nn.Module):
+    """torchmetrics' ``NoTrainInceptionV3`` with the TF1-compatible resize (``antialias=False``)
+    that torch-fidelity and published FID tables use; logits come from the same pass."""
+
+    def __init__(self, logits: bool = False):
+        super().__init__()
+        from torchmetrics.image.fid import NoTrainInceptionV3
+
+        try:
+            self.net = NoTrainInceptionV3("inception-v3-compat", ["2048"], antialias=False)
+        except (OSError, RuntimeError) as err:  # URLError is an OSError
+            raise missing_weights_error(err) from None
+        self.logits = logits
+        if logits and not has_classifier(self.net.state_dict()):
+            raise UserError(
+                f"Inception Score needs the Inception's 1008-way classifier, but {weights_path()} "
+                "was converted from NVIDIA's export (`ganrun fid-weights`), which lacks it. Drop "
+                "IS (e.g. metrics=fid) or put the original torch-fidelity file there: download "
+                "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
+                f"{weights_path().name} on a machine with internet and copy it to "
+                f"{weights_path().parent}/ (replacing the converted file).")
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> Features:
+        """uint8 RGB images (N, 3, H, W) of any size -> their features, on the CPU."""
+        pool = self.net(images.to(self.net.fc.weight.device)).float()
+        # torch-fidelity's 'logits_unbiased', which IS uses: the classifier without its bias.
+        logits = pool @ self.net.fc.weight.T if self.logits else None
+        return Features(pool.cpu(), None if logits is None else logits.cpu())
+
+
+_digests: dict[tuple, str] = {}
+
+
+def weights_digest(path: Path | None = None) -> str:
+    """SHA-256 of the weights file, remembered per (path, size, mtime): the network's identity
+    in cache keys, so that replaced weights never reuse statistics computed with others."""
+    path = path or weights_path()
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _digests:
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+        _digests[key] = digest.hexdigest()
+    return _digests[key]
+
+
+def quiet_torch_fidelity() -> None:
+    # torch-fidelity warns that its TF1 resize is not exactly TF's on some inputs; known.
+    warnings.filterwarnings("ignore", message=".*interpolate_bilinear_2d_like_tensorflow1x.*")

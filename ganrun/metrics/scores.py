@@ -1,0 +1,97 @@
+"""The scores computed from Inception features: FID, KID and IS by torchmetrics' own code.
+
+Each score is built by ``hydra.utils.instantiate`` from an entry of ``InceptionMetrics.scores``
+and receives the real pool features and the generated samples' features.
+"""
+
+import torch
+
+from ganrun.errors import UserError
+from ganrun.metrics.inception import Features
+from ganrun.metrics.precomputed import Precomputed
+
+# Computed on one process (see ganrun.callbacks.metrics): no cross-rank gather inside compute().
+LOCAL = {"sync_on_compute": False}
+
+
+class FeatureScore:
+    needs_logits = False  # True: the Inception's classifier head is required
+    keys: tuple[str, ...] = ()  # headline values, compared in TensorBoard's HParams tab
+
+    def min_samples(self) -> int:
+        return 2
+
+    def __call__(self, real: torch.Tensor, fake: Features) -> dict[str, float]:
+        raise NotImplementedError
+
+
+class FID(FeatureScore):
+    """Fréchet Inception Distance (Heusel et al. 2017) with float64 statistics."""
+
+    keys = ("fid",)
+
+    def __call__(self, real, fake):
+        from torchmetrics.image.fid import FrechetInceptionDistance
+
+        metric = FrechetInceptionDistance(feature=Precomputed(real.shape[1]), **LOCAL)
+        # float64 features: torchmetrics returns the FID in its input's dtype.
+        metric.update(real.double(), real=True)
+        metric.update(fake.pool.double(), real=False)
+        return {"fid": float(metric.compute())}
+
+
+class KID(FeatureScore):
+    """Kernel Inception Distance (Bińkowski et al. 2018): mean and std over random subsets."""
+
+    keys = ("kid",)
+
+    def __init__(self, subsets: int = 100, subset_size: int = 1000):
+        self.subsets, self.subset_size = subsets, subset_size
+
+    def min_samples(self) -> int:
+        return self.subset_size
+
+    def __call__(self, real, fake):
+        from torchmetrics.image.kid import KernelInceptionDistance
+
+        metric = KernelInceptionDistance(feature=Precomputed(real.shape[1]), subsets=self.subsets,
+                                         subset_size=self.subset_size, **LOCAL)
+        metric.update(real.double(), real=True)
+        metric.update(fake.pool.double(), real=False)
+        mean, std = metric.compute()
+        return {"kid": float(mean), "kid_std": float(std)}
+
+
+class InceptionScore(FeatureScore):
+    """Inception Score (Salimans et al. 2016) of the generated samples: mean and std over splits."""
+
+    keys = ("is",)
+    needs_logits = True
+
+    def __init__(self, splits: int = 10):
+        self.splits = splits
+
+    def min_samples(self) -> int:
+        return self.splits
+
+    def __call__(self, real, fake):
+        from torchmetrics.image.inception import InceptionScore as TorchmetricsIS
+
+        metric = TorchmetricsIS(feature=Precomputed(fake.logits.shape[1]), splits=self.splits,
+                                **LOCAL)
+        metric.update(fake.logits.double())
+        mean, std = metric.compute()
+        return {"is": float(mean), "is_std": float(std)}
+
+
+def check_counts(scores: list[FeatureScore], num_samples: int, real_samples: int, where: str):
+    """A UserError, before any image is generated, when a score cannot use this many samples."""
+    for score in scores:
+        need = score.min_samples()
+        for count, what in ((num_samples, "num_samples"), (real_samples, "real samples")):
+            if count < need:
+                raise UserError(
+                    f"{type(score).__name__} needs at least {need} samples per side, but the "
+                    f"evaluation has {count} {what} ({where}). Raise num_samples (and the number "
+                    "of real images), or lower the score's requirement (KID: subset_size, "
+                    "IS: splits, precision/recall: k).")

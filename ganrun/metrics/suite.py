@@ -1,0 +1,121 @@
+"""``InceptionMetrics``: FID, KID, IS and precision/recall from one Inception pass per image."""
+
+import logging
+from typing import Iterable, Iterator
+
+import torch
+from torch.utils.data import DataLoader, Subset
+
+from ganrun.data.base import GANDataModule, keep_batch
+from ganrun.metrics.base import Generate, GeneratorMetric
+from ganrun.metrics.cache import FeatureCache
+from ganrun.metrics.inception import (NETWORK, RESIZE, Features, InceptionFeatures, to_uint8,
+                                      weights_digest)
+from ganrun.metrics.scores import FeatureScore, check_counts
+
+log = logging.getLogger("ganrun")
+
+
+class InceptionMetrics(GeneratorMetric):
+    """Scores ``num_samples`` generated images against ``real_samples`` images of the ``split``
+    (all of it when null), with every score in ``scores`` ({name: FeatureScore}).
+
+    The real features are computed once and cached in ``cache_dir``; the Inception is loaded on
+    first use, kept, and run on the device the generated images come from."""
+
+    def __init__(self, scores: dict[str, FeatureScore], num_samples: int = 10000,
+                 real_samples: int | None = None, split: str = "test", batch_size: int = 100,
+                 cache_dir: str = "~/.cache/ganrun"):
+        # A mapping in the config, so that one score can be tuned or removed by its name.
+        self.scores = list(scores.values()) if hasattr(scores, "values") else list(scores)
+        self.num_samples, self.real_samples, self.split = num_samples, real_samples, split
+        self.batch_size = batch_size
+        self.cache = FeatureCache(f"{cache_dir}/real_features")
+        self._network: InceptionFeatures | None = None
+        self.device = torch.device("cpu")  # where the real images go: the generator's device
+        self.real_passes = 0  # how many times the real images went through the network
+
+    @property
+    def keys(self) -> list[str]:
+        """The names of the headline values, for the HParams tab."""
+        return [key for score in self.scores for key in score.keys]
+
+    def network(self, device: torch.device | str) -> InceptionFeatures:
+        if self._network is None:
+            logits = any(score.needs_logits for score in self.scores)
+            self._network = InceptionFeatures(logits=logits)
+        return self._network.to(device)
+
+    def check(self, data: GANDataModule) -> tuple[GANDataModule, int]:
+        """The real split's data module and image count; a UserError if a score cannot work
+        with the sample counts (called before training, so that a run does not fail later)."""
+        real_data = data.with_split(self.split)
+        real_data.prepare_data()
+        real_data.setup()
+        n_real = min(self.real_samples or len(real_data.dataset), len(real_data.dataset))
+        check_counts(self.scores, self.num_samples, n_real,
+                     f"{self.split} split of {type(data).__name__}")
+        return real_data, n_real
+
+    def evaluate(self, generate: Generate, data: GANDataModule) -> dict[str, float]:
+        real_data, n_real = self.check(data)
+        fake = self.extract(to_uint8(self.on_device(generate(n)))
+                            for n in self.chunks(self.num_samples))
+        real = self.real_features(real_data, n_real)
+        return self.score(real, fake)
+
+    def evaluate_folders(self, real: Iterable[torch.Tensor], fake: Iterable[torch.Tensor],
+                         n_real: int, n_fake: int) -> dict[str, float]:
+        """Scores between two sets of uint8 RGB batches (not cached: folders change)."""
+        check_counts(self.scores, n_fake, n_real, "the two folders")
+        return self.score(self.extract(real).pool, self.extract(fake))
+
+    def on_device(self, images: torch.Tensor) -> torch.Tensor:
+        self.device = images.device
+        return images
+
+    def score(self, real: torch.Tensor, fake: Features) -> dict[str, float]:
+        values = {}
+        for score in self.scores:
+            values.update(score(real, fake))
+        return values
+
+    def chunks(self, total: int) -> Iterator[int]:
+        for start in range(0, total, self.batch_size):
+            yield min(self.batch_size, total - start)
+
+    def extract(self, batches: Iterable[torch.Tensor]) -> Features:
+        """Features of batches of uint8 RGB images, in one network pass each."""
+        parts = [self.network(images.device)(images) for images in batches]
+        logits = [p.logits for p in parts if p.logits is not None]
+        return Features(torch.cat([p.pool for p in parts]),
+                        torch.cat(logits) if logits else None)
+
+    def real_features(self, data: GANDataModule, n: int) -> torch.Tensor:
+        key = self.cache_key(data, n)
+        features = self.cache.load(key)
+        if features is None:
+            features = self.extract(to_uint8(images.to(self.device)) for images in
+                                    self.real_batches(data, n)).pool
+            self.real_passes += 1
+            log.info("Real features: computed for %d images of the %s split; cached in %s",
+                     n, data.split, self.cache.save(key, features))
+        return features
+
+    def real_batches(self, data: GANDataModule, n: int) -> Iterator[torch.Tensor]:
+        # A fixed random subset when not all images are used: the same one in every run.
+        order = torch.randperm(len(data.dataset), generator=torch.Generator().manual_seed(0))
+        subset = Subset(data.dataset, order[:n].tolist())
+        batched = hasattr(data.dataset, "__getitems__")
+        loader = DataLoader(subset, batch_size=self.batch_size, shuffle=False,
+                            collate_fn=keep_batch if batched else None)
+        for images, _ in loader:
+            yield images
+
+    @staticmethod
+    def cache_key(data: GANDataModule, n: int) -> dict:
+        return {"dataset": f"{type(data).__module__}.{type(data).__qualname__}",
+                "root": str(data.root.resolve()), "split": data.split,
+                "image_size": data.image_size, "channels": data.channels, "num_real": n,
+                "subset": "randperm seed 0", "network": NETWORK, "weights": weights_digest(),
+                "resize": RESIZE}
