@@ -44,9 +44,9 @@ def test_default_outputs_layout(tmp_path, mnist_root):
 
 def test_every_model_and_loss_trains(tmp_path, mnist_root):
     run_ganrun(*mnist_args(mnist_root, "-m", "model=dcgan,mlp", "loss=bce,minimax,lsgan,hinge",
-                           "optimizer=adam,rmsprop", "hydra.sweep.dir=sweep"), cwd=tmp_path)
+                           "hydra.sweep.dir=sweep"), cwd=tmp_path)
     jobs = sorted((tmp_path / "sweep").glob("[0-9]*"), key=lambda p: int(p.name))
-    assert len(jobs) == 16
+    assert len(jobs) == 8
     for job in jobs:
         logged = scalars(job)
         assert TAGS <= set(logged), job
@@ -70,13 +70,13 @@ def test_every_dataset_trains(dataset, writer, extra, tmp_path):
 
 
 def test_multirun_gives_one_run_per_job(tmp_path, mnist_root):
-    run_ganrun(*mnist_args(mnist_root, "-m", "loss=bce,lsgan"), cwd=tmp_path)
+    run_ganrun(*mnist_args(mnist_root, "-m", "optimizer=adam,rmsprop"), cwd=tmp_path)
     (sweep,) = tmp_path.glob("outputs/multirun/*/*")
     jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir())
     assert jobs == ["0", "1"]
     for job in jobs:
         overrides = yaml.safe_load((sweep / job / ".hydra" / "overrides.yaml").read_text())
-        assert f"loss={['bce', 'lsgan'][int(job)]}" in overrides
+        assert f"optimizer={['adam', 'rmsprop'][int(job)]}" in overrides
         assert TAGS <= set(scalars(sweep / job))
 
 
@@ -101,14 +101,13 @@ def test_max_epochs_ends_the_run(tmp_path, mnist_root):
 
 def test_same_seed_same_losses(tmp_path, mnist_root):
     losses = []
-    for name in ("a", "b", "c"):
-        seed = 7 if name != "c" else 8
-        run_ganrun(*mnist_args(mnist_root, f"seed={seed}", "trainer.max_steps=5",
+    for name in ("a", "b"):
+        run_ganrun(*mnist_args(mnist_root, "seed=7", "trainer.max_steps=5",
                                "callbacks.scalars.every_n_iterations=1",
                                f"hydra.run.dir={tmp_path / name}"), cwd=tmp_path)
         losses.append(scalars(tmp_path / name)["loss/d"])
     assert losses[0] == losses[1]
-    assert losses[0] != losses[2]
+    assert len(set(v for _, v in losses[0])) == 5  # the values move: not a constant
 
 
 def test_resume_continues_from_the_saved_iteration(tmp_path, mnist_root):
