@@ -41,10 +41,14 @@ class GAN(pl.LightningModule):
         # Batches drawn in the current epoch, so a resumed run can continue the data order.
         self.data_position = {"epoch": 0, "batches": 0}
         self._restored_rng: dict | None = None
+        self._first_batch = True
 
     def configure_optimizers(self):
         return [self.d_optimizer(self.discriminator.parameters()),
                 self.g_optimizer(self.generator.parameters())]
+
+    def on_train_start(self):
+        self._first_batch = True
 
     def on_train_batch_start(self, batch, batch_idx):
         # Restored here rather than at load time: Lightning draws random numbers between
@@ -52,6 +56,11 @@ class GAN(pl.LightningModule):
         if self._restored_rng is not None:
             set_rng_states(self._restored_rng)
             self._restored_rng = None
+        if self._first_batch and self.trainer.world_size > 1:
+            # Every rank was seeded alike; without this they would all draw the same latents.
+            seed = (self.config or {}).get("seed") or 0
+            torch.manual_seed(seed + 1_000_003 * self.iteration + self.global_rank)
+        self._first_batch = False
 
     def training_step(self, batch, batch_idx):
         self._count_batch()
