@@ -74,3 +74,4 @@ class TrainConfig:
     seed: Optional[int] = None
     ckpt_path: Optional[str] = None
     resume: Optional[bool] = None  # null: continue the run folder's last.ckpt if there is one
+    optimized_metric: Optional[str] = "metrics/fid"  # what train() returns (Optuna's objective)

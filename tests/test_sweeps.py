@@ -1,0 +1,85 @@
+"""Sweeps: `ganrun report`, the Optuna search, the launcher presets."""
+
+import csv
+import json
+import math
+
+import pytest
+import yaml
+from torch.utils.tensorboard import SummaryWriter
+
+from conftest import TINY, run_ganrun, scalars
+from ganrun import jobstatus
+from ganrun.errors import UserError
+from ganrun.report import report
+
+
+def fake_job(sweep, num, overrides, fid=None, status="finished"):
+    """A job folder as `ganrun train -m` leaves it, with the FID curve given (or none)."""
+    job = sweep / str(num)
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    writer = SummaryWriter(str(job))
+    for step in (1, 2, 3):
+        writer.add_scalar("loss/g", 1.0 / step, step)
+    for step, value in fid or []:
+        writer.add_scalar("metrics/fid", value, step)
+        writer.add_scalar("metrics/kid", value / 100, step)
+    writer.close()
+    jobstatus.write(job, "running")
+    if status != "running":
+        jobstatus.write(job, status)
+
+
+def test_report_sorts_by_final_fid_and_writes_csv_md_png(tmp_path):
+    sweep = tmp_path / "sweep"
+    fake_job(sweep, 0, ["loss=bce", "optimizer.lr=1e-4"], fid=[(2, 90.0), (3, 80.0)])
+    fake_job(sweep, 1, ["loss=hinge", "optimizer.lr=1e-4"], status="failed")
+    fake_job(sweep, 2, ["loss=bce", "optimizer.lr=2e-4"], fid=[(2, 50.0), (3, 70.0)])
+    fake_job(sweep, 3, ["loss=hinge", "optimizer.lr=2e-4"], fid=[(2, 10.0), (3, 60.0)],
+             status="running")
+    table = report(sweep)
+    with (sweep / "report.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["job"] for r in rows] == ["3", "2", "0", "1"]  # by final FID, no FID last
+    assert [r["fid_final"] for r in rows][:3] == ["60.0", "70.0", "80.0"]
+    assert [r["fid_best"] for r in rows][:3] == ["10.0", "50.0", "80.0"]
+    assert rows[0]["kid_final"] == "0.6000000238418579"
+    assert [r["status"] for r in rows] == ["running", "finished", "finished", "failed"]
+    assert [r["iterations"] for r in rows] == ["3"] * 4
+    assert rows[3]["fid_final"] == "" and float(rows[1]["wall_s"]) >= 0
+    assert rows[0]["overrides"] == "loss=hinge optimizer.lr=2e-4"
+    assert (sweep / "report.md").read_text().count("\n| ") == 5 and table.startswith("| job |")
+    assert (sweep / "report.png").stat().st_size > 1000
+
+
+def test_report_refuses_what_is_not_a_sweep(tmp_path):
+    with pytest.raises(UserError, match="does not exist"):
+        report(tmp_path / "nowhere")
+    with pytest.raises(UserError, match="not a sweep folder"):
+        report(tmp_path)
+    (tmp_path / "multirun.yaml").write_text("{}")
+    with pytest.raises(UserError, match="no job folders"):
+        report(tmp_path)
+    (tmp_path / "run" / ".hydra").mkdir(parents=True)
+    with pytest.raises(UserError, match="single run"):
+        report(tmp_path / "run")
+
+
+def test_2x2_multirun_then_report(tmp_path, mnist_root):
+    run_ganrun("train", *TINY, "dataset=mnist", f"dataset.root={mnist_root}", "model=mlp",
+               "callbacks.scalars.every_n_iterations=1", "optimized_metric=loss/g",
+               "hydra.sweep.dir=sweep", "-m", "loss=bce,hinge", "optimizer.lr=1e-4,2e-4",
+               cwd=tmp_path)
+    sweep = tmp_path / "sweep"
+    for num in range(4):
+        status = json.loads((sweep / str(num) / "status.json").read_text())
+        assert status["status"] == "finished" and status["wall_s"] > 0
+        # the value a sweeper receives: the run's last loss/g
+        assert math.isclose(status["objective"], scalars(sweep / str(num))["loss/g"][-1][1],
+                            rel_tol=1e-5)
+    proc = run_ganrun("report", sweep, cwd=tmp_path)
+    assert proc.stdout.count("| finished |") == 4 and "| loss=hinge optimizer.lr=0.0002 |" in proc.stdout
+    assert (sweep / "report.png").is_file() and (sweep / "report.csv").is_file()
+    bad = run_ganrun("report", tmp_path / "missing", cwd=tmp_path, check=False)
+    assert bad.returncode == 2 and "does not exist" in bad.stderr and "Traceback" not in bad.stderr
