@@ -148,3 +148,57 @@ def test_fid_lr_preset_composes_an_optuna_study_minimizing_fid(tmp_path):
     assert set(sweeper["params"]) == {"optimizer.lr", "optimizer.generator.betas",
                                       "optimizer.discriminator.betas", "trainer.n_critic", "loss"}
     assert cfg["optimized_metric"] == "metrics/fid" and cfg["metrics"]["evaluate"]["inception"]
+
+
+def slurm_executor(launcher: dict, folder, monkeypatch):
+    """The submitit executor that hydra's SlurmLauncher builds from its config (as in its
+    launch()), parameters set and nothing submitted."""
+    import submitit
+
+    monkeypatch.setattr(submitit.SlurmExecutor, "affinity", classmethod(lambda cls: 1))  # no srun here
+    from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
+    from omegaconf import OmegaConf
+
+    params = {k: v for k, v in launcher.items() if k not in ("_target_", "submitit_folder")}
+    executor = submitit.AutoExecutor(folder=folder, cluster="slurm",
+                                     slurm_max_num_timeout=params.pop("max_num_timeout"))
+    base = set(OmegaConf.structured(BaseQueueConf).keys())
+    executor.update_parameters(**{k if k in base else f"slurm_{k}": v for k, v in params.items()})
+    return executor
+
+
+def test_slurm_launcher_preset_gives_the_submission_parameters(tmp_path, monkeypatch):
+    proc = run_ganrun("train", "hydra/launcher=slurm", "hydra.launcher.partition=gpu",
+                      "hydra.launcher.gpus_per_node=2", "hydra.launcher.tasks_per_node=2",
+                      "hydra.sweep.dir=sweep", "--cfg", "hydra", "--resolve", cwd=tmp_path)
+    launcher = yaml.safe_load(proc.stdout)["hydra"]["launcher"]
+    assert launcher["_target_"].endswith("SlurmLauncher")
+    assert launcher["submitit_folder"] == "sweep/.submitit/%j"
+    executor = slurm_executor(launcher, tmp_path / "submitit", monkeypatch)
+    script = executor._executor._make_submission_file_text("python -m ganrun train", "uid")
+    for line in ("#SBATCH --partition=gpu", "#SBATCH --gpus-per-node=2",
+                 "#SBATCH --ntasks-per-node=2", "#SBATCH --time=1440",
+                 "#SBATCH --cpus-per-task=8", "#SBATCH --mem=32GB", "@120"):
+        assert line in script, (line, script)
+    assert executor._executor.max_num_timeout == 5
+
+
+def test_parallel_launcher_and_gpu_per_job_compose(tmp_path):
+    proc = run_ganrun("train", "hydra/launcher=parallel", "hardware=gpu_per_job",
+                      "--cfg", "all", cwd=tmp_path)
+    cfg = yaml.safe_load(proc.stdout)
+    assert cfg["hydra"]["launcher"]["_target_"].endswith("JoblibLauncher")
+    assert cfg["hydra"]["launcher"]["n_jobs"] == 2
+    assert cfg["hardware"]["devices"] == "${ganrun.job_gpu:}"
+
+
+def test_gpu_per_job_picks_job_number_modulo_gpus(monkeypatch):
+    import torch
+
+    from ganrun.resolvers import job_gpu
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    with pytest.raises(UserError, match="hardware=cpu"):
+        job_gpu()
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    assert job_gpu() == [0]  # outside a sweep
