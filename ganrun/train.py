@@ -16,7 +16,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar
 from pytorch_lightning.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
-from ganrun import jobstatus, resolvers
+from ganrun import jobstatus
 from ganrun.build import build_module, data_shape
 from ganrun.callbacks.signals import stop_signal
 from ganrun.config import config_dir, validate
@@ -24,7 +24,6 @@ from ganrun.errors import UserError
 from ganrun.resume import checkpoint_to_resume, resume_overrides
 
 log = logging.getLogger("ganrun")
-resolvers.register()  # here, so that launcher workers that import the task have them too
 
 
 def train(cfg: DictConfig) -> float | None:
