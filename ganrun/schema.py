@@ -40,6 +40,8 @@ class TrainerConfig:
     max_epochs: Optional[int] = None
     n_critic: int = 1
     deterministic: bool = False
+    compile: bool = False        # torch.compile G and D
+    channels_last: bool = False  # NHWC memory format for the convolutions
 
 
 @dataclass

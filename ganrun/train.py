@@ -17,6 +17,7 @@ from pytorch_lightning.strategies.launchers.subprocess_script import _Subprocess
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from ganrun import jobstatus
+from ganrun.acceleration import accelerate
 from ganrun.build import build_module, data_shape
 from ganrun.callbacks.signals import stop_signal
 from ganrun.config import config_dir, validate
@@ -41,6 +42,7 @@ def train(cfg: DictConfig) -> float | None:
     choices = {group: option for group, option in HydraConfig.get().runtime.choices.items()
                if not group.startswith("hydra")}
     module = build_module(cfg, data_shape(datamodule), choices)
+    accelerate(module, channels_last=cfg.trainer.channels_last, compile=cfg.trainer.compile)
     start = 0
     if checkpoint:
         start = checkpoint["ganrun"]["iteration"]

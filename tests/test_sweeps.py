@@ -3,6 +3,7 @@
 import csv
 import json
 import math
+import os
 
 import pytest
 import yaml
@@ -201,3 +202,44 @@ def test_gpu_per_job_picks_job_number_modulo_gpus(monkeypatch):
     assert job_gpu() == 1  # Lightning's GPU accelerator then says that there is none
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
     assert job_gpu() == [0]  # outside a sweep
+
+
+# ---- input pipeline and speed switches ----
+
+def test_on_device_data_serves_batches_on_the_trainer_device(mnist_root):
+    from types import SimpleNamespace
+
+    import torch
+
+    from ganrun.data import MNIST
+
+    data = MNIST(root=str(mnist_root), download=False, batch_size=8, on_device=True)
+    data.trainer = SimpleNamespace(strategy=SimpleNamespace(root_device=torch.device("meta")))
+    plain = MNIST(root=str(mnist_root), download=False, batch_size=8)
+    images, labels = next(iter(data.train_dataloader()))
+    assert images.device.type == "meta" and labels.device.type == "meta"
+    assert images.shape == next(iter(plain.train_dataloader()))[0].shape
+    with pytest.raises(UserError, match="num_workers=0"):
+        MNIST(root=str(mnist_root), on_device=True, num_workers=2)
+
+
+def test_on_device_channels_last_run_resumes_like_an_uninterrupted_one(tmp_path, mnist_root):
+    args = ["train", *TINY, "dataset=mnist", f"dataset.root={mnist_root}", "dataset.on_device=true",
+            "trainer.channels_last=true", "callbacks.scalars.every_n_iterations=1",
+            "callbacks.checkpoint.last_every_n_iterations=2", "seed=3"]
+    run_ganrun(*args, "trainer.max_steps=4", "hydra.run.dir=full", cwd=tmp_path)
+    run_ganrun(*args, "trainer.max_steps=2", "hydra.run.dir=part", cwd=tmp_path)
+    run_ganrun(*args, "trainer.max_steps=4", "hydra.run.dir=part", "resume=true", cwd=tmp_path)
+    full, part = scalars(tmp_path / "full"), scalars(tmp_path / "part")
+    assert [s for s, _ in part["loss/d"]] == [1, 2, 3, 4]
+    for (_, a), (_, b) in zip(full["loss/d"], part["loss/d"]):
+        assert math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-6)
+
+
+@pytest.mark.skipif(os.environ.get("GANRUN_TEST_COMPILE") != "1", reason=(
+    "torch.compile on CPU takes over a minute here (inductor builds C++); set GANRUN_TEST_COMPILE=1"))
+def test_compile_switch_trains(tmp_path, mnist_root):
+    run_ganrun("train", *TINY, "dataset=mnist", f"dataset.root={mnist_root}", "model=mlp",
+               "trainer.compile=true", "trainer.max_steps=2", "hydra.run.dir=run", cwd=tmp_path,
+               timeout=120)
+    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
