@@ -10,8 +10,11 @@ from hydra.utils import get_object
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from ganrun import resolvers
 from ganrun.errors import UserError
 from ganrun.schema import TrainConfig
+
+resolvers.register()  # at import, so that launcher workers that load the task have them too
 
 HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
 

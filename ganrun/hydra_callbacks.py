@@ -59,3 +59,24 @@ class SweepSummary(Callback):
             print(f"  job {num} failed: {' '.join(overrides)}", file=sys.stderr)
         if bad:
             sys.exit(1)
+
+
+class ObjectiveCheck(Callback):
+    """For sweepers that optimize the returned value (Optuna): a job that returned NaN (failed
+    or diverged) or None (the optimized metric was never logged) becomes a failed job, which
+    the sweeper records as a failed trial. The Optuna plugin itself crashes on a NaN objective."""
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        if job_return.status != JobStatus.COMPLETED:
+            return
+        value = job_return._return_value
+        if value is None:
+            reason = (f"optimized_metric={config.get('optimized_metric')} was never logged; "
+                      "choose metrics that compute it (e.g. metrics=fid) or another "
+                      "optimized_metric")
+        elif isinstance(value, float) and math.isnan(value):
+            reason = "the run failed or its objective is NaN (see its log above)"
+        else:
+            return
+        job_return.status = JobStatus.FAILED
+        job_return._return_value = RuntimeError(f"job {config.hydra.job.num}: {reason}")

@@ -40,6 +40,8 @@ class TrainerConfig:
     max_epochs: Optional[int] = None
     n_critic: int = 1
     deterministic: bool = False
+    compile: bool = False        # torch.compile G and D
+    channels_last: bool = False  # NHWC memory format for the convolutions
 
 
 @dataclass
@@ -74,3 +76,4 @@ class TrainConfig:
     seed: Optional[int] = None
     ckpt_path: Optional[str] = None
     resume: Optional[bool] = None  # null: continue the run folder's last.ckpt if there is one
+    optimized_metric: Optional[str] = "metrics/fid"  # what train() returns (Optuna's objective)

@@ -14,7 +14,10 @@ from hydra.utils import instantiate, to_absolute_path
 from omegaconf import DictConfig
 from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar
 from pytorch_lightning.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
+from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
+from ganrun import jobstatus
+from ganrun.acceleration import accelerate
 from ganrun.build import build_module, data_shape
 from ganrun.callbacks.signals import stop_signal
 from ganrun.config import config_dir, validate
@@ -24,7 +27,9 @@ from ganrun.resume import checkpoint_to_resume, resume_overrides
 log = logging.getLogger("ganrun")
 
 
-def train(cfg: DictConfig) -> None:
+def train(cfg: DictConfig) -> float | None:
+    """Trains; returns the final ``cfg.optimized_metric`` (the Optuna objective), None if
+    the run never logged it."""
     _quiet_library_noise()
     cfg = validate(cfg)
     ckpt_path, checkpoint = checkpoint_to_resume(cfg)
@@ -37,6 +42,7 @@ def train(cfg: DictConfig) -> None:
     choices = {group: option for group, option in HydraConfig.get().runtime.choices.items()
                if not group.startswith("hydra")}
     module = build_module(cfg, data_shape(datamodule), choices)
+    accelerate(module, channels_last=cfg.trainer.channels_last, compile=cfg.trainer.compile)
     start = 0
     if checkpoint:
         start = checkpoint["ganrun"]["iteration"]
@@ -51,6 +57,15 @@ def train(cfg: DictConfig) -> None:
               f"{module.iteration}; checkpoint saved. Continue with: ganrun train resume=true "
               f"hydra.run.dir={cfg.paths.output_dir}", file=sys.stderr, flush=True)
         sys.exit(128 + signum)
+    return objective(trainer, module, cfg.optimized_metric)
+
+
+def objective(trainer: pl.Trainer, module, key: str | None) -> float | None:
+    """The last value of ``key``: a metric (metrics/fid) or a training scalar (loss/g)."""
+    if not key:
+        return None
+    value = trainer.callback_metrics.get(key, module.stats.get(key))
+    return None if value is None else float(value)
 
 
 def build_trainer(cfg: DictConfig, start_iteration: int = 0) -> pl.Trainer:
@@ -106,10 +121,19 @@ def _refuse_relaunching_sweeps(trainer: pl.Trainer) -> None:
 
 
 def task(cfg: DictConfig) -> float | None:
-    """The Hydra task: a ``UserError`` becomes one clear message and a non-zero exit."""
+    """The Hydra task: a ``UserError`` becomes one clear message and a non-zero exit.
+
+    The run folder's status.json says how the run ended, for ``ganrun report``.
+    """
+    record = _status_writer()
+    record("running")
     try:
-        return train(cfg)
+        value = train(cfg)
+    except SystemExit as exc:  # a stop signal: last.ckpt was saved, the run can be resumed
+        record("stopped" if exc.code else "finished")
+        raise
     except Exception as exc:
+        record("failed", error=" ".join(str(exc).split())[:500])
         err = _user_error(exc)
         if err is None or os.environ.get("GANRUN_DEBUG") == "1":
             raise
@@ -117,6 +141,15 @@ def task(cfg: DictConfig) -> float | None:
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             return float("nan")  # the sweep goes on; SweepSummary reports the job as failed
         sys.exit(2)
+    record("finished", objective=value)
+    return value
+
+
+def _status_writer():
+    # Rank 0 alone writes: under DDP every rank runs this task.
+    folder = HydraConfig.get().runtime.output_dir
+    return lambda status, **extra: (jobstatus.write(folder, status, **extra)
+                                    if rank_zero_only.rank == 0 else None)
 
 
 def _user_error(exc: BaseException | None) -> UserError | None:

@@ -42,8 +42,9 @@ class CIFAR10(GANDataModule):
 
     def __init__(self, root: str = "data/", download: bool = True, image_size: int = 32,
                  batch_size: int = 64, num_workers: int = 0, split: str = "train",
-                 drop_last: bool = True):
-        super().__init__(root, download, image_size, batch_size, num_workers, split, drop_last)
+                 drop_last: bool = True, on_device: bool = False):
+        super().__init__(root, download, image_size, batch_size, num_workers, split, drop_last,
+                         on_device)
         self.folder = self.root / FOLDER
 
     def missing(self, names: list[str]) -> list[str]:

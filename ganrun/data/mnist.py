@@ -27,8 +27,9 @@ class MNIST(GANDataModule):
 
     def __init__(self, root: str = "data/", download: bool = True, image_size: int = 28,
                  batch_size: int = 64, num_workers: int = 0, split: str = "train",
-                 drop_last: bool = True):
-        super().__init__(root, download, image_size, batch_size, num_workers, split, drop_last)
+                 drop_last: bool = True, on_device: bool = False):
+        super().__init__(root, download, image_size, batch_size, num_workers, split, drop_last,
+                         on_device)
 
     def folders(self) -> list[Path]:
         return [self.root, self.root / self.name / "raw"]

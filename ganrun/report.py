@@ -1,0 +1,177 @@
+"""``ganrun report <sweep folder>``: one table (and a plot) comparing the jobs of a sweep.
+
+Everything comes from the job folders' files: ``.hydra/overrides.yaml`` (what the job changed),
+the TensorBoard events (metrics/fid, metrics/kid, losses and the last iteration) and
+``status.json`` (written by ``ganrun train``: running, finished, failed or stopped).
+"""
+
+import argparse
+import csv
+import math
+import os
+import sys
+from pathlib import Path
+
+import yaml
+
+from ganrun import jobstatus
+from ganrun.errors import UserError
+
+PROG = "ganrun report"
+METRICS = ("fid", "kid")  # final and best (lowest) value of each, where logged
+FALLBACK_CURVE = "loss/g"  # plotted when no job logged FID
+
+
+def find_jobs(folder: Path) -> list[Path]:
+    """The job folders of a sweep (any sub-folder with Hydra's overrides.yaml), in job order."""
+    if not folder.is_dir():
+        raise UserError(f"{folder} does not exist or is not a folder. Give the folder of a "
+                        "sweep (`ganrun train -m ...` prints it, e.g. outputs/multirun/<date>/<time>).")
+    jobs = [p.parent.parent for p in folder.glob("*/.hydra/overrides.yaml")]
+    if not jobs:
+        if (folder / ".hydra").is_dir():
+            raise UserError(f"{folder} is a single run, not a sweep. Give the folder of a sweep "
+                            "(the parent of the numbered job folders of `ganrun train -m ...`).")
+        if (folder / "multirun.yaml").is_file():
+            raise UserError(f"The sweep {folder} has no job folders yet (none has a "
+                            ".hydra/overrides.yaml). Wait for its first job to start, or check "
+                            "that the sweep did not fail before launching jobs.")
+        raise UserError(f"{folder} is not a sweep folder: it has neither multirun.yaml nor job "
+                        "folders with .hydra/overrides.yaml. Give the folder that "
+                        "`ganrun train -m ...` printed (e.g. outputs/multirun/<date>/<time>).")
+    return sorted(jobs, key=lambda p: (not p.name.isdigit(), int(p.name) if p.name.isdigit() else 0, p.name))
+
+
+def scalars(job: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar curve of the job's TensorBoard events: tag -> [(iteration, value)]."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(job), size_guidance={"scalars": 0})
+    events.Reload()
+    return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
+def summarize(job: Path) -> dict:
+    """One table row: the job's overrides, final/best metrics, iterations, wall time, status."""
+    curves = scalars(job)
+    status = jobstatus.read(job)
+    row = {"job": job.name,
+           "all_overrides": yaml.safe_load((job / ".hydra" / "overrides.yaml").read_text()) or [],
+           "curves": curves}
+    for name in METRICS:
+        values = [v for _, v in curves.get(f"metrics/{name}", []) if math.isfinite(v)]
+        row[f"{name}_final"] = curves[f"metrics/{name}"][-1][1] if curves.get(f"metrics/{name}") else None
+        row[f"{name}_best"] = min(values) if values else None
+    row["iterations"] = max((c[-1][0] for c in curves.values() if c), default=0)
+    row["wall_s"] = status.get("wall_s")
+    row["status"] = status.get("status", "unknown")
+    return row
+
+
+def drop_shared_overrides(rows: list[dict]) -> list[str]:
+    """Sets each row's ``overrides`` to what tells it apart; returns those shared by all jobs."""
+    shared = [o for o in rows[0]["all_overrides"] if all(o in r["all_overrides"] for r in rows)]
+    for row in rows:
+        own = [o for o in row["all_overrides"] if o not in shared or len(rows) == 1]
+        row["overrides"] = " ".join(own)
+    return shared if len(rows) > 1 else []
+
+
+def sort_rows(rows: list[dict]) -> list[dict]:
+    """Lowest final FID first; jobs without a (finite) FID after them, in job order."""
+    def key(row):
+        fid = row["fid_final"]
+        return (0, fid) if fid is not None and math.isfinite(fid) else (1, 0)
+    return sorted(rows, key=key)
+
+
+def columns(rows: list[dict]) -> list[str]:
+    # Metric columns only where some job logged the metric: a sweep without FID stays narrow.
+    metric_cols = [f"{name}_{kind}" for name in METRICS for kind in ("final", "best")
+                   if any(row[f"{name}_final"] is not None for row in rows)]
+    return ["job", "overrides", *metric_cols, "iterations", "wall_s", "status"]
+
+
+def cell(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def markdown(rows: list[dict], cols: list[str]) -> str:
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(cell(row[c]) for c in cols) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def write_csv(path: Path, rows: list[dict], cols: list[str]) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(cols)
+        writer.writerows([["" if row[c] is None else row[c] for c in cols] for row in rows])
+
+
+def swept_values(rows: list[dict]) -> dict[str, list[str]]:
+    """key -> each job's value, for the override keys whose value differs between jobs."""
+    parsed = [dict(o.split("=", 1) for o in row["all_overrides"] if "=" in o) for row in rows]
+    keys = sorted({k for p in parsed for k in p})
+    return {k: [p.get(k, "-") for p in parsed] for k in keys if len({p.get(k) for p in parsed}) > 1}
+
+
+def plot(path: Path, rows: list[dict]) -> None:
+    """Left: FID (else loss/g) over iterations per job; then final value per swept value."""
+    import matplotlib
+    matplotlib.use("Agg")  # no display needed
+    import matplotlib.pyplot as plt
+
+    tag = "metrics/fid" if any(r["fid_final"] is not None for r in rows) else FALLBACK_CURVE
+    swept = swept_values(rows)
+    fig, axes = plt.subplots(1, 1 + len(swept), figsize=(6 + 4 * len(swept), 4), squeeze=False)
+    curve_ax = axes[0][0]
+    for row in rows:
+        points = row["curves"].get(tag, [])
+        if points:
+            curve_ax.plot(*zip(*points), marker=".", label=f"{row['job']}: {row['overrides']}")
+    curve_ax.set(xlabel="iteration", ylabel=tag, title=f"{tag} per job")
+    if curve_ax.lines:
+        curve_ax.legend(fontsize="x-small")
+    finals = [r["curves"].get(tag, [(0, math.nan)])[-1][1] for r in rows]
+    for ax, (key, values) in zip(axes[0][1:], swept.items()):
+        labels = sorted(set(values))
+        ax.scatter([labels.index(v) for v in values], finals)
+        ax.set_xticks(range(len(labels)), labels, rotation=30, fontsize="small")
+        ax.set(xlabel=key, ylabel=f"final {tag}", title=f"final {tag} per {key}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def report(folder: Path) -> str:
+    """Writes report.csv, report.md and report.png in the sweep folder; returns the table."""
+    rows = sort_rows([summarize(job) for job in find_jobs(folder)])
+    shared = drop_shared_overrides(rows)
+    cols = columns(rows)
+    table = markdown(rows, cols)
+    write_csv(folder / "report.csv", rows, cols)
+    common = f"Overrides of every job: `{' '.join(shared)}`\n\n" if shared else ""
+    (folder / "report.md").write_text(f"# Sweep {folder}\n\n{common}{table}")
+    plot(folder / "report.png", rows)
+    return table
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog=PROG, description="Compare the jobs of a sweep: a table "
+                                     "sorted by final FID (report.csv, report.md) and report.png.")
+    parser.add_argument("folder", type=Path, help="the sweep folder (outputs/multirun/<date>/<time>)")
+    args = parser.parse_args(argv)
+    try:
+        table = report(args.folder)
+    except UserError as err:
+        if os.environ.get("GANRUN_DEBUG") == "1":
+            raise
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    print(table, end="")
+    print(f"Wrote report.csv, report.md and report.png in {args.folder}", file=sys.stderr)

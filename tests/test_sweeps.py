@@ -1,0 +1,246 @@
+"""Sweeps: `ganrun report`, the Optuna search, the launcher presets."""
+
+import csv
+import json
+import math
+import os
+
+import pytest
+import yaml
+from torch.utils.tensorboard import SummaryWriter
+
+from conftest import TINY, run_ganrun, scalars
+from ganrun import jobstatus
+from ganrun.config import config_dir
+from ganrun.errors import UserError
+from ganrun.report import report
+
+
+def composed(*overrides: str) -> dict:
+    """The whole config, Hydra's part included, as `ganrun train ... --cfg all --resolve` shows."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+        cfg = compose("train", overrides=list(overrides), return_hydra_config=True)
+        return OmegaConf.to_container(cfg)
+
+
+def fake_job(sweep, num, overrides, fid=None, status="finished"):
+    """A job folder as `ganrun train -m` leaves it, with the FID curve given (or none)."""
+    job = sweep / str(num)
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    writer = SummaryWriter(str(job))
+    for step in (1, 2, 3):
+        writer.add_scalar("loss/g", 1.0 / step, step)
+    for step, value in fid or []:
+        writer.add_scalar("metrics/fid", value, step)
+        writer.add_scalar("metrics/kid", value / 100, step)
+    writer.close()
+    jobstatus.write(job, "running")
+    if status != "running":
+        jobstatus.write(job, status)
+
+
+def test_report_sorts_by_final_fid_and_writes_csv_md_png(tmp_path):
+    sweep = tmp_path / "sweep"
+    fake_job(sweep, 0, ["loss=bce", "optimizer.lr=1e-4"], fid=[(2, 90.0), (3, 80.0)])
+    fake_job(sweep, 1, ["loss=hinge", "optimizer.lr=1e-4"], status="failed")
+    fake_job(sweep, 2, ["loss=bce", "optimizer.lr=2e-4"], fid=[(2, 50.0), (3, 70.0)])
+    fake_job(sweep, 3, ["loss=hinge", "optimizer.lr=2e-4"], fid=[(2, 10.0), (3, 60.0)],
+             status="running")
+    table = report(sweep)
+    with (sweep / "report.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["job"] for r in rows] == ["3", "2", "0", "1"]  # by final FID, no FID last
+    assert [r["fid_final"] for r in rows][:3] == ["60.0", "70.0", "80.0"]
+    assert [r["fid_best"] for r in rows][:3] == ["10.0", "50.0", "80.0"]
+    assert rows[0]["kid_final"] == "0.6000000238418579"
+    assert [r["status"] for r in rows] == ["running", "finished", "finished", "failed"]
+    assert [r["iterations"] for r in rows] == ["3"] * 4
+    assert rows[3]["fid_final"] == "" and float(rows[1]["wall_s"]) >= 0
+    assert rows[0]["overrides"] == "loss=hinge optimizer.lr=2e-4"
+    assert (sweep / "report.md").read_text().count("\n| ") == 5 and table.startswith("| job |")
+    assert (sweep / "report.png").stat().st_size > 1000
+
+
+def test_report_refuses_what_is_not_a_sweep(tmp_path):
+    with pytest.raises(UserError, match="does not exist"):
+        report(tmp_path / "nowhere")
+    with pytest.raises(UserError, match="not a sweep folder"):
+        report(tmp_path)
+    (tmp_path / "multirun.yaml").write_text("{}")
+    with pytest.raises(UserError, match="no job folders"):
+        report(tmp_path)
+    (tmp_path / "run" / ".hydra").mkdir(parents=True)
+    with pytest.raises(UserError, match="single run"):
+        report(tmp_path / "run")
+
+
+def test_2x2_multirun_then_report(tmp_path, mnist_root):
+    run_ganrun("train", *TINY, "dataset=mnist", f"dataset.root={mnist_root}",
+               "callbacks.scalars.every_n_iterations=1", "optimized_metric=loss/g",
+               "dataset.on_device=true", "trainer.channels_last=true",  # they train too
+               "hydra.sweep.dir=sweep", "-m", "loss=bce,hinge", "optimizer.lr=1e-4,2e-4",
+               cwd=tmp_path)
+    sweep = tmp_path / "sweep"
+    for num in range(4):
+        status = json.loads((sweep / str(num) / "status.json").read_text())
+        assert status["status"] == "finished" and status["wall_s"] > 0
+        # the value a sweeper receives: the run's last loss/g
+        assert math.isclose(status["objective"], scalars(sweep / str(num))["loss/g"][-1][1],
+                            rel_tol=1e-5)
+    proc = run_ganrun("report", sweep, cwd=tmp_path)
+    assert proc.stdout.count("| finished |") == 4 and "| loss=hinge optimizer.lr=0.0002 |" in proc.stdout
+    assert (sweep / "report.png").is_file() and (sweep / "report.csv").is_file()
+    bad = run_ganrun("report", tmp_path / "missing", cwd=tmp_path, check=False)
+    assert bad.returncode == 2 and "does not exist" in bad.stderr and "Traceback" not in bad.stderr
+
+
+# Three trials on a grid, one with an impossible learning rate: the search must record it as
+# failed and go on. The objective is the last loss/g, so that no Inception network is needed.
+TINY_SEARCH = """# @package _global_
+defaults:
+  - override /hydra/sweeper: optuna
+  - override /hydra/sweeper/sampler: grid
+optimized_metric: loss/g
+hydra:
+  callbacks:
+    objective:
+      _target_: ganrun.hydra_callbacks.ObjectiveCheck
+  sweeper:
+    study_name: tiny
+    storage: sqlite:///${hydra.sweep.dir}/../optuna.db
+    direction: minimize
+    n_trials: 3
+    max_failure_rate: 0.5
+    params:
+      optimizer.lr: choice(0.0002, 0.0001, -1.0)
+"""
+
+
+def search(tmp_path, root, run, *extra):
+    folder = tmp_path / "conf" / "hparams_search"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "tiny.yaml").write_text(TINY_SEARCH)
+    return run_ganrun("train", *TINY, "dataset=mnist", f"dataset.root={root}", "model=mlp",
+                      "hparams_search=tiny", f"hydra.sweep.dir=study/{run}", *extra, "-m",
+                      "--config-dir", tmp_path / "conf", cwd=tmp_path, check=False)
+
+
+def test_optuna_search_survives_a_failed_trial_and_continues_its_study(tmp_path, mnist_root):
+    import optuna
+
+    proc = search(tmp_path, mnist_root, "first")
+    assert proc.returncode == 1, proc.stderr[-3000:]  # SweepSummary: one job failed
+    assert "2 of 3 jobs succeeded" in proc.stderr
+    assert "learning rate must be positive" in proc.stderr
+    results = yaml.safe_load((tmp_path / "study/first/optimization_results.yaml").read_text())
+    assert results["best_params"]["optimizer.lr"] in (0.0002, 0.0001)
+    storage = f"sqlite:///{tmp_path / 'study' / 'optuna.db'}"
+    trials = optuna.load_study(study_name="tiny", storage=storage).trials
+    assert sorted(t.state.name for t in trials) == ["COMPLETE", "COMPLETE", "FAIL"]
+    statuses = [jobstatus.read(tmp_path / "study/first" / str(n))["status"] for n in range(3)]
+    assert sorted(statuses) == ["failed", "finished", "finished"]
+
+    # The same search run again adds its trials to the stored study.
+    proc = search(tmp_path, mnist_root, "second", "hydra/sweeper/sampler=random",
+                  "hydra.sweeper.n_trials=1")
+    assert "jobs succeeded" in proc.stderr, proc.stderr[-3000:]
+    assert len(optuna.load_study(study_name="tiny", storage=storage).trials) == 4
+
+
+def test_fid_lr_preset_composes_an_optuna_study_minimizing_fid():
+    cfg = composed("hparams_search=fid_lr")
+    sweeper = cfg["hydra"]["sweeper"]
+    assert sweeper["_target_"].endswith("OptunaSweeper") and sweeper["direction"] == "minimize"
+    assert sweeper["storage"].startswith("sqlite:///") and sweeper["study_name"] == "fid_lr"
+    assert 0 < sweeper["max_failure_rate"] < 1
+    assert set(sweeper["params"]) == {"optimizer.lr", "optimizer.generator.betas",
+                                      "optimizer.discriminator.betas", "trainer.n_critic", "loss"}
+    assert cfg["optimized_metric"] == "metrics/fid" and cfg["metrics"]["evaluate"]["inception"]
+
+
+def slurm_executor(launcher: dict, folder, monkeypatch):
+    """The submitit executor that hydra's SlurmLauncher builds from its config (as in its
+    launch()), parameters set and nothing submitted."""
+    import submitit
+
+    monkeypatch.setattr(submitit.SlurmExecutor, "affinity", classmethod(lambda cls: 1))  # no srun here
+    from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
+    from omegaconf import OmegaConf
+
+    params = {k: v for k, v in launcher.items() if k not in ("_target_", "submitit_folder")}
+    executor = submitit.AutoExecutor(folder=folder, cluster="slurm",
+                                     slurm_max_num_timeout=params.pop("max_num_timeout"))
+    base = set(OmegaConf.structured(BaseQueueConf).keys())
+    executor.update_parameters(**{k if k in base else f"slurm_{k}": v for k, v in params.items()})
+    return executor
+
+
+def test_slurm_launcher_preset_gives_the_submission_parameters(tmp_path, monkeypatch):
+    launcher = composed("hydra/launcher=slurm", "hydra.launcher.partition=gpu",
+                        "hydra.launcher.gpus_per_node=2", "hydra.launcher.tasks_per_node=2",
+                        "hydra.sweep.dir=sweep")["hydra"]["launcher"]
+    launcher["submitit_folder"] = "sweep/.submitit/%j"  # ${hydra.sweep.dir} resolved as at launch
+    assert launcher["_target_"].endswith("SlurmLauncher")
+    executor = slurm_executor(launcher, tmp_path / "submitit", monkeypatch)
+    script = executor._executor._make_submission_file_text("python -m ganrun train", "uid")
+    for line in ("#SBATCH --partition=gpu", "#SBATCH --gpus-per-node=2",
+                 "#SBATCH --ntasks-per-node=2", "#SBATCH --time=1440",
+                 "#SBATCH --cpus-per-task=8", "#SBATCH --mem=32GB", "@120"):
+        assert line in script, (line, script)
+    assert executor._executor.max_num_timeout == 5
+
+
+def test_parallel_launcher_and_gpu_per_job_compose():
+    cfg = composed("hydra/launcher=parallel", "hardware=gpu_per_job")
+    assert cfg["hydra"]["launcher"]["_target_"].endswith("JoblibLauncher")
+    assert cfg["hydra"]["launcher"]["n_jobs"] == 2
+    assert cfg["hardware"]["devices"] == "${ganrun.job_gpu:}"
+
+
+def test_gpu_per_job_picks_job_number_modulo_gpus(monkeypatch):
+    import torch
+
+    from ganrun.resolvers import job_gpu
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    assert job_gpu() == 1  # Lightning's GPU accelerator then says that there is none
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    assert job_gpu() == [0]  # outside a sweep
+
+
+# ---- input pipeline and speed switches ----
+
+def test_on_device_data_serves_batches_on_the_trainer_device(mnist_root):
+    from types import SimpleNamespace
+
+    import torch
+
+    from ganrun.data import MNIST
+
+    data = MNIST(root=str(mnist_root), download=False, batch_size=8, on_device=True)
+    data.trainer = SimpleNamespace(strategy=SimpleNamespace(root_device=torch.device("meta")))
+    plain = MNIST(root=str(mnist_root), download=False, batch_size=8)
+    images, labels = next(iter(data.train_dataloader()))
+    assert images.device.type == "meta" and labels.device.type == "meta"
+    assert images.shape == next(iter(plain.train_dataloader()))[0].shape
+    # Where a resumed run starts, both serve the same batch.
+    data.resume_at(epoch=1, batches=3)
+    plain.resume_at(epoch=1, batches=3)
+    data.trainer.strategy.root_device = torch.device("cpu")
+    data.dataset = None
+    assert torch.equal(next(iter(data.train_dataloader()))[0], next(iter(plain.train_dataloader()))[0])
+    with pytest.raises(UserError, match="num_workers=0"):
+        MNIST(root=str(mnist_root), on_device=True, num_workers=2)
+
+
+@pytest.mark.skipif(os.environ.get("GANRUN_TEST_COMPILE") != "1", reason=(
+    "torch.compile on CPU takes over a minute here (inductor builds C++); set GANRUN_TEST_COMPILE=1"))
+def test_compile_switch_trains(tmp_path, mnist_root):
+    run_ganrun("train", *TINY, "dataset=mnist", f"dataset.root={mnist_root}", "model=mlp",
+               "trainer.compile=true", "trainer.max_steps=2", "hydra.run.dir=run", cwd=tmp_path,
+               timeout=120)
+    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
