@@ -12,6 +12,12 @@ def data_shape(datamodule) -> dict:
             "num_classes": datamodule.num_classes}
 
 
+def regularizers(cfg: DictConfig) -> dict:
+    # .get: checkpoints of older versions have no such key
+    return {name: instantiate(node) for name, node in (cfg.get("regularizers") or {}).items()
+            if node is not None}
+
+
 def build_module(cfg: DictConfig, shape: dict, choices: dict | None = None) -> GAN:
     size = {"channels": shape["channels"], "image_size": shape["image_size"]}
     return GAN(
@@ -19,6 +25,7 @@ def build_module(cfg: DictConfig, shape: dict, choices: dict | None = None) -> G
         discriminator=instantiate(cfg.model.discriminator, **size),
         loss=instantiate(cfg.loss),
         divergence=instantiate(cfg.divergence),
+        regularizers=regularizers(cfg),
         g_optimizer=instantiate(cfg.optimizer.generator),
         d_optimizer=instantiate(cfg.optimizer.discriminator),
         latent_dim=cfg.model.latent_dim,

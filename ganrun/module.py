@@ -13,6 +13,7 @@ from torch import nn
 
 from ganrun.divergence import DivergencePolicy, Stop
 from ganrun.losses import GANLoss
+from ganrun.regularizers import Regularizer
 from ganrun.rng import rng_states, set_rng_states
 
 OptimizerFactory = Callable[[Any], torch.optim.Optimizer]
@@ -22,6 +23,7 @@ class GAN(pl.LightningModule):
     def __init__(self, generator: nn.Module, discriminator: nn.Module, loss: GANLoss,
                  g_optimizer: OptimizerFactory, d_optimizer: OptimizerFactory, latent_dim: int,
                  divergence: DivergencePolicy | None = None,
+                 regularizers: dict[str, Regularizer] | None = None,
                  n_critic: int = 1, max_iterations: int | None = None, num_fixed: int = 64,
                  config: dict | None = None, choices: dict | None = None,
                  data_shape: dict | None = None):
@@ -29,6 +31,7 @@ class GAN(pl.LightningModule):
         self.automatic_optimization = False
         self.generator, self.discriminator, self.loss = generator, discriminator, loss
         self.divergence = divergence or Stop()
+        self.regularizers = regularizers or {}
         self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
         self.latent_dim, self.n_critic, self.max_iterations = latent_dim, n_critic, max_iterations
         # The resolved run config and its group choices travel in every checkpoint.
@@ -61,7 +64,7 @@ class GAN(pl.LightningModule):
         self.d_updates += 1
         if self.d_updates % self.n_critic:
             return
-        g_stats = self.generator_step(opt_g, len(real), labels)
+        g_stats = self.generator_step(opt_g, real, labels)
         self.iteration += 1
         self.stats = {**d_stats, **g_stats, **self.divergence.stats()}
         if self.max_iterations and self.iteration >= self.max_iterations:
@@ -74,19 +77,37 @@ class GAN(pl.LightningModule):
         real_out = self.discriminator(real, labels).float()
         fake_out = self.discriminator(fake, labels).float()
         loss = self.loss.d_loss(real_out, fake_out)
-        grad_norm = self.update(opt, loss, self.discriminator, "loss/d")
+        penalties = self.d_regularization(real, fake, labels)
+        grad_norm = self.update(opt, loss + sum(penalties.values()), self.discriminator, "loss/d")
         self.untoggle_optimizer(opt)
+        for regularizer in self.regularizers.values():
+            regularizer.after_step(self.discriminator)
         real_out, fake_out = real_out.detach(), fake_out.detach()
         # Accuracies near 1 with a falling G loss are the usual sign of D overpowering G.
         return {"loss/d": loss.detach(), "d/real": real_out.mean(), "d/fake": fake_out.mean(),
                 "d/acc_real": (real_out > self.loss.threshold).float().mean(),
                 "d/acc_fake": (fake_out <= self.loss.threshold).float().mean(),
-                "grad_norm/d": grad_norm}
+                "grad_norm/d": grad_norm,
+                **{f"reg/{name}": value.detach() for name, value in penalties.items()}}
 
-    def generator_step(self, opt, batch_size, labels) -> dict[str, torch.Tensor]:
+    def d_regularization(self, real, fake, labels) -> dict[str, torch.Tensor]:
+        """D's regularization phase: the penalties due at this D update (a penalty with
+        interval k is due every k-th update), each multiplied by its interval."""
+        due = {name: reg for name, reg in self.regularizers.items()
+               if self.d_updates % reg.interval == 0}
+        penalties = {name: reg.penalty(self.discriminator, real, fake, labels)
+                     for name, reg in due.items()}
+        return {name: due[name].interval * value for name, value in penalties.items()
+                if value is not None}
+
+    def generator_step(self, opt, real, labels) -> dict[str, torch.Tensor]:
         self.toggle_optimizer(opt)
-        fake_out = self.discriminator(self.generator(self.sample_z(batch_size), labels), labels)
-        loss = self.loss.g_loss(fake_out.float())
+        fake_out = self.discriminator(self.generator(self.sample_z(len(real)), labels), labels)
+        real_out = None
+        if self.loss.needs_real_in_g_step:  # relativistic losses: D's current view of reals
+            with torch.no_grad():
+                real_out = self.discriminator(real, labels).float()
+        loss = self.loss.g_loss(fake_out.float(), real_out)
         grad_norm = self.update(opt, loss, self.generator, "loss/g")
         self.untoggle_optimizer(opt)
         return {"loss/g": loss.detach(), "grad_norm/g": grad_norm}

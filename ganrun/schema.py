@@ -67,6 +67,7 @@ class TrainConfig:
     hardware: HardwareConfig = field(default_factory=HardwareConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     divergence: Any = MISSING
+    regularizers: Dict[str, Any] = field(default_factory=dict)  # {name: Regularizer config}
     logger: Any = None
     callbacks: Dict[str, Any] = field(default_factory=dict)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)

@@ -1,0 +1,134 @@
+"""The GAN zoo: Wasserstein, WGAN-GP, RaGAN, R1, weight clipping, spectral norm, EMA, ..."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from conftest import TINY, run_ganrun, scalars
+from ganrun.losses import RelativisticAverage, Wasserstein
+from ganrun.regularizers import R1, GradientPenalty, WeightClip
+
+
+class LinearD(nn.Module):
+    """D(x) = w . x + b: its input gradient is w everywhere."""
+
+    def __init__(self, size: int = 12):
+        super().__init__()
+        self.lin = nn.Linear(size, 1)
+
+    def forward(self, x, labels=None):
+        return self.lin(x.flatten(1)).flatten()
+
+
+class SquareD(nn.Module):
+    """D(x) = s/2 ||x||^2: its input gradient is s x."""
+
+    def __init__(self):
+        super().__init__()
+        self.s = nn.Parameter(torch.tensor(3.0))
+
+    def forward(self, x, labels=None):
+        return self.s / 2 * x.flatten(1).square().sum(1)
+
+
+def images(n=4, seed=0):
+    return torch.randn(n, 3, 2, 2, generator=torch.Generator().manual_seed(seed))
+
+
+def test_wasserstein_and_ragan_values():
+    real, fake = torch.tensor([2.0, 4.0]), torch.tensor([-1.0, 1.0])
+    assert Wasserstein().d_loss(real, fake).item() == pytest.approx(0 - 3)
+    assert Wasserstein().g_loss(fake).item() == pytest.approx(0)
+    ragan, zero = RelativisticAverage(), torch.zeros(4)
+    assert ragan.d_loss(zero, zero).item() == pytest.approx(2 * math.log(2))
+    assert ragan.g_loss(zero, zero).item() == pytest.approx(2 * math.log(2))
+    # G gains when its fakes score above the average real, D when the reals do.
+    assert ragan.g_loss(real, fake) < ragan.g_loss(fake, real)
+    assert ragan.d_loss(real, fake) < ragan.d_loss(fake, real)
+
+
+def test_gradient_penalty_equals_its_formula_on_a_linear_d():
+    d = LinearD()
+    w = d.lin.weight.detach().flatten()
+    expected = 10 * (w.norm() - 1) ** 2  # ||grad D|| = ||w|| at every interpolate
+    penalty = GradientPenalty(weight=10).penalty(d, images(seed=1), images(seed=2), None)
+    assert penalty.item() == pytest.approx(expected.item(), rel=1e-5)
+    penalty.backward()  # differentiable in D's weights: d/dw = 20 (||w|| - 1) w / ||w||
+    assert torch.allclose(d.lin.weight.grad.flatten(), 20 * (w.norm() - 1) * w / w.norm(),
+                          rtol=1e-4)
+
+
+def test_r1_equals_its_formula_on_a_quadratic_d():
+    d, real = SquareD(), images()
+    expected = 5 / 2 * (3 * real.flatten(1)).square().sum(1).mean()  # gamma/2 E||s x||^2
+    assert R1(gamma=5).penalty(d, real, None, None).item() == pytest.approx(expected.item(),
+                                                                             rel=1e-5)
+
+
+def test_penalties_are_computed_in_fp32_under_bf16_autocast():
+    d, real = SquareD(), images()
+    exact = R1(gamma=5).penalty(d, real, None, None)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = R1(gamma=5).penalty(d, real, None, None)
+    assert mixed.dtype == torch.float32 and mixed.item() == exact.item()
+
+
+def test_weight_clip_bounds_every_parameter():
+    d = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Linear(8, 1))
+    WeightClip(clip_value=0.05).after_step(d)
+    assert all(p.abs().max() <= 0.05 for p in d.parameters())
+
+
+def test_lazy_penalties_are_due_every_interval_and_scaled_by_it():
+    from ganrun.losses import NonSaturating
+    from ganrun.module import GAN
+
+    gan = GAN(nn.Identity(), SquareD(), NonSaturating(), None, None, latent_dim=2,
+              regularizers={"r1": R1(gamma=1, interval=4)})
+    real = images()
+    plain = R1(gamma=1).penalty(gan.discriminator, real, None, None)
+    due = []
+    for step in range(8):
+        gan.d_updates = step
+        penalties = gan.d_regularization(real, real, None)
+        due.append(step) if penalties else None
+        if penalties:
+            assert penalties["r1"].item() == pytest.approx(4 * plain.item())
+    assert due == [0, 4]
+
+
+def mnist_args(root, *extra):
+    return ["train", *TINY, "dataset=mnist", f"dataset.root={root}", "model.generator.width=8",
+            "model.discriminator.width=8", *extra]
+
+
+def test_each_loss_and_regularizer_trains(tmp_path, mnist_root):
+    run_ganrun(*mnist_args(mnist_root, "-m", "loss=wasserstein,wgan_gp,ragan", "regularizer=r1",
+                           "regularizers.r1.interval=2", "model.discriminator.norm=layer",
+                           "callbacks.scalars.every_n_iterations=1", "hydra.sweep.dir=sweep"),
+               cwd=tmp_path)
+    jobs = sorted((tmp_path / "sweep").glob("[0-9]*"), key=lambda p: int(p.name))
+    assert len(jobs) == 3
+    for job in jobs:
+        logged = scalars(job)
+        assert [step for step, _ in logged["loss/g"]] == [1, 2, 3], job
+        assert all(math.isfinite(v) for _, v in logged["loss/d"])
+        assert [step for step, _ in logged["reg/r1"]] == [1, 3]  # lazy: D updates 0 and 2
+    # wasserstein's weight clipping held for every parameter of the saved D.
+    state = torch.load(jobs[0] / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+    d_params = [v for k, v in state.items() if k.startswith("discriminator.") and
+                "running" not in k and "num_batches" not in k]
+    assert max(p.abs().max().item() for p in d_params) <= 0.01
+
+
+def test_wgan_gp_in_bf16_on_cpu_is_finite(tmp_path, mnist_root):
+    run = tmp_path / "run"
+    run_ganrun(*mnist_args(mnist_root, "loss=wgan_gp", "hardware=[cpu,bf16]",
+                           "model.discriminator.norm=layer", "trainer.n_critic=2",
+                           "callbacks.scalars.every_n_iterations=1", f"hydra.run.dir={run}"),
+               cwd=tmp_path)
+    logged = scalars(run)
+    values = [v for tag in ("loss/d", "loss/g", "reg/gradient_penalty") for _, v in logged[tag]]
+    assert values and all(math.isfinite(v) for v in values)
