@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ganrun.errors import UserError
-from ganrun.nets.layers import dcgan_init, norm_layer
+from ganrun.nets.layers import add_spectral_norm, dcgan_init, norm_layer
 
 
 def dcgan_layout(image_size: int) -> tuple[int, int]:
@@ -49,7 +49,8 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    def __init__(self, channels: int, image_size: int, width: int = 64, norm: str = "batch"):
+    def __init__(self, channels: int, image_size: int, width: int = 64, norm: str = "batch",
+                 spectral_norm: bool = False):
         super().__init__()
         base, doublings = dcgan_layout(image_size)
         widths = [width * 2**i for i in range(doublings)]
@@ -62,6 +63,8 @@ class Discriminator(nn.Module):
         layers += [nn.Conv2d(widths[-1], 1, base, 1, 0)]
         self.net = nn.Sequential(*layers)
         self.apply(dcgan_init)
+        if spectral_norm:
+            add_spectral_norm(self)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self.net(x).flatten()
