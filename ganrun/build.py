@@ -20,8 +20,10 @@ def regularizers(cfg: DictConfig) -> dict:
 
 def build_module(cfg: DictConfig, shape: dict, choices: dict | None = None) -> GAN:
     size = {"channels": shape["channels"], "image_size": shape["image_size"]}
+    generator = instantiate(cfg.model.generator, latent_dim=cfg.model.latent_dim, **size)
     return GAN(
-        generator=instantiate(cfg.model.generator, latent_dim=cfg.model.latent_dim, **size),
+        generator=generator,
+        ema=instantiate(cfg.ema)(generator) if cfg.get("ema") else None,
         discriminator=instantiate(cfg.model.discriminator, **size),
         loss=instantiate(cfg.loss),
         divergence=instantiate(cfg.divergence),

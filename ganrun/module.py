@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ganrun.divergence import DivergencePolicy, Stop
+from ganrun.ema import GeneratorEMA
 from ganrun.losses import GANLoss
 from ganrun.regularizers import Regularizer
 from ganrun.rng import rng_states, set_rng_states
@@ -26,10 +27,11 @@ class GAN(pl.LightningModule):
                  regularizers: dict[str, Regularizer] | None = None,
                  n_critic: int = 1, max_iterations: int | None = None, num_fixed: int = 64,
                  config: dict | None = None, choices: dict | None = None,
-                 data_shape: dict | None = None):
+                 data_shape: dict | None = None, ema: GeneratorEMA | None = None):
         super().__init__()
         self.automatic_optimization = False
         self.generator, self.discriminator, self.loss = generator, discriminator, loss
+        self.ema = ema  # a submodule: its weights are saved and restored with the checkpoint
         self.divergence = divergence or Stop()
         self.regularizers = regularizers or {}
         self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
@@ -66,6 +68,9 @@ class GAN(pl.LightningModule):
             return
         g_stats = self.generator_step(opt_g, real, labels)
         self.iteration += 1
+        if self.ema is not None:
+            batch = len(real) * self.trainer.world_size
+            self.ema.update(self.generator, self.iteration * batch, batch)
         self.stats = {**d_stats, **g_stats, **self.divergence.stats()}
         if self.max_iterations and self.iteration >= self.max_iterations:
             self.trainer.should_stop = True
@@ -149,13 +154,15 @@ class GAN(pl.LightningModule):
 
     @torch.no_grad()
     def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """Images in [-1, 1] from latents, in eval mode so a sample never depends on its batch."""
-        was_training = self.generator.training
-        self.generator.eval()
+        """Images in [-1, 1] from latents, by the EMA generator when there is one, in eval mode
+        so that a sample never depends on its batch."""
+        generator = self.ema.generator if self.ema is not None else self.generator
+        was_training = generator.training
+        generator.eval()
         try:
-            return self.generator(z.to(self.device), labels).float()
+            return generator(z.to(self.device), labels).float()
         finally:
-            self.generator.train(was_training)
+            generator.train(was_training)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["ganrun"] = {"iteration": self.iteration, "d_updates": self.d_updates,

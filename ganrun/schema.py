@@ -67,6 +67,7 @@ class TrainConfig:
     hardware: HardwareConfig = field(default_factory=HardwareConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     divergence: Any = MISSING
+    ema: Any = None  # a partial ganrun.ema.GeneratorEMA, or null: no EMA
     regularizers: Dict[str, Any] = field(default_factory=dict)  # {name: Regularizer config}
     logger: Any = None
     callbacks: Dict[str, Any] = field(default_factory=dict)

@@ -180,3 +180,63 @@ def test_sngan_trains(tmp_path, mnist_root):
                "loss=hinge", "trainer.max_steps=2", f"hydra.run.dir={tmp_path / 'run'}",
                cwd=tmp_path)
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_ema_follows_its_formula_with_a_fixed_decay():
+    from ganrun.ema import GeneratorEMA
+
+    g = nn.Linear(3, 2)
+    start = g.weight.detach().clone()
+    ema = GeneratorEMA(g, decay=0.9)
+    expected = start.clone()
+    for k in range(5):
+        with torch.no_grad():
+            g.weight.add_(k + 1.0)
+        ema.update(g, images_seen=8 * (k + 1), batch_size=8)
+        expected = 0.9 * expected + 0.1 * g.weight.detach()
+    assert torch.allclose(ema.generator.weight, expected)
+    assert not torch.equal(ema.generator.weight, g.weight)
+
+
+def test_ema_half_life_and_rampup():
+    from ganrun.ema import GeneratorEMA
+
+    ema = GeneratorEMA(nn.Linear(1, 1), half_life_kimg=0.064, rampup=None)
+    assert ema.beta(images_seen=10**6, batch_size=64) == pytest.approx(0.5)  # 64 images: halves
+    ramped = GeneratorEMA(nn.Linear(1, 1), half_life_kimg=10, rampup=0.5)
+    # 128 images seen: the half-life is capped at 64 images.
+    assert ramped.beta(images_seen=128, batch_size=64) == pytest.approx(0.5)
+    assert ramped.beta(images_seen=10**8, batch_size=64) == pytest.approx(0.5 ** (64 / 10000))
+
+
+def test_generate_uses_the_ema_generator():
+    from ganrun.ema import GeneratorEMA
+    from ganrun.losses import NonSaturating
+    from ganrun.module import GAN
+
+    g = LinearD(2)  # any net with forward(x, labels) does as a generator here
+    ema = GeneratorEMA(g, decay=0.5)
+    with torch.no_grad():
+        ema.generator.lin.weight.fill_(7.0)
+    gan = GAN(g, LinearD(1), NonSaturating(), None, None, latent_dim=2, ema=ema)
+    z = torch.ones(1, 2)
+    assert torch.allclose(gan.generate(z), ema.generator(z))
+    assert not torch.allclose(gan.generate(z), g(z))
+
+
+def test_ema_is_checkpointed_and_sampled(tmp_path, mnist_root):
+    run = tmp_path / "run"
+    run_ganrun(*mnist_args(mnist_root, "ema=decay", "ema.decay=0.5", f"hydra.run.dir={run}"),
+               cwd=tmp_path)
+    ckpt = run / "checkpoints" / "last.ckpt"
+    state = torch.load(ckpt, weights_only=False)["state_dict"]
+    ema_keys = [k for k in state if k.startswith("ema.generator.")]
+    assert ema_keys and len(ema_keys) == len([k for k in state if k.startswith("generator.")])
+    key = ema_keys[0]
+    assert not torch.equal(state[key], state[key.removeprefix("ema.")])
+
+    from ganrun.checkpoints import load_gan
+
+    module, _ = load_gan(ckpt)
+    z = torch.randn(2, 8)
+    assert torch.equal(module.generate(z), module.ema.generator.eval()(z))
