@@ -9,11 +9,14 @@ from typing import Any, Callable
 
 import pytorch_lightning as pl
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ganrun.divergence import DivergencePolicy, Stop
 from ganrun.ema import GeneratorEMA
+from ganrun.latents import balanced_labels
 from ganrun.losses import GANLoss
+from ganrun.nets.conditioning import split_output
 from ganrun.regularizers import Regularizer
 from ganrun.rng import rng_states, set_rng_states
 
@@ -79,9 +82,10 @@ class GAN(pl.LightningModule):
         self.toggle_optimizer(opt)
         with torch.no_grad():
             fake = self.generator(self.sample_z(len(real)), labels)
-        real_out = self.discriminator(real, labels).float()
-        fake_out = self.discriminator(fake, labels).float()
-        loss = self.loss.d_loss(real_out, fake_out)
+        real_out, real_classes = self.discriminate(real, labels)
+        fake_out, fake_classes = self.discriminate(fake, labels)
+        loss = self.loss.d_loss(real_out, fake_out) + self.class_loss(real_classes, labels) + \
+            self.class_loss(fake_classes, labels)
         penalties = self.d_regularization(real, fake, labels)
         grad_norm = self.update(opt, loss + sum(penalties.values()), self.discriminator, "loss/d")
         self.untoggle_optimizer(opt)
@@ -107,15 +111,27 @@ class GAN(pl.LightningModule):
 
     def generator_step(self, opt, real, labels) -> dict[str, torch.Tensor]:
         self.toggle_optimizer(opt)
-        fake_out = self.discriminator(self.generator(self.sample_z(len(real)), labels), labels)
+        fake = self.generator(self.sample_z(len(real)), labels)
+        fake_out, fake_classes = self.discriminate(fake, labels)
         real_out = None
         if self.loss.needs_real_in_g_step:  # relativistic losses: D's current view of reals
             with torch.no_grad():
-                real_out = self.discriminator(real, labels).float()
-        loss = self.loss.g_loss(fake_out.float(), real_out)
+                real_out = self.discriminate(real, labels)[0]
+        loss = self.loss.g_loss(fake_out, real_out) + self.class_loss(fake_classes, labels)
         grad_norm = self.update(opt, loss, self.generator, "loss/g")
         self.untoggle_optimizer(opt)
         return {"loss/g": loss.detach(), "grad_norm/g": grad_norm}
+
+    def discriminate(self, images, labels) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """D's real/fake logits in fp32, and its class logits when it has an auxiliary
+        classifier (ACGAN), else None."""
+        out, classes = split_output(self.discriminator(images, labels))
+        return out.float(), None if classes is None else classes.float()
+
+    @staticmethod
+    def class_loss(class_logits: torch.Tensor | None, labels) -> torch.Tensor | float:
+        # ACGAN's classification term, added to both players' losses.
+        return 0.0 if class_logits is None else F.cross_entropy(class_logits, labels)
 
     def update(self, opt, loss: torch.Tensor, net: nn.Module, tag: str) -> torch.Tensor:
         """Backward and step, unless the loss or the gradient is not finite. Returns the
@@ -152,11 +168,28 @@ class GAN(pl.LightningModule):
     def sample_z(self, n: int) -> torch.Tensor:
         return torch.randn(n, self.latent_dim, device=self.device)
 
+    @property
+    def num_classes(self) -> int:
+        """Classes the generator is conditioned on; 0 for an unconditional one."""
+        return getattr(self.generator, "num_classes", 0) or 0
+
+    def fixed_inputs(self, per_class: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The sample grid's latents and labels: ``fixed_z``, or for a conditional generator
+        one row of ``per_class`` images per class, the same latents in every row."""
+        if not self.num_classes:
+            return self.fixed_z, None
+        z = self.fixed_z[:per_class].repeat(self.num_classes, 1)
+        labels = torch.arange(self.num_classes, device=self.device)
+        return z, labels.repeat_interleave(len(z) // self.num_classes)
+
     @torch.no_grad()
     def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Images in [-1, 1] from latents, by the EMA generator when there is one, in eval mode
-        so that a sample never depends on its batch."""
+        so that a sample never depends on its batch. A conditional generator without labels
+        makes a balanced mix of classes (for metrics)."""
         generator = self.ema.generator if self.ema is not None else self.generator
+        if labels is None and self.num_classes:
+            labels = balanced_labels(len(z), self.num_classes).to(self.device)
         was_training = generator.training
         generator.eval()
         try:

@@ -16,6 +16,8 @@ PyTorch's AMP gradient-penalty notes, not the scaled-output one).
 import torch
 from torch import nn
 
+from ganrun.nets.conditioning import split_output
+
 
 class Regularizer:
     """Base class: a penalty on D (``penalty``) and/or a constraint on it (``after_step``)."""
@@ -39,7 +41,7 @@ def input_gradient(discriminator: nn.Module, x: torch.Tensor,
     """d sum(D(x)) / dx per sample, flattened to (N, -1), in fp32 and differentiable."""
     x = x.detach().float().requires_grad_(True)
     with torch.autocast(device_type=x.device.type, enabled=False):
-        out = discriminator(x, labels).float()
+        out = split_output(discriminator(x, labels))[0].float()
         (grad,) = torch.autograd.grad(out.sum(), x, create_graph=True)
     return grad.flatten(1)
 

@@ -16,6 +16,7 @@ class ModelConfig:
     latent_dim: int = 100
     generator: Any = MISSING
     discriminator: Any = MISSING
+    conditioning: Any = None  # a partial ganrun.nets.conditioning head: class-conditional model
 
 
 @dataclass

@@ -11,7 +11,7 @@ from omegaconf import open_dict
 from ganrun.config import config_dir, validate
 from ganrun.errors import UserError
 
-GROUPS = ["model", "loss", "dataset", "optimizer", "hardware", "trainer", "divergence", "regularizer", "ema", "logger", "callbacks",
+GROUPS = ["model", "loss", "dataset", "optimizer", "hardware", "trainer", "divergence", "regularizer", "ema", "conditioning", "logger", "callbacks",
           "paths", "experiment"]
 
 

@@ -240,3 +240,56 @@ def test_ema_is_checkpointed_and_sampled(tmp_path, mnist_root):
     module, _ = load_gan(ckpt)
     z = torch.randn(2, 8)
     assert torch.equal(module.generate(z), module.ema.generator.eval()(z))
+
+
+def test_each_conditioning_trains_with_one_grid_row_per_class(tmp_path, mnist_root):
+    from PIL import Image
+
+    run_ganrun(*mnist_args(mnist_root, "-m", "conditioning=embedding,projection,acgan",
+                           "hydra.sweep.dir=sweep"), cwd=tmp_path)
+    jobs = sorted((tmp_path / "sweep").glob("[0-9]*"), key=lambda p: int(p.name))
+    assert len(jobs) == 3
+    for job in jobs:
+        assert all(math.isfinite(v) for _, v in scalars(job)["loss/d"])
+        grid = sorted((job / "samples").glob("*.png"))[-1]
+        # 10 rows of 8 images of 28x28 with make_grid's 2-pixel padding.
+        assert Image.open(grid).size == (8 * 30 + 2, 10 * 30 + 2)
+
+
+def test_conditional_sngan_and_unlabelled_data(tmp_path, mnist_root):
+    run_ganrun("train", *TINY, "dataset=mnist", f"dataset.root={mnist_root}", "model=sngan",
+               "model.latent_dim=8", "model.generator.width=8", "model.discriminator.width=8",
+               "loss=hinge", "conditioning=projection", "trainer.max_steps=2",
+               f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    proc = run_ganrun("train", *TINY, "dataset=ring", "conditioning=acgan", "model=mlp",
+                      cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and "needs class labels" in proc.stderr
+
+
+def test_sample_label_k_of_a_conditional_model(tmp_path, mnist_root, monkeypatch):
+    import numpy as np
+
+    import ganrun.checkpoints
+    from ganrun.sample import SampleConfig, sample
+
+    run = tmp_path / "run"
+    run_ganrun(*mnist_args(mnist_root, "conditioning=projection", "ema=decay",
+                           f"hydra.run.dir={run}"), cwd=tmp_path)
+    seen = []
+    load_gan = ganrun.checkpoints.load_gan
+
+    def spying_load_gan(*args, **kwargs):
+        module, cfg = load_gan(*args, **kwargs)
+        module.ema.generator.register_forward_hook(lambda m, inputs, out: seen.append(inputs[1]))
+        return module, cfg
+
+    monkeypatch.setattr(ganrun.checkpoints, "load_gan", spying_load_gan)
+    sample(SampleConfig(ckpt=str(run / "checkpoints" / "last.ckpt"), num=6, label=3,
+                        format="npz", out=str(tmp_path / "out"), device="cpu"))
+    saved = np.load(tmp_path / "out" / "samples.npz")
+    assert saved["labels"].tolist() == [3] * 6 and len(saved["images"]) == 6
+    assert torch.cat(seen).tolist() == [3] * 6  # the (EMA) generator was asked for class 3
+    module, _ = load_gan(run / "checkpoints" / "last.ckpt")
+    z = torch.randn(2, 8)
+    assert not torch.equal(module.generate(z, torch.tensor([3, 3])),
+                           module.generate(z, torch.tensor([4, 4])))

@@ -5,10 +5,13 @@ and doubles it with up-sampling residual blocks; the discriminator has spectral 
 on every layer, two down-sampling residual blocks, two plain ones, ReLU and a global sum pool.
 """
 
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ganrun.nets.conditioning import LabelEmbedding, Unconditional
 from ganrun.nets.dcgan import dcgan_layout
 from ganrun.nets.layers import add_spectral_norm
 
@@ -50,31 +53,41 @@ class DBlock(nn.Module):
 
 
 class Generator(nn.Module):
-    def __init__(self, latent_dim: int, channels: int, image_size: int, width: int = 256):
+    """With ``num_classes`` > 0, conditional through a label embedding joined to z."""
+
+    def __init__(self, latent_dim: int, channels: int, image_size: int, width: int = 256,
+                 num_classes: int = 0, embed_dim: int = 50):
         super().__init__()
         self.base, doublings = dcgan_layout(image_size)
-        self.width, self.latent_dim = width, latent_dim
-        self.project = nn.Linear(latent_dim, self.base * self.base * width)
+        self.width, self.latent_dim, self.num_classes = width, latent_dim, num_classes
+        self.condition = LabelEmbedding(num_classes, embed_dim) if num_classes else None
+        z_dim = latent_dim + (embed_dim if num_classes else 0)
+        self.project = nn.Linear(z_dim, self.base * self.base * width)
         self.blocks = nn.Sequential(*[GBlock(width, width) for _ in range(doublings)])
         self.out = nn.Sequential(nn.BatchNorm2d(width), nn.ReLU(), nn.Conv2d(width, channels, 3, 1, 1),
                                  nn.Tanh())
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if self.condition is not None:
+            z = self.condition(z, labels)
         h = self.project(z.flatten(1)).view(len(z), self.width, self.base, self.base)
         return self.out(self.blocks(h))
 
 
 class Discriminator(nn.Module):
-    def __init__(self, channels: int, image_size: int, width: int = 128):
+    """With ``num_classes`` > 0, the output layer is the ``conditioning`` head."""
+
+    def __init__(self, channels: int, image_size: int, width: int = 128, num_classes: int = 0,
+                 conditioning: Callable[..., nn.Module] | None = None):
         super().__init__()
         dcgan_layout(image_size)  # the same sizes as the generator, with the same message
         self.blocks = nn.Sequential(DBlock(channels, width, down=True, first=True),
                                     DBlock(width, width, down=True),
                                     DBlock(width, width, down=False),
                                     DBlock(width, width, down=False))
-        self.linear = nn.Linear(width, 1)
+        self.head = (conditioning if num_classes else Unconditional)(width, num_classes)
         add_spectral_norm(self)
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None):
         h = F.relu(self.blocks(x)).sum(dim=(2, 3))  # global sum pooling
-        return self.linear(h).flatten()
+        return self.head(h, labels)
