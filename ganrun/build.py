@@ -57,6 +57,8 @@ def build_module(cfg: DictConfig, shape: dict, choices: dict | None = None) -> G
         d_optimizer=instantiate(cfg.optimizer.discriminator),
         latent_dim=cfg.model.latent_dim,
         n_critic=cfg.trainer.n_critic,
+        d_warmup_steps=cfg.trainer.get("d_warmup_steps", 0),
+        augment=instantiate(cfg.augment) if cfg.get("augment") else None,
         max_iterations=cfg.trainer.max_steps,
         config=OmegaConf.to_container(cfg, resolve=True),
         choices=choices,

@@ -1,7 +1,7 @@
 """The GAN LightningModule: alternating discriminator/generator updates, manual optimization.
 
 One *iteration* is ``n_critic`` discriminator updates, each on its own real batch, followed by
-one generator update. ``iteration`` (not Lightning's ``global_step``, which counts every
+one generator update; the first ``d_warmup_steps`` discriminator updates come before any. ``iteration`` (not Lightning's ``global_step``, which counts every
 optimizer step) is the run length, the checkpoint cadence and the x-axis of every log.
 """
 
@@ -28,7 +28,9 @@ class GAN(pl.LightningModule):
                  g_optimizer: OptimizerFactory, d_optimizer: OptimizerFactory, latent_dim: int,
                  divergence: DivergencePolicy | None = None,
                  regularizers: dict[str, Regularizer] | None = None,
-                 n_critic: int = 1, max_iterations: int | None = None, num_fixed: int = 64,
+                 n_critic: int = 1, d_warmup_steps: int = 0,
+                 augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                 max_iterations: int | None = None, num_fixed: int = 64,
                  config: dict | None = None, choices: dict | None = None,
                  data_shape: dict | None = None, ema: GeneratorEMA | None = None):
         super().__init__()
@@ -39,6 +41,9 @@ class GAN(pl.LightningModule):
         self.regularizers = regularizers or {}
         self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
         self.latent_dim, self.n_critic, self.max_iterations = latent_dim, n_critic, max_iterations
+        self.d_warmup_steps = d_warmup_steps
+        # D sees every image through this (DiffAugment), in both players' updates.
+        self.augment = augment or nn.Identity()
         # The resolved run config and its group choices travel in every checkpoint.
         self.config, self.choices, self.data_shape = config, choices or {}, data_shape
         # A buffer, so the sample grid shows the same latents before and after a resume.
@@ -67,7 +72,9 @@ class GAN(pl.LightningModule):
         opt_d, opt_g = self.optimizers()
         d_stats = self.discriminator_step(opt_d, real, labels)
         self.d_updates += 1
-        if self.d_updates % self.n_critic:
+        # d_updates is checkpointed, so a resume continues warm-up and n_critic cycles exactly.
+        alternating = self.d_updates - self.d_warmup_steps
+        if alternating <= 0 or alternating % self.n_critic:
             return
         g_stats = self.generator_step(opt_g, real, labels)
         self.iteration += 1
@@ -82,6 +89,7 @@ class GAN(pl.LightningModule):
         self.toggle_optimizer(opt)
         with torch.no_grad():
             fake = self.generator(self.sample_z(len(real)), labels)
+        real, fake = self.augment(real), self.augment(fake)
         real_out, real_classes = self.discriminate(real, labels)
         fake_out, fake_classes = self.discriminate(fake, labels)
         loss = self.loss.d_loss(real_out, fake_out) + self.class_loss(real_classes, labels) + \
@@ -112,11 +120,11 @@ class GAN(pl.LightningModule):
     def generator_step(self, opt, real, labels) -> dict[str, torch.Tensor]:
         self.toggle_optimizer(opt)
         fake = self.generator(self.sample_z(len(real)), labels)
-        fake_out, fake_classes = self.discriminate(fake, labels)
+        fake_out, fake_classes = self.discriminate(self.augment(fake), labels)
         real_out = None
         if self.loss.needs_real_in_g_step:  # relativistic losses: D's current view of reals
             with torch.no_grad():
-                real_out = self.discriminate(real, labels)[0]
+                real_out = self.discriminate(self.augment(real), labels)[0]
         loss = self.loss.g_loss(fake_out, real_out) + self.class_loss(fake_classes, labels)
         grad_norm = self.update(opt, loss, self.generator, "loss/g")
         self.untoggle_optimizer(opt)

@@ -11,7 +11,7 @@ from omegaconf import open_dict
 from ganrun.config import config_dir, validate
 from ganrun.errors import UserError
 
-GROUPS = ["model", "loss", "dataset", "optimizer", "hardware", "trainer", "divergence", "regularizer", "ema", "conditioning", "logger", "callbacks",
+GROUPS = ["model", "loss", "dataset", "optimizer", "hardware", "trainer", "divergence", "regularizer", "ema", "conditioning", "augment", "logger", "callbacks",
           "paths", "experiment"]
 
 
@@ -71,6 +71,7 @@ def test_lr_sets_both_optimizers_and_ttur_sets_them_apart(tmp_path):
     ("optimizer.lr=-1", r"learning rate must be positive"),
     ("optimizer.discriminator.lr=0", r"discriminator learning rate must be positive"),
     ("trainer.n_critic=0", r"trainer.n_critic must be at least 1"),
+    ("trainer.d_warmup_steps=-1", r"trainer.d_warmup_steps must be 0 or more"),
     ("trainer.max_steps=null", r"Neither trainer.max_steps nor trainer.max_epochs"),
     ("loss._target_=ganrun.losses.Nope", r"cannot be imported"),
 ])

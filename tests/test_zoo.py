@@ -293,3 +293,34 @@ def test_sample_label_k_of_a_conditional_model(tmp_path, mnist_root, monkeypatch
     z = torch.randn(2, 8)
     assert not torch.equal(module.generate(z, torch.tensor([3, 3])),
                            module.generate(z, torch.tensor([4, 4])))
+
+
+def test_diffaugment_is_differentiable_seeded_and_shape_preserving():
+    from ganrun.augment import DiffAugment, cut_out, translate
+
+    x = torch.rand(4, 3, 8, 8, requires_grad=True)
+    augment = DiffAugment()
+    torch.manual_seed(1)
+    a = augment(x)
+    torch.manual_seed(1)
+    assert torch.equal(a, augment(x)) and a.shape == x.shape
+    a.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    ones = torch.ones(16, 1, 8, 8)
+    # Cutout erases a 4x4 square (clipped at the border), translation pads with zeros.
+    erased = (cut_out(ones, 0.5) == 0).flatten(1).sum(1)
+    assert ((erased > 0) & (erased <= 16)).all() and (erased == 16).any()
+    assert translate(ones, 0.125).sum() <= ones.sum()
+
+
+def test_warmup_diffaugment_and_ttur_train(tmp_path, mnist_root):
+    run = tmp_path / "run"
+    run_ganrun(*mnist_args(mnist_root, "trainer.d_warmup_steps=2", "trainer.max_steps=2",
+                           "augment=diffaugment", "optimizer=ttur", f"hydra.run.dir={run}"),
+               cwd=tmp_path)
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
+    d_steps, g_steps = [s["state"][0]["step"].item() for s in ckpt["optimizer_states"]]
+    assert (d_steps, g_steps) == (4, 2)  # 2 warm-up D updates, then D, G, D, G
+    assert ckpt["ganrun"]["d_updates"] == 4 and ckpt["ganrun"]["iteration"] == 2
+    lrs = [s["param_groups"][0]["lr"] for s in ckpt["optimizer_states"]]
+    assert lrs == [4e-4, 1e-4]
