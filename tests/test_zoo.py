@@ -324,3 +324,23 @@ def test_warmup_diffaugment_and_ttur_train(tmp_path, mnist_root):
     assert ckpt["ganrun"]["d_updates"] == 4 and ckpt["ganrun"]["iteration"] == 2
     lrs = [s["param_groups"][0]["lr"] for s in ckpt["optimizer_states"]]
     assert lrs == [4e-4, 1e-4]
+
+
+def test_resume_is_exact_with_ema_lazy_r1_warmup_and_diffaugment(tmp_path, mnist_root):
+    common = ["seed=5", "ema=half_life", "ema.half_life_kimg=0.01", "regularizer=r1",
+              "regularizers.r1.interval=3", "trainer.d_warmup_steps=1", "augment=diffaugment",
+              "callbacks.scalars.every_n_iterations=1",
+              "callbacks.checkpoint.last_every_n_iterations=1"]
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    run_ganrun(*mnist_args(mnist_root, *common, "trainer.max_steps=5", f"hydra.run.dir={whole}"),
+               cwd=tmp_path)
+    run_ganrun(*mnist_args(mnist_root, *common, "trainer.max_steps=2", f"hydra.run.dir={split}"),
+               cwd=tmp_path)
+    run_ganrun("train", "resume=true", "trainer.max_steps=5", f"hydra.run.dir={split}",
+               cwd=tmp_path)
+    for tag in ("loss/d", "loss/g", "reg/r1"):
+        assert scalars(whole)[tag] == scalars(split)[tag], tag
+    a, b = (torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+            for run in (whole, split))
+    ema_keys = [k for k in a if k.startswith("ema.")]
+    assert ema_keys and all(torch.equal(a[k], b[k]) for k in ema_keys)
