@@ -344,3 +344,23 @@ def test_resume_is_exact_with_ema_lazy_r1_warmup_and_diffaugment(tmp_path, mnist
             for run in (whole, split))
     ema_keys = [k for k in a if k.startswith("ema.")]
     assert ema_keys and all(torch.equal(a[k], b[k]) for k in ema_keys)
+
+
+PRESETS = ["dcgan_mnist", "wgan_mnist", "wgan_gp_mnist", "cgan_mnist", "sngan_cifar10"]
+
+
+@pytest.mark.parametrize("preset", PRESETS + [p.replace("mnist", "fashion_mnist")
+                                              for p in PRESETS if p.endswith("_mnist")] +
+                         ["sngan_fashion_mnist"])
+def test_every_preset_builds_its_module(preset, tmp_path):
+    from test_config import composed
+
+    from ganrun.build import build_module
+
+    cfg = composed(f"experiment={preset}", tmp_path=tmp_path)
+    size = 32 if "cifar" in preset else 28
+    shape = {"channels": 3 if "cifar" in preset else 1, "image_size": size, "num_classes": 10}
+    module = build_module(cfg, shape)
+    assert module.generate(torch.randn(2, cfg.model.latent_dim)).shape[-1] == size
+    assert (module.num_classes == 10) == preset.startswith("cgan")
+    assert ("wgan" in preset) == (cfg.loss._target_ == "ganrun.losses.Wasserstein")
