@@ -1,8 +1,9 @@
 """The GAN LightningModule: alternating discriminator/generator updates, manual optimization.
 
 One *iteration* is ``n_critic`` discriminator updates, each on its own real batch, followed by
-one generator update; the first ``d_warmup_steps`` discriminator updates come before any. ``iteration`` (not Lightning's ``global_step``, which counts every
-optimizer step) is the run length, the checkpoint cadence and the x-axis of every log.
+one generator update; ``d_warmup_steps`` discriminator-only updates come before the first.
+``iteration`` (not Lightning's ``global_step``, which counts every optimizer step) is the run
+length, the checkpoint cadence and the x-axis of every log.
 """
 
 from typing import Any, Callable

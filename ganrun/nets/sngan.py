@@ -64,8 +64,8 @@ class Generator(nn.Module):
         z_dim = latent_dim + (embed_dim if num_classes else 0)
         self.project = nn.Linear(z_dim, self.base * self.base * width)
         self.blocks = nn.Sequential(*[GBlock(width, width) for _ in range(doublings)])
-        self.out = nn.Sequential(nn.BatchNorm2d(width), nn.ReLU(), nn.Conv2d(width, channels, 3, 1, 1),
-                                 nn.Tanh())
+        self.out = nn.Sequential(nn.BatchNorm2d(width), nn.ReLU(),
+                                 nn.Conv2d(width, channels, 3, 1, 1), nn.Tanh())
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         if self.condition is not None:
