@@ -1,8 +1,11 @@
 """Building the GAN module from a composed config, for training and for loading checkpoints."""
 
-from hydra.utils import instantiate
+import inspect
+
+from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from ganrun.errors import UserError
 from ganrun.module import GAN
 
 
@@ -12,17 +15,50 @@ def data_shape(datamodule) -> dict:
             "num_classes": datamodule.num_classes}
 
 
+def regularizers(cfg: DictConfig) -> dict:
+    # .get: checkpoints of older versions have no such key
+    return {name: instantiate(node) for name, node in (cfg.get("regularizers") or {}).items()
+            if node is not None}
+
+
+def conditioning(cfg: DictConfig, shape: dict) -> tuple[dict, dict]:
+    """The extra arguments of G and D for a class-conditional model (``conditioning=...``)."""
+    if not cfg.model.get("conditioning"):
+        return {}, {}
+    classes = shape.get("num_classes") or 0
+    if classes < 2:
+        raise UserError(f"conditioning={cfg.model.conditioning._target_.rsplit('.', 1)[-1]} "
+                        f"needs class labels, but this data set has {classes} classes. Use a "
+                        "labelled data set (mnist, fashion_mnist, cifar10, an image_folder with "
+                        "one folder per class), or drop the conditioning option.")
+    for side in ("generator", "discriminator"):
+        target = cfg.model[side]._target_
+        if "num_classes" not in inspect.signature(get_object(target)).parameters:
+            raise UserError(f"The {side} {target} cannot be class-conditional. Use a model "
+                            "that can (model=dcgan or model=sngan), or drop the conditioning "
+                            "option.")
+    return ({"num_classes": classes},
+            {"num_classes": classes, "conditioning": instantiate(cfg.model.conditioning)})
+
+
 def build_module(cfg: DictConfig, shape: dict, choices: dict | None = None) -> GAN:
     size = {"channels": shape["channels"], "image_size": shape["image_size"]}
+    g_classes, d_classes = conditioning(cfg, shape)
+    generator = instantiate(cfg.model.generator, latent_dim=cfg.model.latent_dim, **size,
+                            **g_classes)
     return GAN(
-        generator=instantiate(cfg.model.generator, latent_dim=cfg.model.latent_dim, **size),
-        discriminator=instantiate(cfg.model.discriminator, **size),
+        generator=generator,
+        ema=instantiate(cfg.ema)(generator) if cfg.get("ema") else None,
+        discriminator=instantiate(cfg.model.discriminator, **size, **d_classes),
         loss=instantiate(cfg.loss),
         divergence=instantiate(cfg.divergence),
+        regularizers=regularizers(cfg),
         g_optimizer=instantiate(cfg.optimizer.generator),
         d_optimizer=instantiate(cfg.optimizer.discriminator),
         latent_dim=cfg.model.latent_dim,
         n_critic=cfg.trainer.n_critic,
+        d_warmup_steps=cfg.trainer.get("d_warmup_steps", 0),
+        augment=instantiate(cfg.augment) if cfg.get("augment") else None,
         max_iterations=cfg.trainer.max_steps,
         config=OmegaConf.to_container(cfg, resolve=True),
         choices=choices,

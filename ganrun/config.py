@@ -127,6 +127,9 @@ def _check_ranges(cfg: dict) -> None:
     for key in ("max_steps", "max_epochs", "n_critic"):
         if trainer[key] is not None and trainer[key] < 1:
             raise UserError(f"trainer.{key} must be at least 1, got {trainer[key]}.")
+    if trainer["d_warmup_steps"] < 0:
+        raise UserError(f"trainer.d_warmup_steps must be 0 or more, got "
+                        f"{trainer['d_warmup_steps']}.")
     if cfg["model"]["latent_dim"] < 1:
         raise UserError(f"model.latent_dim must be at least 1, got {cfg['model']['latent_dim']}.")
     for side in ("generator", "discriminator"):

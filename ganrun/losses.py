@@ -12,6 +12,8 @@ class GANLoss:
 
     # D calls a sample real when its output is above this (for the logged D accuracy).
     threshold = 0.0
+    # True: the generator step also evaluates D on a real batch and passes it as ``real``.
+    needs_real_in_g_step = False
 
     def d_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -61,3 +63,31 @@ class Hinge(GANLoss):
 
     def g_loss(self, fake, real=None):
         return -fake.mean()
+
+
+class Wasserstein(GANLoss):
+    """WGAN (Arjovsky et al. 2017): D is a critic whose outputs estimate the Wasserstein-1
+    distance. It needs a Lipschitz critic: weight clipping (``loss=wasserstein``) or a gradient
+    penalty (``loss=wgan_gp``), both in ``regularizers``."""
+
+    def d_loss(self, real, fake):
+        return fake.mean() - real.mean()
+
+    def g_loss(self, fake, real=None):
+        return -fake.mean()
+
+
+class RelativisticAverage(GANLoss):
+    """RaGAN (Jolicoeur-Martineau 2018), the standard (cross-entropy) variant: D estimates how
+    much more realistic a real sample is than the average fake, and the reverse."""
+
+    # The generator's loss compares fakes with the reals, so the G step evaluates D on them.
+    needs_real_in_g_step = True
+
+    def d_loss(self, real, fake):
+        return F.softplus(-(real - fake.mean())).mean() + F.softplus(fake - real.mean()).mean()
+
+    def g_loss(self, fake, real=None):
+        if real is None:
+            raise ValueError("RelativisticAverage.g_loss needs the D outputs on real data")
+        return F.softplus(-(fake - real.mean())).mean() + F.softplus(real - fake.mean()).mean()

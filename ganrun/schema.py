@@ -16,6 +16,7 @@ class ModelConfig:
     latent_dim: int = 100
     generator: Any = MISSING
     discriminator: Any = MISSING
+    conditioning: Any = None  # a partial ganrun.nets.conditioning head: class-conditional model
 
 
 @dataclass
@@ -39,6 +40,7 @@ class TrainerConfig:
     max_steps: Optional[int] = 5000  # iterations, i.e. generator updates
     max_epochs: Optional[int] = None
     n_critic: int = 1
+    d_warmup_steps: int = 0  # D-only updates before alternating starts
     deterministic: bool = False
     compile: bool = False        # torch.compile G and D
     channels_last: bool = False  # NHWC memory format for the convolutions
@@ -69,6 +71,9 @@ class TrainConfig:
     hardware: HardwareConfig = field(default_factory=HardwareConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     divergence: Any = MISSING
+    augment: Any = None  # a ganrun.augment.DiffAugment, or null: D sees the images as they are
+    ema: Any = None  # a partial ganrun.ema.GeneratorEMA, or null: no EMA
+    regularizers: Dict[str, Any] = field(default_factory=dict)  # {name: Regularizer config}
     logger: Any = None
     callbacks: Dict[str, Any] = field(default_factory=dict)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)

@@ -12,6 +12,7 @@ from ganrun.config import config_dir, validate
 from ganrun.errors import UserError
 
 GROUPS = ["model", "loss", "dataset", "optimizer", "hardware", "trainer", "divergence", "logger", "callbacks",
+          "regularizer", "ema", "conditioning", "augment",
           "paths", "experiment"]
 
 
@@ -34,6 +35,7 @@ def test_every_group_has_options():
         assert options(group), group
     assert {"dcgan", "mlp"} <= set(options("model"))
     assert {"bce", "minimax", "lsgan", "hinge"} <= set(options("loss"))
+    assert {"wasserstein", "wgan_gp", "ragan"} <= set(options("loss"))
     assert {"mnist", "fashion_mnist", "cifar10", "celeba", "image_folder"} <= set(options("dataset"))
     assert {"adam", "rmsprop"} <= set(options("optimizer"))
     assert {"auto", "cpu", "gpu", "ddp", "bf16", "fp16"} <= set(options("hardware"))
@@ -71,6 +73,7 @@ def test_lr_sets_both_optimizers_and_ttur_sets_them_apart(tmp_path):
     ("optimizer.lr=-1", r"learning rate must be positive"),
     ("optimizer.discriminator.lr=0", r"discriminator learning rate must be positive"),
     ("trainer.n_critic=0", r"trainer.n_critic must be at least 1"),
+    ("trainer.d_warmup_steps=-1", r"trainer.d_warmup_steps must be 0 or more"),
     ("trainer.max_steps=null", r"Neither trainer.max_steps nor trainer.max_epochs"),
     ("loss._target_=ganrun.losses.Nope", r"cannot be imported"),
 ])

@@ -16,7 +16,8 @@ from ganrun.scatter import scatter_image
 
 class SampleGrid(IterationCallback):
     """Every ``every_n_iterations`` iterations and at the end of training, renders the fixed
-    latents as a grid: logged as the image ``samples`` and saved as ``step_<iteration>.png``."""
+    latents as a grid: logged as the image ``samples`` and saved as ``step_<iteration>.png``.
+    A conditional model's grid has one row of ``nrow`` images per class."""
 
     def __init__(self, dirpath: str, every_n_iterations: int = 500, nrow: int = 8):
         self.dirpath = Path(dirpath)
@@ -34,7 +35,7 @@ class SampleGrid(IterationCallback):
 
     @rank_zero_only
     def write(self, trainer, pl_module) -> None:
-        images = pl_module.generate(pl_module.fixed_z).cpu()
+        images = pl_module.generate(*pl_module.fixed_inputs(self.nrow)).cpu()
         grid = self.render(images, trainer.datamodule)
         self.dirpath.mkdir(parents=True, exist_ok=True)
         save_image(grid, self.dirpath / f"step_{pl_module.iteration:07d}.png")

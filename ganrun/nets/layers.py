@@ -32,3 +32,12 @@ def dcgan_init(module: nn.Module) -> None:
         if module.weight is not None:
             nn.init.normal_(module.weight, 1.0, 0.02)
             nn.init.zeros_(module.bias)
+
+
+def add_spectral_norm(module: nn.Module) -> nn.Module:
+    """Spectral normalization (Miyato et al. 2018) on every conv and linear layer: each weight
+    is divided by its largest singular value, estimated by one power iteration per forward."""
+    for layer in list(module.modules()):
+        if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.utils.parametrizations.spectral_norm(layer)
+    return module

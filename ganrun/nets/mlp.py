@@ -5,7 +5,7 @@ import math
 import torch
 from torch import nn
 
-from ganrun.nets.layers import norm_layer
+from ganrun.nets.layers import add_spectral_norm, norm_layer
 
 
 def _mlp(sizes: list[int], activation: nn.Module, norm: str, dropout: float) -> list[nn.Module]:
@@ -33,12 +33,14 @@ class Generator(nn.Module):
 
 class Discriminator(nn.Module):
     def __init__(self, channels: int, image_size: int, hidden: tuple[int, ...] = (1024, 512, 256),
-                 norm: str = "none", dropout: float = 0.3):
+                 norm: str = "none", dropout: float = 0.3, spectral_norm: bool = False):
         super().__init__()
         # Dropout in D follows the paper's regularization (it used maxout + dropout).
         sizes = [channels * image_size * image_size, *hidden]
         self.net = nn.Sequential(*_mlp(sizes, nn.LeakyReLU(0.2, True), norm, dropout),
                                  nn.Linear(sizes[-1], 1))
+        if spectral_norm:
+            add_spectral_norm(self)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self.net(x.flatten(1)).flatten()
