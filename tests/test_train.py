@@ -1,6 +1,7 @@
 """`ganrun train` end to end: outputs, logged tags, sweeps, DDP, bf16, resume, seeding."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -128,23 +129,36 @@ def test_resume_continues_from_the_saved_iteration(tmp_path, mnist_root):
     assert steps == [7, 7]
 
 
-def test_bf16_on_cpu_trains(tmp_path, mnist_root):
-    run = tmp_path / "run"
-    run_ganrun(*mnist_args(mnist_root, "hardware=[cpu,bf16]", f"hydra.run.dir={run}"),
-               cwd=tmp_path)
-    config = yaml.safe_load((run / ".hydra" / "config.yaml").read_text())
-    assert config["hardware"]["precision"] == "bf16-mixed"
-    assert torch.isfinite(torch.tensor([v for _, v in scalars(run)["loss/d"]])).all()
+LOSSES = ["bce", "minimax", "lsgan", "hinge", "wasserstein", "wgan_gp", "ragan"]
 
 
-def test_ddp_two_processes_on_cpu(tmp_path, mnist_root):
+def test_bf16_on_cpu_trains_every_loss(tmp_path, mnist_root):
+    run_ganrun(*mnist_args(mnist_root, "hardware=[cpu,bf16]", "-m", f"loss={','.join(LOSSES)}",
+                           "hydra.sweep.dir=sweep"), cwd=tmp_path)
+    for job in range(len(LOSSES)):
+        run = tmp_path / "sweep" / str(job)
+        config = yaml.safe_load((run / ".hydra" / "config.yaml").read_text())
+        assert config["hardware"]["precision"] == "bf16-mixed"
+        for tag in ("loss/d", "loss/g"):
+            assert torch.isfinite(torch.tensor([v for _, v in scalars(run)[tag]])).all(), job
+
+
+def test_ddp_two_processes_on_cpu_keep_identical_weights(tmp_path, mnist_root):
     run = tmp_path / "run"
     proc = run_ganrun(*mnist_args(mnist_root, "hardware=ddp", "hardware.accelerator=cpu",
-                                  "hardware.devices=2", f"hydra.run.dir={run}"), cwd=tmp_path)
+                                  "hardware.devices=2", f"hydra.run.dir={run}",
+                                  "+callbacks.rankdump._target_=rankdump.RankDump",
+                                  f"+callbacks.rankdump.dirpath={tmp_path}"),
+                      cwd=tmp_path, env={"PYTHONPATH": str(Path(__file__).parent)})
     assert "MEMBER: 2/2" in proc.stderr + proc.stdout
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
     assert ckpt["ganrun"]["iteration"] == 3
     assert TAGS <= set(scalars(run))
+    # Gradients are averaged across ranks, so both end with the same weights.
+    rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
+    assert rank0.keys() == rank1.keys() and len(rank0) > 10
+    for name in rank0:
+        assert torch.equal(rank0[name], rank1[name]), name
 
 
 def test_ddp_inside_a_sweep_is_refused(tmp_path, mnist_root):
