@@ -120,6 +120,7 @@ def test_nothing_to_resume_and_refusing_to_overwrite(tmp_path, mnist_root):
 class FailingTrainer:
     """Writes half a checkpoint, then fails like a full disk."""
     is_global_zero = True
+    loggers = []
 
     def save_checkpoint(self, path, weights_only=False):
         Path(path).write_bytes(b"half a checkpoint")

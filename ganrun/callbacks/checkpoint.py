@@ -70,6 +70,10 @@ class IterationCheckpoint(IterationCallback):
         self.best = state_dict.get("best")
 
     def save(self, trainer, name: str) -> None:
+        # Flushed first: after a kill, everything logged up to the checkpoint is on disk, so a
+        # resumed run's curves have no gap (TensorBoard buffers events for up to 2 minutes).
+        for logger in trainer.loggers:
+            logger.save()
         path = self.dirpath / name
         tmp = path.with_name(f".{name}.tmp")
         try:
