@@ -44,6 +44,7 @@ class TrainerConfig:
     deterministic: bool = False
     compile: bool = False        # torch.compile G and D
     channels_last: bool = False  # NHWC memory format for the convolutions
+    keep_freed_memory: bool = True  # glibc malloc keeps freed buffers for reuse (faster on CPU)
 
 
 @dataclass

@@ -18,6 +18,7 @@ from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from ganrun import jobstatus
 from ganrun.acceleration import accelerate
+from ganrun.allocator import keep_freed_memory
 from ganrun.build import build_module, data_shape
 from ganrun.callbacks.signals import stop_signal
 from ganrun.config import config_dir, validate
@@ -32,6 +33,8 @@ def train(cfg: DictConfig) -> float | None:
     the run never logged it."""
     _quiet_library_noise()
     cfg = validate(cfg)
+    if cfg.trainer.keep_freed_memory:
+        keep_freed_memory()
     ckpt_path, checkpoint = checkpoint_to_resume(cfg)
     if checkpoint and cfg.seed is None:
         cfg.seed = checkpoint["ganrun"]["config"].get("seed")  # continue with the same streams

@@ -82,6 +82,7 @@ def test_2x2_multirun_then_report(tmp_path, mnist_root):
     run_ganrun("train", *TINY, "dataset=mnist", f"dataset.root={mnist_root}",
                "callbacks.scalars.every_n_iterations=1", "optimized_metric=loss/g",
                "dataset.on_device=true", "trainer.channels_last=true",  # they train too
+               "trainer.keep_freed_memory=false",
                "hydra.sweep.dir=sweep", "-m", "loss=bce,hinge", "optimizer.lr=1e-4,2e-4",
                cwd=tmp_path)
     sweep = tmp_path / "sweep"

@@ -1,6 +1,9 @@
 """`ganrun train` end to end: outputs, logged tags, sweeps, DDP, bf16, resume, seeding."""
 
 import json
+import platform
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -178,3 +181,10 @@ def test_user_config_dir_adds_an_option(tmp_path, mnist_root):
     config = yaml.safe_load((run / ".hydra" / "config.yaml").read_text())
     assert config["loss"]["_target_"] == "ganrun.losses.Hinge"
     assert json.dumps(config)  # the composed config is plain data
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc tuning is glibc-only")
+def test_malloc_keeps_freed_memory_on_glibc():
+    # In a child process: the setting cannot be undone and must not leak into other tests.
+    code = "from ganrun.allocator import keep_freed_memory; assert keep_freed_memory()"
+    subprocess.run([sys.executable, "-c", code], check=True)
