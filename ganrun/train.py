@@ -49,6 +49,13 @@ def train(cfg: DictConfig) -> float | None:
     start = 0
     if checkpoint:
         start = checkpoint["ganrun"]["iteration"]
+        if cfg.trainer.max_steps and start >= cfg.trainer.max_steps:
+            # Otherwise Lightning would run one more batch: the module stops after an update.
+            log.info("The run at %s already reached iteration %d (trainer.max_steps=%d): "
+                     "nothing to train. To train longer: ganrun train resume=true "
+                     "hydra.run.dir=%s trainer.max_steps=<more>", ckpt_path, start,
+                     cfg.trainer.max_steps, cfg.paths.output_dir)
+            return None
         datamodule.resume_at(**checkpoint["ganrun"].get("data_position", {"epoch": 0, "batches": 0}))
         log.info("Resuming from %s at iteration %d", ckpt_path, start)
     trainer = build_trainer(cfg, start)

@@ -92,6 +92,13 @@ def test_resume_true_continues_the_newest_run_with_its_overrides(tmp_path, mnist
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
     assert ckpt["ganrun"]["iteration"] == 4
     assert ckpt["ganrun"]["config"]["model"]["generator"]["_target_"].endswith("mlp.Generator")
+    # A finished run resumed with the same length trains nothing and says how to go on.
+    logged = scalars(run)["loss/g"]
+    done = run_ganrun("train", "resume=true", "trainer.max_steps=4", cwd=tmp_path)
+    assert "already reached iteration 4" in done.stdout + done.stderr
+    assert scalars(run)["loss/g"] == logged
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
+    assert ckpt["ganrun"]["iteration"] == 4
 
 
 def test_resume_with_another_model_config_names_the_keys(tmp_path, mnist_root):
