@@ -16,6 +16,7 @@ from torch import nn
 from ganrun.divergence import DivergencePolicy, Stop
 from ganrun.ema import GeneratorEMA
 from ganrun.latents import balanced_labels
+from ganrun.loop_state import canonical_loop_state
 from ganrun.losses import GANLoss
 from ganrun.nets.conditioning import split_output
 from ganrun.regularizers import Regularizer
@@ -220,6 +221,8 @@ class GAN(pl.LightningModule):
                                 "config": self.config, "choices": self.choices,
                                 "data_shape": self.data_shape,
                                 "data_position": dict(self.data_position), "rng": rng_states()}
+        canonical_loop_state(checkpoint.get("loops", {}), **self.data_position,
+                             batches_per_epoch=self.trainer.num_training_batches)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         state = checkpoint.get("ganrun", {})
