@@ -43,8 +43,14 @@ def main() -> None:
         print(f"ganrun: error: unknown command '{args[0]}'. Valid commands: "
               f"{', '.join(COMMANDS)}. See `ganrun --help`.", file=sys.stderr)
         sys.exit(2)
-    module = importlib.import_module(COMMANDS[args[0]][0])
-    module.main(args[1:])
+    try:
+        module = importlib.import_module(COMMANDS[args[0]][0])
+        module.main(args[1:])
+    except KeyboardInterrupt:
+        # Ctrl-C outside training (start-up, eval, sample): nothing to save, no traceback.
+        # During training ganrun train checkpoints first and exits on its own.
+        print(f"ganrun {args[0]}: interrupted.", file=sys.stderr, flush=True)
+        sys.exit(130)
 
 
 def _complete_as_train() -> None:

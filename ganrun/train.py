@@ -20,7 +20,7 @@ from ganrun import jobstatus
 from ganrun.acceleration import accelerate
 from ganrun.allocator import keep_freed_memory
 from ganrun.build import build_module, data_shape
-from ganrun.callbacks.signals import stop_signal
+from ganrun.callbacks.signals import signals_before_training, stop_signal
 from ganrun.config import config_dir, validate
 from ganrun.errors import UserError
 from ganrun.resume import checkpoint_to_resume, resume_overrides
@@ -31,6 +31,11 @@ log = logging.getLogger("ganrun")
 def train(cfg: DictConfig) -> float | None:
     """Trains; returns the final ``cfg.optimized_metric`` (the Optuna objective), None if
     the run never logged it."""
+    with signals_before_training():
+        return _train(cfg)
+
+
+def _train(cfg: DictConfig) -> float | None:
     _quiet_library_noise()
     cfg = validate(cfg)
     if cfg.trainer.keep_freed_memory:
@@ -63,9 +68,14 @@ def train(cfg: DictConfig) -> float | None:
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     signum = stop_signal(trainer)
     if signum is not None:
-        print(f"ganrun train: stopped by {signal.Signals(signum).name} at iteration "
-              f"{module.iteration}; checkpoint saved. Continue with: ganrun train resume=true "
-              f"hydra.run.dir={cfg.paths.output_dir}", file=sys.stderr, flush=True)
+        name = signal.Signals(signum).name
+        if module.iteration == start == 0:
+            print(f"ganrun train: stopped by {name} before training started; nothing to save.",
+                  file=sys.stderr, flush=True)
+        else:
+            print(f"ganrun train: stopped by {name} at iteration {module.iteration}; "
+                  f"checkpoint saved. Continue with: ganrun train resume=true "
+                  f"hydra.run.dir={cfg.paths.output_dir}", file=sys.stderr, flush=True)
         sys.exit(128 + signum)
     return objective(trainer, module, cfg.optimized_metric)
 

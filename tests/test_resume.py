@@ -149,3 +149,34 @@ def test_resume_from_the_last_batch_of_an_epoch_is_exact(reference, tmp_path, mn
     resume(mnist_root, run, tmp_path)
     assert scalars(run)["loss/d"] == reference["loss/d"]
     assert [v for _, v in scalars(run)["epoch"]] == [0] * 8 + [1] * 4
+
+
+def test_resume_chain_through_epoch_ends_is_exact(tmp_path, mnist_root):
+    # Resuming on an epoch's last batch used to leave Lightning's progress counters in a state
+    # from which the next resume on an epoch's last batch repeated that epoch's data.
+    def train(name, *extra):
+        run_ganrun(*args(mnist_root, "trainer.max_steps=20", f"hydra.run.dir={tmp_path / name}",
+                         "callbacks.checkpoint.every_n_iterations=4", *extra), cwd=tmp_path)
+        return scalars(tmp_path / name)
+
+    reference = train("reference")
+    train("first", f"ckpt_path={tmp_path}/reference/checkpoints/iter_0000008.ckpt")
+    second = train("second", f"ckpt_path={tmp_path}/first/checkpoints/iter_0000016.ckpt")
+    assert second["loss/d"] == reference["loss/d"][16:]
+    assert second["epoch"] == reference["epoch"][16:]
+
+
+def test_stop_signal_during_start_up_exits_cleanly(tmp_path, mnist_root):
+    command = [sys.executable, "-m", "ganrun",
+               *args(mnist_root, "trainer.max_steps=100000", f"hydra.run.dir={tmp_path / 'run'}")]
+    proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    printed = ""
+    while "GPU available" not in printed and proc.poll() is None:  # the Trainer is being built
+        printed += proc.stderr.readline()
+    proc.send_signal(signal.SIGTERM)
+    stderr = printed + proc.communicate(timeout=120)[1]
+    assert proc.returncode == 128 + signal.SIGTERM and "Traceback" not in stderr, stderr[-3000:]
+    # Usually before the first batch; on a fast machine the first iteration may have run.
+    assert "stopped by SIGTERM before training started; nothing to save" in stderr or \
+        "checkpoint saved" in stderr

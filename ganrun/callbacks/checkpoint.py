@@ -32,12 +32,14 @@ class IterationCheckpoint(IterationCallback):
         self.monitor, self.mode = monitor, mode
         self.best: float | None = None
         self._last_saved = None
+        self._trained = False
 
     @property
     def last_path(self) -> Path:
         return self.dirpath / "last.ckpt"
 
     def on_iteration_end(self, trainer, pl_module, batch):
+        self._trained = True
         it = pl_module.iteration
         if self.every_n_iterations and it % self.every_n_iterations == 0:
             self.save(trainer, f"iter_{it:07d}.ckpt")
@@ -46,6 +48,8 @@ class IterationCheckpoint(IterationCallback):
         self.save_if_best(trainer)
 
     def on_train_end(self, trainer, pl_module):
+        if not self._trained:  # stopped before the first iteration: the last file stays as is
+            return
         self.save_last(trainer, pl_module)
         self.save_if_best(trainer)
 

@@ -1,11 +1,35 @@
 """Stopping cleanly on SIGTERM/SIGINT/SIGUSR1: checkpoint at the current iteration, then exit."""
 
 import signal
+from contextlib import contextmanager
 
 import pytorch_lightning as pl
 
 from ganrun.callbacks.base import IterationCallback
 from ganrun.callbacks.checkpoint import IterationCheckpoint
+
+
+_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
+_early: list[int] = []  # stop signals received before training started
+
+
+@contextmanager
+def signals_before_training():
+    """Records stop signals that arrive while the run starts up (imports, data, models,
+    checkpoint restore), so that GracefulStop stops before the first batch instead of the
+    process dying with a traceback or losing the signal. A second signal stops at once."""
+    def record(signum, frame):
+        if _early:
+            raise KeyboardInterrupt(f"second {signal.Signals(signum).name}: stopping now")
+        _early.append(signum)
+
+    _early.clear()
+    previous = {signum: signal.signal(signum, record) for signum in _SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 class GracefulStop(IterationCallback):
@@ -16,8 +40,6 @@ class GracefulStop(IterationCallback):
     pre-emption warning (``--signal=USR1@90``). A second signal stops at once.
     """
 
-    SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
-
     def __init__(self):
         self.received: int | None = None
         self._previous: dict = {}
@@ -25,8 +47,12 @@ class GracefulStop(IterationCallback):
     def on_train_start(self, trainer, pl_module):
         # Installed after Lightning's own handlers, which only stop between batches and save
         # nothing.
-        for signum in self.SIGNALS:
+        for signum in _SIGNALS:
             self._previous[signum] = signal.signal(signum, self._handle)
+        trainer._signal_connector.received_sigterm = False  # ours now; Lightning would exit
+        if _early:  # nothing trained since the last checkpoint: stop before the first batch
+            self.received = _early.pop()
+            trainer.should_stop = True
 
     def _handle(self, signum, frame):
         if self.received is not None:
