@@ -5,11 +5,15 @@ every few seconds; after each kill the run is continued with ``resume=true``. Wh
 completes, its logged losses are compared with an uninterrupted reference run: a trial counts
 as exact when every logged value, on every step, is identical. Target: all trials exact.
 
-    python scripts/soak_resume.py --trials 10 --steps 30
+    python scripts/soak_resume.py --trials 10 --steps 30 --keep soak_failures
+
+A trial that differs prints the first differing tag and step; with ``--keep`` its run folder
+(with every attempt's stderr and the signal that ended it, in attempts.log) is kept.
 """
 
 import argparse
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -39,16 +43,35 @@ def run_with_kills(args, root: Path, run: Path, rng: random.Random) -> int:
         started = (run / "checkpoints" / "last.ckpt").is_file()
         proc = subprocess.Popen(command(root, run, args.steps, args.seed, started),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        delay, sent = rng.uniform(args.min_delay, args.max_delay), None
         try:
-            proc.wait(timeout=rng.uniform(args.min_delay, args.max_delay))
+            proc.wait(timeout=delay)
         except subprocess.TimeoutExpired:
-            proc.send_signal(rng.choice(SIGNALS))
+            sent = rng.choice(SIGNALS)
+            proc.send_signal(sent)
             kills += 1
         _, err = proc.communicate()
+        run.mkdir(parents=True, exist_ok=True)
+        with open(run / "attempts.log", "a") as log:
+            log.write(f"=== attempt {kills}: resume={started}, "
+                      f"{sent.name if sent else 'no signal'} after {delay:.1f} s, "
+                      f"exit {proc.returncode}\n{err[-4000:]}\n")
         if proc.returncode == 0:
             return kills
         if proc.returncode not in (128 + 2, 128 + 15, -2, -9, -15):  # stopped, or killed early
             raise SystemExit(f"unexpected exit {proc.returncode}:\n{err[-3000:]}")
+
+
+def first_difference(run: dict, reference: dict) -> str:
+    """The first tag and step where a run's logged values differ from the reference's."""
+    for tag in sorted(set(run) | set(reference)):
+        got, want = run.get(tag, []), reference.get(tag, [])
+        for (step, value), (ref_step, ref_value) in zip(got, want):
+            if (step, value) != (ref_step, ref_value):
+                return f"{tag}: step {step} = {value} where the reference has step {ref_step} = {ref_value}"
+        if len(got) != len(want):
+            return f"{tag}: {len(got)} points, the reference has {len(want)}"
+    return "no difference"
 
 
 def main() -> None:
@@ -58,6 +81,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--min-delay", type=float, default=8.0, help="seconds before a kill")
     parser.add_argument("--max-delay", type=float, default=16.0)
+    parser.add_argument("--keep", type=Path, help="folder to copy the run folders of differing trials into")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory() as tmp:
@@ -70,9 +94,14 @@ def main() -> None:
         for trial in range(args.trials):
             run = tmp / f"trial{trial}"
             kills = run_with_kills(args, tmp / "data", run, rng)
-            same = scalars(run) == reference
+            logged = scalars(run)
+            same = logged == reference
             exact += same
-            print(f"trial {trial}: {kills} kills, {'exact' if same else 'DIFFERENT'}", flush=True)
+            print(f"trial {trial}: {kills} kills, "
+                  f"{'exact' if same else 'DIFFERENT: ' + first_difference(logged, reference)}", flush=True)
+            if not same and args.keep:
+                shutil.copytree(run, args.keep / f"trial{trial}", dirs_exist_ok=True)
+                shutil.copytree(tmp / "reference", args.keep / "reference", dirs_exist_ok=True)
     print(f"resumed exactly: {exact}/{args.trials} trials ({time.time() - started:.0f} s)")
     sys.exit(0 if exact == args.trials else 1)
 
