@@ -12,6 +12,7 @@ A trial that differs prints the first differing tag and step; with ``--keep`` it
 """
 
 import argparse
+import logging
 import random
 import shutil
 import signal
@@ -83,6 +84,8 @@ def main() -> None:
     parser.add_argument("--max-delay", type=float, default=16.0)
     parser.add_argument("--keep", type=Path, help="folder to copy the run folders of differing trials into")
     args = parser.parse_args()
+    # The reader reports each resume's purge of the killed run's last points: expected here.
+    logging.getLogger("tensorboard").setLevel(logging.ERROR)
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
