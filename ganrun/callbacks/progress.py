@@ -29,7 +29,9 @@ class IterationProgressBar(ProgressBar):
         self._progress = Progress(
             TextColumn("iter {task.completed}/{task.total}"), BarColumn(),
             TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-            console=Console(stderr=True))
+            # No refresh thread: it would take CPU from training 10 times a second; the bar is
+            # redrawn every refresh_every_n_iterations instead.
+            console=Console(stderr=True), auto_refresh=False)
         self._task = self._progress.add_task("train", total=pl_module.max_iterations,
                                              completed=pl_module.iteration, info="")
         self._progress.start()
@@ -60,4 +62,4 @@ class IterationProgressBar(ProgressBar):
         losses = " ".join(f"{tag} {float(value):.3f}" for tag, value in pl_module.stats.items()
                           if tag.startswith("loss/"))
         info = f"epoch {pl_module.data_position['epoch']} | {losses} | {self._rate:.0f} img/s"
-        self._progress.update(self._task, completed=pl_module.iteration, info=info)
+        self._progress.update(self._task, completed=pl_module.iteration, info=info, refresh=True)
