@@ -1,12 +1,20 @@
 """Trains each Fashion-MNIST preset and measures its FID: the README's preset table.
 
-Protocol (Lucic et al. 2018, "Are GANs Created Equal?"): train ``--epochs`` (20) epochs on the
-60,000 training images, then `ganrun eval` the last checkpoint: FID (Inception 2048-d, TF1
-resize) of ``--num-samples`` (10,000) generated images against the 10,000 test images. Wall
-time is the `ganrun train` command's, start-up and data loading included; machine is the CPU
-and GPU that ran it. Prints one Markdown row per preset as it finishes, then the table.
+Two protocols (``--protocol``), named in every row:
+- ``full`` (Lucic et al. 2018, "Are GANs Created Equal?"): 20 epochs on the 60,000 training
+  images, then FID-10k: 10,000 generated images against the 10,000 test images. For a GPU.
+- ``short`` (for a CPU): 5 epochs, FID of 5,000 generated images against the 10,000 test images.
+FID uses the Inception 2048-d features with the TF1 resize; precision/recall (k=3) come from the
+same features, and labelled presets also get the class coverage of ``metrics=class_coverage``.
+Wall time is the `ganrun train` command's, start-up and data loading included (summed over
+attempts when a cut-off run was resumed); machine is the CPU and GPU that ran it. Prints one
+Markdown row per preset as it finishes, then the table.
 
-    python scripts/measure_presets.py                  # all presets, the full protocol (GPU)
+A preset whose run folder already holds ``result.json`` is not measured again, and a run cut
+off during training continues from its ``last.ckpt``: re-running the same command resumes.
+
+    python scripts/measure_presets.py --protocol short      # all presets, on a CPU
+    python scripts/measure_presets.py                       # the full protocol (GPU)
     python scripts/measure_presets.py --presets wgan_gp_fashion_mnist -- hardware=[gpu,bf16]
     python scripts/measure_presets.py --max-steps 2 --num-samples 20 --real-samples 20  # smoke
 
@@ -24,6 +32,9 @@ import time
 from pathlib import Path
 
 TRAIN_IMAGES = 60000  # Fashion-MNIST's training split
+PROTOCOLS = {"full": {"epochs": 20, "num_samples": 10000},
+             "short": {"epochs": 5, "num_samples": 5000}}
+LABELLED = {"cgan_fashion_mnist"}  # presets whose generator takes class labels
 PRESETS = ["dcgan_fashion_mnist", "wgan_fashion_mnist", "wgan_gp_fashion_mnist",
            "cgan_fashion_mnist", "sngan_fashion_mnist"]
 
@@ -33,15 +44,21 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--presets", nargs="+", default=PRESETS)
     parser.add_argument("--root", default="/usr/share/datasets/fashion-mnist",
                         help="folder with the four Fashion-MNIST IDX .gz files")
-    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--protocol", choices=sorted(PROTOCOLS), default="full")
+    parser.add_argument("--epochs", type=int, default=None, help="default: the protocol's")
     parser.add_argument("--max-steps", type=int, default=None,
                         help="stop after this many iterations instead (smoke tests)")
-    parser.add_argument("--num-samples", type=int, default=10000, help="generated images")
+    parser.add_argument("--num-samples", type=int, default=None,
+                        help="generated images (default: the protocol's)")
     parser.add_argument("--real-samples", type=int, default=None,
                         help="test images (default: all 10,000)")
     parser.add_argument("--out", default="preset_runs", help="folder of the runs")
     parser.add_argument("overrides", nargs="*", help="after --: overrides for ganrun train")
-    return parser.parse_args()
+    args = parser.parse_args()
+    for key, value in PROTOCOLS[args.protocol].items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    return args
 
 
 def ganrun(*args: str) -> subprocess.CompletedProcess:
@@ -53,20 +70,53 @@ def ganrun(*args: str) -> subprocess.CompletedProcess:
 
 
 def train(preset: str, run: Path, args) -> float:
+    """Trains (or continues a cut-off run); returns the seconds of all attempts so far."""
     length = [f"trainer.max_steps={args.max_steps}"] if args.max_steps else \
         [f"trainer.max_epochs={args.epochs}", "trainer.max_steps=null"]
+    spent = run / "train_seconds.txt"
     start = time.perf_counter()
     ganrun("train", f"experiment={preset}", f"dataset.root={args.root}", "dataset.download=false",
            *length, f"hydra.run.dir={run}", "callbacks.progress.refresh_every_n_iterations=1000",
            *args.overrides)
-    return time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    if spent.is_file():
+        seconds += float(spent.read_text())
+    spent.write_text(f"{seconds:.1f}\n")
+    return seconds
 
 
-def fid(run: Path, args) -> float:
+def evaluate(run: Path, metrics: str, args) -> dict:
     extra = [f"metrics.real_samples={args.real_samples}"] if args.real_samples else []
-    proc = ganrun("eval", f"ckpt={run / 'checkpoints' / 'last.ckpt'}", "metrics=fid",
+    proc = ganrun("eval", f"ckpt={run / 'checkpoints' / 'last.ckpt'}", f"metrics={metrics}",
                   f"num_samples={args.num_samples}", *extra)
-    return json.loads(proc.stdout.strip().splitlines()[-1])["fid"]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def measure(preset: str, args) -> dict:
+    """The preset's row values; cached in its run folder so a re-run skips finished presets."""
+    run = Path(args.out) / preset
+    result_file = run / "result.json"
+    if result_file.is_file():
+        return json.loads(result_file.read_text())
+    seconds = train(preset, run, args)
+    # KID needs num_samples >= its subset size: FID and precision/recall alone for smoke runs.
+    result = evaluate(run, "fid_kid_pr" if args.num_samples >= 1000 else "fid", args)
+    if preset in LABELLED:
+        result.update(evaluate(run, "class_coverage", args))
+    result.update(protocol=args.protocol, epochs=epochs_done(run), train_seconds=seconds,
+                  num_samples=args.num_samples, machine=machine())
+    result_file.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def row(preset: str, r: dict) -> str:
+    def num(key, fmt):
+        return format(r[key], fmt) if key in r else "–"
+
+    return (f"| `{preset}` | {r['protocol']} | {r['epochs']} | {num('fid', '.1f')} | "
+            f"{num('precision', '.2f')} | {num('recall', '.2f')} | "
+            f"{num('classes_covered', '.0f')} | {r['train_seconds'] / 60:.1f} min | "
+            f"{r['machine']} |")
 
 
 def machine() -> str:
@@ -87,21 +137,19 @@ def epochs_done(run: Path) -> str:
     import torch
 
     state = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu",
-                       weights_only=False)["ganrun"]
+                       weights_only=True)["ganrun"]
     images = state["d_updates"] * state["config"]["dataset"]["batch_size"]
     return f"{images / TRAIN_IMAGES:.3g}"
 
 
 def main() -> None:
     args = parse_args()
-    rows = ["| preset | epochs | FID | wall time | machine |", "|---|---|---|---|---|"]
+    rows = ["| preset | protocol | epochs | FID | precision | recall | classes covered | "
+            "train time | machine |", "|---|---|---|---|---|---|---|---|---|"]
     for preset in args.presets:
-        run = Path(args.out) / preset
-        seconds = train(preset, run, args)
-        row = f"| `{preset}` | {epochs_done(run)} | {fid(run, args):.1f} | " \
-              f"{seconds / 60:.1f} min | {machine()} |"
-        print(row, flush=True)
-        rows.append(row)
+        line = row(preset, measure(preset, args))
+        print(line, flush=True)
+        rows.append(line)
     print("\n".join(["", *rows]))
 
 
