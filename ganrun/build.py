@@ -11,8 +11,9 @@ from ganrun.module import GAN
 
 def data_shape(datamodule) -> dict:
     """What the networks need to know about the data, saved in every checkpoint."""
+    names = getattr(datamodule, "class_names", None)
     return {"channels": datamodule.channels, "image_size": datamodule.image_size,
-            "num_classes": datamodule.num_classes}
+            "num_classes": datamodule.num_classes, "class_names": list(names) if names else None}
 
 
 def regularizers(cfg: DictConfig) -> dict:

@@ -1,42 +1,139 @@
-"""Reading checkpoints with clear errors for missing, truncated or foreign files."""
+"""Reading checkpoints safely, and the one accessor for what ganrun stores in them.
 
+A checkpoint is data: it is read with ``torch.load(weights_only=True)``, which accepts tensors,
+numbers, strings and plain containers and refuses to import or call anything, so a file from
+someone else cannot run code when ganrun opens it. ganrun's own section (``checkpoint["ganrun"]``)
+is read through ``RunState``, which checks its format version and its fields.
+"""
+
+import pickle
+import zipfile
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from ganrun.errors import UserError
 
+SECTION = "ganrun"
+# The layout of the ganrun section. Checkpoints written before the field existed have the
+# same layout as format 1.
+FORMAT = 1
+
+
+@dataclass
+class RunState:
+    """ganrun's section of a checkpoint: where training stands and what it was trained with."""
+
+    config: dict                         # the resolved run config
+    data_shape: dict                     # channels, image_size, num_classes (class_names)
+    iteration: int = 0                   # generator updates so far
+    d_updates: int = 0                   # discriminator updates so far
+    choices: dict = field(default_factory=dict)   # the config groups' options
+    data_position: dict = field(default_factory=lambda: {"epoch": 0, "batches": 0})
+    rng: dict | None = None              # every random generator's state (ganrun.rng)
+    format: int = FORMAT
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
 
 def read_checkpoint(path: str | Path) -> dict:
     """The checkpoint dict, or a ``UserError`` saying what is wrong with the file."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"Checkpoint '{path}' does not exist. Give the path of a .ckpt file, "
-                        "e.g. outputs/<date>/<time>/checkpoints/last.ckpt.")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:
-        raise UserError(f"Checkpoint '{path}' cannot be read ({type(err).__name__}: {err}); it "
-                        "is truncated or not a checkpoint. Use another one, such as an "
-                        "iter_<n>.ckpt from the same checkpoints/ folder.") from None
-    if not isinstance(checkpoint, dict) or "ganrun" not in checkpoint:
+    checkpoint = safe_load(path, "Checkpoint")
+    if not isinstance(checkpoint, dict) or SECTION not in checkpoint:
         raise UserError(f"'{path}' is not a ganrun checkpoint (it has no 'ganrun' section). "
-                        "Give a checkpoint written by `ganrun train`.")
+                        "Give a checkpoint written by `ganrun train` (a .ckpt file under "
+                        "outputs/<date>/<time>/checkpoints/), or an export folder of "
+                        "`ganrun export`.")
+    run_state(checkpoint, path)  # refuses a damaged or newer section before anything is built
     return checkpoint
 
 
-def load_gan(path: str | Path, device: str | torch.device = "cpu"):
-    """The GAN module of a checkpoint, rebuilt from the config it was trained with, in eval
-    mode on ``device``. Returns ``(module, config)``."""
-    from omegaconf import OmegaConf
+def safe_load(path: Path, kind: str) -> Any:
+    """``torch.load`` that never unpickles code: a ``UserError`` for a missing, damaged or
+    code-carrying file."""
+    if not path.is_file():
+        raise UserError(f"{kind} '{path}' does not exist. Give the path of a .ckpt file, "
+                        "e.g. outputs/<date>/<time>/checkpoints/last.ckpt.")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "GLOBAL" in str(err):
+            name = str(err).split("GLOBAL", 1)[1].split()[0]
+            raise UserError(f"{kind} '{path}' was refused: it tried to run code (it holds a "
+                            f"pickled object that would call '{name}' when loaded). ganrun reads "
+                            "checkpoints as data only and did not run it. Do not use this file; "
+                            "ask its author for a checkpoint written by `ganrun train` or an "
+                            "export of `ganrun export`.") from None
+        reason = str(err).rsplit("error:", 1)[-1].split("Check the documentation")[0].strip()
+        raise _unreadable(path, kind, reason or type(err).__name__) from None
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as err:
+        raise _unreadable(path, kind, f"{type(err).__name__}: {err}") from None
 
+
+def _unreadable(path: Path, kind: str, reason: str) -> UserError:
+    reason = " ".join(reason.split())[:200]
+    return UserError(f"{kind} '{path}' cannot be read ({reason}); it is truncated or not a "
+                     "checkpoint. Use another one, such as an iter_<n>.ckpt from the same "
+                     "checkpoints/ folder.")
+
+
+def run_state(checkpoint: dict, source: str | Path = "The checkpoint") -> RunState:
+    """ganrun's section of ``checkpoint``, checked: a ``UserError`` for a newer format or a
+    missing or mistyped field."""
+    section = checkpoint.get(SECTION)
+    if not isinstance(section, dict):
+        raise UserError(f"'{source}' is not a ganrun checkpoint (it has no 'ganrun' section).")
+    version = section.get("format", 1)
+    if not isinstance(version, int) or version > FORMAT:
+        raise UserError(f"'{source}' was written by a newer ganrun (checkpoint format {version}; "
+                        f"this ganrun reads format {FORMAT} and older). Upgrade ganrun "
+                        "(pip install -U ganrun) to use it.")
+    expected = {"config": dict, "data_shape": dict, "iteration": int, "d_updates": int,
+                "choices": dict, "data_position": dict}
+    values = {}
+    for key, kind in expected.items():
+        if key in section and not isinstance(section[key], kind):
+            raise _bad_field(source, key, f"is a {type(section[key]).__name__}, not a "
+                                          f"{kind.__name__}")
+        if key in section:
+            values[key] = section[key]
+    for key in ("config", "data_shape"):
+        if key not in values:
+            raise _bad_field(source, key, "is missing")
+    shape = values["data_shape"]
+    for key in ("channels", "image_size"):
+        if not isinstance(shape.get(key), int) or shape[key] < 1:
+            raise _bad_field(source, f"data_shape.{key}", f"is {shape.get(key)!r}")
+    if not isinstance(values["config"].get("model"), dict):
+        raise _bad_field(source, "config.model", "is missing")
+    values.setdefault("d_updates", values.get("iteration", 0))
+    return RunState(**values, rng=section.get("rng"), format=FORMAT)
+
+
+def _bad_field(source, key: str, problem: str) -> UserError:
+    return UserError(f"'{source}' is not a usable ganrun checkpoint: its `{key}` {problem}. It "
+                     "was not written by `ganrun train`, or it was edited. Use a checkpoint "
+                     "written by `ganrun train`.")
+
+
+def load_gan(path: str | Path, device: str | torch.device = "cpu", trust: list[str] = ()):
+    """The GAN module of a checkpoint, rebuilt from the config it was trained with, in eval
+    mode on ``device``. Returns ``(module, config)``.
+
+    The stored config is validated like a command-line config, and its ``_target_``s must be
+    ganrun's own or trusted by the user (``trust``), before anything is imported or built.
+    """
     from ganrun.build import build_module
 
     checkpoint = read_checkpoint(path)
-    state = checkpoint["ganrun"]
-    cfg = OmegaConf.create(state["config"])
-    module = build_module(cfg, state["data_shape"], state.get("choices"))
-    missing, unexpected = module.load_state_dict(checkpoint["state_dict"], strict=False)
+    state = run_state(checkpoint, path)
+    cfg = stored_config(state.config, path, trust)
+    module = build_module(cfg, state.data_shape, state.choices)
+    missing, unexpected = module.load_state_dict(checkpoint.get("state_dict", {}), strict=False)
     if missing or unexpected:
         raise UserError(f"Checkpoint '{path}' does not fit the model its config describes "
                         f"(missing: {', '.join(missing) or 'none'}; unexpected: "
@@ -44,3 +141,18 @@ def load_gan(path: str | Path, device: str | torch.device = "cpu"):
                         "version of the model code.")
     module.on_load_checkpoint(checkpoint)
     return module.to(device).eval(), cfg
+
+
+def stored_config(config: dict, source, trust=()):
+    """A config read from a file, as a validated DictConfig: targets allow-listed first (so
+    nothing the file names is imported before), then the same checks as the command line's."""
+    from omegaconf import OmegaConf
+
+    from ganrun.config import validate
+    from ganrun.trust import check_targets
+
+    check_targets(config, f"'{source}'", trust)
+    try:
+        return validate(OmegaConf.create(config))
+    except UserError as err:
+        raise UserError(f"The config stored in '{source}' is not valid: {err}") from None

@@ -137,3 +137,9 @@ def _check_ranges(cfg: dict) -> None:
         if lr is not None and not lr > 0:
             raise UserError(f"The {side} learning rate must be positive, got {lr}. Set "
                             f"optimizer.lr (both) or optimizer.{side}.lr to a value > 0.")
+
+
+def check_target_nodes(node: Any, path: str) -> None:
+    """The keys and types of every ``_target_`` node in ``node`` (a plain dict tree) checked
+    against the signatures of their callables; a ``UserError`` names the first bad key."""
+    _check_targets(node, path)

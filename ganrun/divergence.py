@@ -7,8 +7,7 @@ decides what happens next.
 import logging
 from pathlib import Path
 
-import torch
-
+from ganrun.checkpoints import read_checkpoint, run_state
 from ganrun.errors import UserError
 
 log = logging.getLogger("ganrun")
@@ -71,14 +70,14 @@ class Rollback(DivergencePolicy):
         if self.rollbacks >= self.max_rollbacks or path is None:
             raise Diverged(stop_message(module, event) + f" ({self.rollbacks} rollbacks so far)")
         self.rollbacks += 1
-        checkpoint = torch.load(path, map_location=module.device, weights_only=False)
-        module.load_state_dict(checkpoint["state_dict"])
+        checkpoint = read_checkpoint(path)
+        module.load_state_dict(checkpoint["state_dict"])  # copied onto the module's device
         for optimizer, state in zip(module.optimizers(), checkpoint["optimizer_states"]):
             optimizer.optimizer.load_state_dict(state)
             for group in optimizer.param_groups:
                 group["lr"] *= self.lr_factor
         log.warning("%s at iteration %d: rolled back to %s (iteration %d) with learning rates "
-                    "x%g", event, module.iteration + 1, path, checkpoint["ganrun"]["iteration"],
+                    "x%g", event, module.iteration + 1, path, run_state(checkpoint).iteration,
                     self.lr_factor)
 
     def stats(self):

@@ -28,7 +28,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         raise UserError("No metric is selected (metrics=none). Choose some, e.g. metrics=fid.")
     device = torch.device(pick_device(cfg.device))
     if cfg.ckpt:
-        values = of_checkpoint(Path(to_absolute_path(cfg.ckpt)), metrics, device, cfg.seed)
+        values = of_checkpoint(Path(to_absolute_path(cfg.ckpt)), metrics, device, cfg.seed,
+                               list(cfg.get("trust_targets") or []))
     else:
         values = of_folders(cfg.real, cfg.fake, metrics)
     return values
@@ -40,17 +41,25 @@ def pick_device(name: str) -> str:
     return name
 
 
-def of_checkpoint(path: Path, metrics: dict, device: torch.device, seed: int) -> dict:
-    from ganrun.checkpoints import load_gan
+def of_checkpoint(path: Path, metrics: dict, device: torch.device, seed: int,
+                  trust: list[str]) -> dict:
+    """Metrics of a checkpoint's or an export folder's generator against its training data
+    set's real images; also written to metrics.json beside the file (inside the folder)."""
+    from ganrun.loading import is_export, load_trained
 
-    module, cfg = load_gan(path, device)
-    data = instantiate(cfg.dataset)  # its root was saved absolute: works from any folder
+    module = load_trained(path, device, trust)
+    if not module.dataset:
+        raise UserError(f"'{path}' does not say which data set it was trained on, so there "
+                        "are no real images to compare with. Use real=DIR fake=DIR with "
+                        "images written by `ganrun sample`.")
+    data = instantiate(module.dataset)  # its root was saved absolute: works from any folder
     values = {}
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         for metric in metrics.values():
             values.update(metric.evaluate(lambda n: module.generate(module.sample_z(n)), data))
-    (path.parent / "metrics.json").write_text(json.dumps(values, indent=2) + "\n")
+    folder = path if is_export(path) else path.parent
+    (folder / "metrics.json").write_text(json.dumps(values, indent=2) + "\n")
     return values
 
 

@@ -13,9 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ganrun.checkpoints import SECTION, RunState, run_state
 from ganrun.divergence import DivergencePolicy, Stop
 from ganrun.ema import GeneratorEMA
-from ganrun.latents import balanced_labels
+from ganrun.generate import run_generator
 from ganrun.loop_state import canonical_loop_state
 from ganrun.losses import GANLoss
 from ganrun.nets.conditioning import split_output
@@ -201,32 +202,27 @@ class GAN(pl.LightningModule):
         labels = torch.arange(self.num_classes, device=self.device)
         return z, labels.repeat_interleave(len(z) // self.num_classes)
 
-    @torch.no_grad()
+    @property
+    def sampling_generator(self) -> nn.Module:
+        """The generator samples and metrics come from: the EMA copy when there is one."""
+        return self.ema.generator if self.ema is not None else self.generator
+
     def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Images in [-1, 1] from latents, by the EMA generator when there is one, in eval mode
         so that a sample never depends on its batch. A conditional generator without labels
         makes a balanced mix of classes (for metrics)."""
-        generator = self.ema.generator if self.ema is not None else self.generator
-        if labels is None and self.num_classes:
-            labels = balanced_labels(len(z), self.num_classes).to(self.device)
-        was_training = generator.training
-        generator.eval()
-        try:
-            return generator(z.to(self.device), labels).float()
-        finally:
-            generator.train(was_training)
+        return run_generator(self.sampling_generator, z, labels, self.num_classes)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["ganrun"] = {"iteration": self.iteration, "d_updates": self.d_updates,
-                                "config": self.config, "choices": self.choices,
-                                "data_shape": self.data_shape,
-                                "data_position": dict(self.data_position), "rng": rng_states()}
+        checkpoint[SECTION] = RunState(
+            config=self.config, data_shape=self.data_shape, iteration=self.iteration,
+            d_updates=self.d_updates, choices=self.choices,
+            data_position=dict(self.data_position), rng=rng_states()).to_dict()
         canonical_loop_state(checkpoint.get("loops", {}), **self.data_position,
                              batches_per_epoch=self.trainer.num_training_batches)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        state = checkpoint.get("ganrun", {})
-        self.iteration = state.get("iteration", 0)
-        self.d_updates = state.get("d_updates", self.iteration * self.n_critic)
-        self.data_position = dict(state.get("data_position", self.data_position))
-        self._restored_rng = state.get("rng")
+        state = run_state(checkpoint)
+        self.iteration, self.d_updates = state.iteration, state.d_updates
+        self.data_position = dict(state.data_position)
+        self._restored_rng = state.rng

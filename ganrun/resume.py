@@ -5,7 +5,7 @@ from pathlib import Path
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from ganrun.checkpoints import read_checkpoint
+from ganrun.checkpoints import read_checkpoint, run_state
 from ganrun.errors import UserError
 
 LAST = Path("checkpoints") / "last.ckpt"
@@ -38,7 +38,7 @@ def checkpoint_to_resume(cfg: DictConfig) -> tuple[Path, dict] | tuple[None, Non
 
 
 def check_same_model(path: Path, checkpoint: dict, cfg: DictConfig) -> None:
-    saved = checkpoint["ganrun"].get("config", {}).get("model", {})
+    saved = run_state(checkpoint, path).config.get("model", {})
     differences = _differences(saved, OmegaConf.to_container(cfg.model, resolve=True), "model")
     if differences:
         raise UserError(f"Checkpoint {path} was trained with another model config ("

@@ -8,7 +8,7 @@ whatever batch_size or device.
 import math
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -26,7 +26,8 @@ HELP = """usage: ganrun sample ckpt=<file> [key=value ...]
 Writes generated samples of a trained GAN (its EMA generator when it has one).
 
 keys:
-  ckpt=FILE         checkpoint written by ganrun train (required)
+  ckpt=PATH         checkpoint written by ganrun train, or an export folder of
+                    ganrun export (required)
   num=64            number of samples (rows of the grid with interpolate=true)
   out=generated     output folder, created if needed
   format=png        png: one PNG per sample (sample_000000.png, ...);
@@ -44,6 +45,8 @@ keys:
   slerp=true        spherical (true) or linear (false) interpolation
   nrow=null         images per grid row (default: a square grid)
   overwrite=false   replace files of an earlier run in `out` instead of refusing
+  trust_targets=[]  module prefixes of your own networks the checkpoint may name, e.g.
+                    [my_pkg.nets] (README: Loading files from others)
 
 Examples:
   ganrun sample ckpt=outputs/2026-01-01/12-00-00/checkpoints/last.ckpt num=1000 out=fake
@@ -67,6 +70,7 @@ class SampleConfig:
     slerp: bool = True
     nrow: Optional[int] = None
     overwrite: bool = False
+    trust_targets: list[str] = field(default_factory=list)
 
 
 FORMATS = ("png", "npz", "grid")
@@ -105,9 +109,9 @@ def pick_device(name: str) -> torch.device:
 
 def num_classes(module) -> int:
     """Classes the generator is conditioned on; 0 for an unconditional generator."""
-    if not getattr(module.generator, "num_classes", 0):
+    if not module.num_classes:
         return 0
-    return int((module.data_shape or {}).get("num_classes") or module.generator.num_classes)
+    return int((module.data_shape or {}).get("num_classes") or module.num_classes)
 
 
 def make_labels(module, label: Optional[int], num: int) -> Optional[torch.Tensor]:
@@ -170,11 +174,11 @@ def write_grid(module, cfg, out: Path, z, labels, name: str, nrow: int) -> list[
 
 def sample(cfg: SampleConfig) -> list[str]:
     """Writes the samples that ``cfg`` asks for; returns the names of the files written."""
-    from ganrun.checkpoints import load_gan  # imports Lightning: after the cheap checks
+    from ganrun.loading import load_trained  # imports Lightning: after the cheap checks
 
     check(cfg)
     device = pick_device(cfg.device)
-    module, _ = load_gan(cfg.ckpt, device)
+    module = load_trained(cfg.ckpt, device, list(cfg.trust_targets))
     out = Path(cfg.out).expanduser()
     if cfg.interpolate:
         z = interpolation_latents(cfg.num, cfg.steps, module.latent_dim, cfg.seed, cfg.slerp)

@@ -20,6 +20,7 @@ from ganrun import jobstatus
 from ganrun.acceleration import accelerate
 from ganrun.allocator import keep_freed_memory
 from ganrun.build import build_module, data_shape
+from ganrun.checkpoints import run_state
 from ganrun.callbacks.signals import signals_before_training, stop_signal
 from ganrun.config import config_dir, validate
 from ganrun.errors import UserError
@@ -41,8 +42,9 @@ def _train(cfg: DictConfig) -> float | None:
     if cfg.trainer.keep_freed_memory:
         keep_freed_memory()
     ckpt_path, checkpoint = checkpoint_to_resume(cfg)
-    if checkpoint and cfg.seed is None:
-        cfg.seed = checkpoint["ganrun"]["config"].get("seed")  # continue with the same streams
+    state = run_state(checkpoint, ckpt_path) if checkpoint else None
+    if state and cfg.seed is None:
+        cfg.seed = state.config.get("seed")  # continue with the same streams
     cfg.seed = pl.seed_everything(cfg.seed, workers=True, verbose=False)
     # Saved configs hold absolute data paths, so that `ganrun eval` works from any folder.
     cfg.dataset.root = to_absolute_path(cfg.dataset.root)
@@ -52,8 +54,8 @@ def _train(cfg: DictConfig) -> float | None:
     module = build_module(cfg, data_shape(datamodule), choices)
     accelerate(module, channels_last=cfg.trainer.channels_last, compile=cfg.trainer.compile)
     start = 0
-    if checkpoint:
-        start = checkpoint["ganrun"]["iteration"]
+    if state:
+        start = state.iteration
         if cfg.trainer.max_steps and start >= cfg.trainer.max_steps:
             # Otherwise Lightning would run one more batch: the module stops after an update.
             log.info("The run at %s already reached iteration %d (trainer.max_steps=%d): "
@@ -61,11 +63,12 @@ def _train(cfg: DictConfig) -> float | None:
                      "hydra.run.dir=%s trainer.max_steps=<more>", ckpt_path, start,
                      cfg.trainer.max_steps, cfg.paths.output_dir)
             return None
-        datamodule.resume_at(**checkpoint["ganrun"].get("data_position", {"epoch": 0, "batches": 0}))
+        datamodule.resume_at(**state.data_position)
         log.info("Resuming from %s at iteration %d", ckpt_path, start)
     trainer = build_trainer(cfg, start)
     log.info("Run folder: %s", cfg.paths.output_dir)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    # weights_only: Lightning reads the file again; it must not unpickle code either.
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     signum = stop_signal(trainer)
     if signum is not None:
         name = signal.Signals(signum).name

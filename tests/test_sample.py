@@ -104,7 +104,15 @@ def test_latents_do_not_depend_on_num():
     assert torch.equal(seeded_latents(3000, 4, seed=7)[:5], seeded_latents(5, 4, seed=7))
 
 
-def test_conditional_model_fixed_label_and_balanced_mix(conditional_ckpt, tmp_path):
+@pytest.fixture
+def trust_fakenets(monkeypatch):
+    """The conditional checkpoint names tests/fakenets.py: a user's own network, which ganrun
+    builds from a checkpoint only when the user trusts its module."""
+    monkeypatch.setenv("GANRUN_TRUST_TARGETS", "fakenets")
+
+
+def test_conditional_model_fixed_label_and_balanced_mix(conditional_ckpt, tmp_path,
+                                                        trust_fakenets):
     out = sample(conditional_ckpt, tmp_path / "three", "num=4", "label=3")
     rows = list(csv.DictReader(open(out / "labels.csv")))
     assert [row["label"] for row in rows] == ["3"] * 4
@@ -154,7 +162,7 @@ def test_impossible_requests(ckpt, tmp_path, capsys, args, message):
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
 
 
-def test_label_out_of_range(conditional_ckpt, tmp_path, capsys):
+def test_label_out_of_range(conditional_ckpt, tmp_path, capsys, trust_fakenets):
     with pytest.raises(SystemExit):
         sample(conditional_ckpt, tmp_path / "out", "label=10")
     assert "label must be 0 to 9" in capsys.readouterr().err

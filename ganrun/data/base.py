@@ -78,6 +78,7 @@ class GANDataModule(pl.LightningDataModule):
 
     channels: int
     num_classes: int
+    class_names: list[str] | None = None  # names of labels 0..num_classes-1, where known
 
     def __init__(self, root, download, image_size, batch_size, num_workers, split, drop_last,
                  on_device: bool = False):

@@ -39,6 +39,8 @@ class CIFAR10(GANDataModule):
 
     channels = 3
     num_classes = 10
+    class_names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                   "ship", "truck"]
 
     def __init__(self, root: str = "data/", download: bool = True, image_size: int = 32,
                  batch_size: int = 64, num_workers: int = 0, split: str = "train",

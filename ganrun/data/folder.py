@@ -63,7 +63,8 @@ class ImageFolder(GANDataModule):
             raise UserError(f"dataset.channels must be 1 (grayscale) or 3 (RGB), got {channels!r}.")
         self.channels = channels
         self.folder = self.image_folder()
-        self.num_classes = len(class_folders(self.folder)) if self.folder.is_dir() else 0
+        names = [p.name for p in class_folders(self.folder)] if self.folder.is_dir() else []
+        self.num_classes, self.class_names = len(names), names or None
 
     def image_folder(self) -> Path:
         return self.root

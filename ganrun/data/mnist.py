@@ -24,6 +24,7 @@ class MNIST(GANDataModule):
     hint = ""
     channels = 1
     num_classes = 10
+    class_names = [str(digit) for digit in range(10)]
 
     def __init__(self, root: str = "data/", download: bool = True, image_size: int = 28,
                  batch_size: int = 64, num_workers: int = 0, split: str = "train",
@@ -77,5 +78,7 @@ class FashionMNIST(MNIST):
     """Zalando's Fashion-MNIST clothes; same format and layout as MNIST."""
 
     name = "FashionMNIST"
+    class_names = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                   "Sneaker", "Bag", "Ankle boot"]
     hint = (" On Debian/Ubuntu you can instead run `apt-get install dataset-fashion-mnist` and set "
             "dataset.root=/usr/share/datasets/fashion-mnist.")

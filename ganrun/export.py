@@ -1,0 +1,103 @@
+"""``ganrun export``: a checkpoint's generator as a shareable folder (safetensors + JSON).
+
+The folder holds only the generator that samples come from (the EMA copy when the run has
+one) as ``model.safetensors`` and what rebuilding it needs in ``config.json``: the layout of
+Hugging Face's ``save_pretrained``, so that it can be pushed to a model hub unchanged.
+"""
+
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from ganrun import __version__, imagefiles
+from ganrun.errors import UserError
+from ganrun.keyvalue import parse
+from ganrun.loading import CONFIG, EXPORT_FORMAT, WEIGHTS
+
+PROG = "ganrun export"
+
+HELP = f"""usage: ganrun export ckpt=<file> out=<folder> [key=value ...]
+
+Writes a checkpoint's generator (its EMA weights when the run has them) as {WEIGHTS} and
+{CONFIG}, for `ganrun sample`, `ganrun eval` and `ganrun.load_generator()`.
+
+keys:
+  ckpt=FILE            checkpoint written by ganrun train (required)
+  out=FOLDER           the export folder, created if needed (required)
+  overwrite=false      replace an earlier export in `out` instead of refusing
+  trust_targets=[]     module prefixes of your own networks that the checkpoint may name,
+                       e.g. trust_targets=[my_pkg.nets] (see README: Loading files from others)
+
+Example:
+  ganrun export ckpt=outputs/2026-01-01/12-00-00/checkpoints/last.ckpt out=exports/dcgan
+"""
+
+
+@dataclass
+class ExportConfig:
+    ckpt: Optional[str] = None
+    out: Optional[str] = None
+    overwrite: bool = False
+    trust_targets: list[str] = field(default_factory=list)
+
+
+def export(cfg: ExportConfig) -> Path:
+    """Writes the export folder; returns its path."""
+    from omegaconf import OmegaConf
+    from safetensors.torch import save_file
+
+    from ganrun.build import conditioning
+    from ganrun.checkpoints import load_gan, read_checkpoint, run_state
+
+    if not cfg.ckpt or not cfg.out:
+        raise UserError(f"{PROG}: give both ckpt=<checkpoint file> and out=<folder>, e.g. "
+                        "ckpt=outputs/<date>/<time>/checkpoints/last.ckpt out=exports/my_gan.")
+    module, run_cfg = load_gan(cfg.ckpt, "cpu", list(cfg.trust_targets))
+    state = run_state(read_checkpoint(cfg.ckpt), cfg.ckpt)
+    shape = module.data_shape
+    size = {"channels": shape["channels"], "image_size": shape["image_size"]}
+    g_classes = conditioning(run_cfg, shape)[0]
+    resolved = OmegaConf.to_container(run_cfg, resolve=True)
+    config = {
+        "ganrun_export": EXPORT_FORMAT, "ganrun_version": __version__, "task": "generation",
+        "generator": resolved["model"]["generator"],
+        "generator_kwargs": {"latent_dim": module.latent_dim, **size, **g_classes},
+        "latent_dim": module.latent_dim, "data_shape": shape,
+        "class_names": shape.get("class_names"), "ema": module.ema is not None,
+        "choices": state.choices, "iteration": state.iteration, "seed": resolved.get("seed"),
+        "dataset": resolved["dataset"], "metrics": final_metrics(Path(cfg.ckpt)),
+    }
+    out = Path(cfg.out).expanduser()
+    imagefiles.prepare_folder(out, [WEIGHTS, CONFIG], cfg.overwrite)
+    weights = {k: v.detach().contiguous() for k, v in module.sampling_generator.state_dict().items()}
+    save_file(weights, str(out / WEIGHTS), metadata={"format": "pt"})
+    (out / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+    return out
+
+
+def final_metrics(ckpt: Path) -> dict:
+    """The run's metrics: ``metrics.json`` that `ganrun eval` wrote next to the checkpoint."""
+    path = ckpt.parent / "metrics.json"
+    try:
+        values = json.loads(path.read_text()) if path.is_file() else {}
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    return values if isinstance(values, dict) else {}
+
+
+def main(argv: list[str]) -> None:
+    if any(arg in ("-h", "--help") for arg in argv):
+        print(HELP)
+        return
+    try:
+        cfg = parse(argv, ExportConfig, PROG)
+        out = export(cfg)
+    except UserError as err:
+        if os.environ.get("GANRUN_DEBUG") == "1":
+            raise
+        print(f"{PROG}: error: {str(err).removeprefix(PROG + ': ')}", file=sys.stderr, flush=True)
+        sys.exit(2)
+    print(f"Exported the generator to {out}: {WEIGHTS}, {CONFIG}")

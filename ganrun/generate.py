@@ -1,0 +1,41 @@
+"""Running a generator for samples and metrics: eval mode, balanced labels, fp32 output.
+
+Shared by the training module (sample grids, metrics), checkpoints and exported generators, so
+that the same weights and latents give the same images whichever of them holds the network.
+"""
+
+import torch
+from torch import nn
+
+from ganrun.latents import balanced_labels, seeded_latents
+
+
+@torch.no_grad()
+def run_generator(generator: nn.Module, z: torch.Tensor, labels: torch.Tensor | None = None,
+                  num_classes: int = 0) -> torch.Tensor:
+    """Images in [-1, 1] from latents, in eval mode so that a sample never depends on its
+    batch. A conditional generator without labels makes a balanced mix of classes."""
+    device = next(generator.parameters()).device
+    if labels is None and num_classes:
+        labels = balanced_labels(len(z), num_classes)
+    labels = None if labels is None else labels.to(device)
+    was_training = generator.training
+    generator.eval()
+    try:
+        return generator(z.to(device), labels).float()
+    finally:
+        generator.train(was_training)
+
+
+def generate_images(generator: nn.Module, num: int, seed: int = 0,
+                    labels: torch.Tensor | int | None = None) -> torch.Tensor:
+    """``num`` images in [-1, 1] (CPU) from a generator of ``ganrun.load_generator``, with the
+    latents ``ganrun sample`` draws for ``seed``: the same images as ``ganrun sample``.
+
+    ``labels``: a class index or a tensor of ``num`` indices for a conditional generator; by
+    default a balanced mix of classes."""
+    info = generator.ganrun
+    z = seeded_latents(num, info["latent_dim"], seed)
+    if isinstance(labels, int):
+        labels = torch.full((num,), labels, dtype=torch.long)
+    return run_generator(generator, z, labels, info["num_classes"]).cpu()

@@ -1,0 +1,159 @@
+"""Trained generators from checkpoints and export folders, for sampling, metrics and the API.
+
+An export folder (``ganrun export``) holds ``model.safetensors`` (the generator's weights:
+tensors only, no code) and ``config.json`` (the network config, data shape, classes, metrics),
+the layout of Hugging Face's ``save_pretrained``. Both are read as data: the JSON's ``_target_``
+must be one of ganrun's own networks or trusted by the user (``ganrun.trust``).
+"""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ganrun.errors import UserError
+from ganrun.generate import run_generator
+
+WEIGHTS, CONFIG = "model.safetensors", "config.json"
+EXPORT_FORMAT = 1
+
+
+@dataclass
+class LoadedGenerator:
+    """What ``ganrun sample`` and ``ganrun eval`` need of a trained model."""
+
+    generator: nn.Module
+    latent_dim: int
+    data_shape: dict
+    dataset: dict | None  # the training data set's config: the real images metrics compare with
+
+    @property
+    def num_classes(self) -> int:
+        return int(getattr(self.generator, "num_classes", 0) or 0)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.generator.parameters()).device
+
+    def sample_z(self, n: int) -> torch.Tensor:
+        return torch.randn(n, self.latent_dim, device=self.device)
+
+    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return run_generator(self.generator, z, labels, self.num_classes)
+
+
+def is_export(path: str | Path) -> bool:
+    return Path(path).is_dir()
+
+
+def load_trained(path: str | Path, device: str | torch.device = "cpu",
+                 trust=()) -> LoadedGenerator:
+    """The sampling generator of a checkpoint (its EMA copy when it has one) or of an export
+    folder, in eval mode on ``device``."""
+    if is_export(path):
+        generator, config = read_export(Path(path), trust)
+        return LoadedGenerator(generator.to(device), config["latent_dim"], config["data_shape"],
+                               config.get("dataset"))
+    from ganrun.checkpoints import load_gan
+
+    module, cfg = load_gan(path, device, trust)
+    from omegaconf import OmegaConf
+
+    return LoadedGenerator(module.sampling_generator, module.latent_dim, module.data_shape,
+                           OmegaConf.to_container(cfg.dataset, resolve=True))
+
+
+def load_generator(path: str | Path, device: str | torch.device = "cpu",
+                   trust=()) -> nn.Module:
+    """A trained generator as a plain ``nn.Module`` in eval mode, from an export folder or a
+    checkpoint. ``G.ganrun`` holds ``latent_dim``, ``num_classes``, ``class_names`` and
+    ``data_shape``; ``ganrun.generate_images(G, num, seed)`` draws images from it.
+
+    Example::
+
+        from ganrun import generate_images, load_generator
+        G = load_generator("exports/dcgan")
+        images = generate_images(G, 16, seed=0)   # (16, C, H, W) in [-1, 1]
+    """
+    loaded = load_trained(path, device, trust)
+    generator = loaded.generator.eval()
+    shape = loaded.data_shape
+    generator.ganrun = {"latent_dim": loaded.latent_dim, "num_classes": loaded.num_classes,
+                        "class_names": shape.get("class_names"), "data_shape": shape}
+    return generator
+
+
+def read_export(folder: Path, trust=()) -> tuple[nn.Module, dict]:
+    """The generator of an export folder with its weights loaded, and its config.json."""
+    config = read_export_config(folder)
+    generator = build_exported(config, folder, trust)
+    weights = read_weights(folder / WEIGHTS)
+    try:
+        generator.load_state_dict(weights, strict=True)
+    except RuntimeError as err:
+        detail = " ".join(str(err).split())[:400]
+        raise UserError(f"Export '{folder}': {WEIGHTS} does not match the network that "
+                        f"{CONFIG} describes ({detail}). The two files come from different "
+                        "models: export the checkpoint again with `ganrun export`.") from None
+    return generator.eval(), config
+
+
+def read_export_config(folder: Path) -> dict:
+    path = folder / CONFIG
+    if not path.is_file() or not (folder / WEIGHTS).is_file():
+        raise UserError(f"'{folder}' is not a ganrun export: it needs {CONFIG} and {WEIGHTS}. "
+                        "Give an export folder written by `ganrun export`, or a .ckpt file.")
+    try:
+        config = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise UserError(f"Export '{folder}': {CONFIG} is not valid JSON ({err}). Export the "
+                        "checkpoint again with `ganrun export`.") from None
+    version = config.get("ganrun_export") if isinstance(config, dict) else None
+    if not isinstance(version, int):
+        raise UserError(f"Export '{folder}': {CONFIG} is not a ganrun export config (no "
+                        "`ganrun_export` version). Export the checkpoint with `ganrun export`.")
+    if version > EXPORT_FORMAT:
+        raise UserError(f"Export '{folder}' was written by a newer ganrun (export format "
+                        f"{version}; this ganrun reads {EXPORT_FORMAT}). Upgrade ganrun.")
+    for key, kind in (("generator", dict), ("generator_kwargs", dict), ("latent_dim", int),
+                      ("data_shape", dict)):
+        if not isinstance(config.get(key), kind):
+            raise UserError(f"Export '{folder}': {CONFIG} has no valid `{key}`. Export the "
+                            "checkpoint again with `ganrun export`.")
+    return config
+
+
+def build_exported(config: dict, folder: Path, trust=()) -> nn.Module:
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from ganrun.config import check_target_nodes
+    from ganrun.trust import check_targets
+
+    source = f"Export '{folder}'"
+    check_targets({"generator": config["generator"], "dataset": config.get("dataset")},
+                  source, trust)
+    try:
+        check_target_nodes(config["generator"], "generator")
+        if config.get("dataset") is not None:
+            check_target_nodes(config["dataset"], "dataset")
+        return instantiate(OmegaConf.create(config["generator"]), **config["generator_kwargs"])
+    except UserError as err:
+        raise UserError(f"{source}: {CONFIG} is not valid: {err}") from None
+    except Exception as err:  # a network that cannot be built from these arguments
+        raise UserError(f"{source}: the generator in {CONFIG} cannot be built "
+                        f"({type(err).__name__}: {err}). Export the checkpoint again.") from None
+
+
+def read_weights(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise UserError(f"'{path}' cannot be read ({type(err).__name__}: {err}); it is "
+                        "truncated or not a safetensors file. Export the checkpoint again "
+                        "with `ganrun export`.") from None

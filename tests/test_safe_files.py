@@ -1,0 +1,213 @@
+"""Files from others are data: checkpoints never run code, configs in files name only allowed
+targets, exports (safetensors + JSON) round-trip bit for bit, and every bad file gets one clear
+paragraph and exit 2 with the folders it was in left untouched."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import TINY, run_ganrun
+from fakedata import write_mnist
+
+TINY_CGAN = [*TINY, "conditioning=embedding", "model.generator.width=8",
+             "model.discriminator.width=8", "ema=decay"]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    """A 3-iteration conditional DCGAN run with an EMA generator on a tiny MNIST."""
+    tmp = tmp_path_factory.mktemp("safe")
+    write_mnist(tmp / "data", n_train=64, n_test=16)
+    run_ganrun("train", *TINY_CGAN, "dataset=mnist", f"dataset.root={tmp / 'data'}",
+               f"hydra.run.dir={tmp / 'run'}", cwd=tmp)
+    return tmp / "run"
+
+
+@pytest.fixture(scope="module")
+def ckpt(run) -> Path:
+    return run / "checkpoints" / "last.ckpt"
+
+
+@pytest.fixture(scope="module")
+def export_dir(ckpt, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("export") / "cgan"
+    proc = run_ganrun("export", f"ckpt={ckpt}", f"out={out}", cwd=out.parent)
+    assert "Exported the generator" in proc.stdout
+    return out
+
+
+def snapshot(folder: Path) -> dict:
+    return {p: p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def refused(*args, cwd, message: str, untouched: Path | None = None):
+    """Runs ganrun, expecting exit 2 with ``message`` in one clean paragraph."""
+    before = snapshot(untouched) if untouched else None
+    proc = run_ganrun(*args, cwd=cwd, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert message in " ".join(proc.stderr.split()), proc.stderr
+    assert "Traceback" not in proc.stderr
+    if untouched:
+        assert snapshot(untouched) == before
+    return proc
+
+
+def test_checkpoints_are_plain_data(ckpt):
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    assert state["ganrun"]["format"] == 1 and state["ganrun"]["iteration"] == 3
+    assert state["ganrun"]["data_shape"]["class_names"] == [str(d) for d in range(10)]
+
+
+def test_a_pickle_payload_never_runs(ckpt, tmp_path):
+    marker = tmp_path / "PWNED"
+
+    class Payload:
+        def __reduce__(self):
+            return os.system, (f"touch {marker}",)
+
+    checkpoint = torch.load(ckpt, weights_only=True)
+    checkpoint["ganrun"]["config"]["note"] = Payload()
+    (tmp_path / "src").mkdir()
+    (tmp_path / "work").mkdir()
+    evil = tmp_path / "src" / "evil.ckpt"
+    torch.save(checkpoint, evil)
+    for command in (["sample", f"ckpt={evil}", "out=x"], ["eval", f"ckpt={evil}"],
+                    ["export", f"ckpt={evil}", "out=y"], ["train", *TINY, f"ckpt_path={evil}"]):
+        refused(*command, cwd=tmp_path / "work", message="tried to run code",
+                untouched=tmp_path / "src")
+    assert not marker.exists()
+    assert not (tmp_path / "work" / "x").exists() and not (tmp_path / "work" / "y").exists()
+
+
+@pytest.mark.parametrize("target", ["os.system", "subprocess.run", "builtins.exec",
+                                    "no_such_module.Net", "ganrun.imagefiles.write_png"])
+def test_a_config_naming_a_foreign_target_is_refused(ckpt, tmp_path, target):
+    checkpoint = torch.load(ckpt, weights_only=True)
+    checkpoint["ganrun"]["config"]["model"]["generator"]["_target_"] = target
+    bad = tmp_path / "bad.ckpt"
+    torch.save(checkpoint, bad)
+    refused("sample", f"ckpt={bad}", "out=x", cwd=tmp_path,
+            message=f"asks to build '{target}', which is not one of ganrun's own",
+            untouched=tmp_path)
+
+
+def test_trusting_a_target_is_the_users_choice(ckpt, tmp_path):
+    """A user's own network (tests/fakenets.py stands in for it) loads when the command line or
+    the environment trusts its module, never because the file says so."""
+    checkpoint = torch.load(ckpt, weights_only=True)
+    checkpoint["ganrun"]["config"]["model"]["generator"] = {
+        "_target_": "fakenets.LabelledGenerator", "hidden": None, "norm": "none"}
+    checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items()
+                                if not k.startswith(("generator.", "ema."))}
+    from fakenets import LabelledGenerator
+
+    net = LabelledGenerator(8, 1, 28).state_dict()
+    checkpoint["state_dict"].update({f"generator.{k}": v for k, v in net.items()})
+    checkpoint["state_dict"].update({f"ema.generator.{k}": v for k, v in net.items()})
+    own = tmp_path / "own.ckpt"
+    torch.save(checkpoint, own)
+    tests = Path(__file__).parent
+    env = {"PYTHONPATH": f"{tests}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    proc = run_ganrun("sample", f"ckpt={own}", "out=a", "num=2", cwd=tmp_path, env=env,
+                      check=False)
+    assert proc.returncode == 2 and "trust_targets=[fakenets]" in proc.stderr
+    run_ganrun("sample", f"ckpt={own}", "out=b", "num=2", "trust_targets=[fakenets]",
+               cwd=tmp_path, env=env)
+    run_ganrun("sample", f"ckpt={own}", "out=c", "num=2", cwd=tmp_path,
+               env={**env, "GANRUN_TRUST_TARGETS": "fakenets"})
+    assert len(list((tmp_path / "c").glob("*.png"))) == 2
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda c: c.pop("ganrun"), "is not a ganrun checkpoint"),
+    (lambda c: c["ganrun"].pop("data_shape"), "its `data_shape` is missing"),
+    (lambda c: c["ganrun"].update(iteration="3"), "its `iteration` is a str"),
+    (lambda c: c["ganrun"].update(format=99), "written by a newer ganrun (checkpoint format 99"),
+    (lambda c: c["ganrun"]["config"]["model"].update(latent_dim="eight"), "is not valid"),
+])
+def test_foreign_and_newer_checkpoints(ckpt, tmp_path, change, message):
+    checkpoint = torch.load(ckpt, weights_only=True)
+    change(checkpoint)
+    bad = tmp_path / "odd.ckpt"
+    torch.save(checkpoint, bad)
+    refused("sample", f"ckpt={bad}", "out=x", cwd=tmp_path, message=message, untouched=tmp_path)
+
+
+def test_resume_refuses_a_bad_checkpoint_and_keeps_the_run_folder(run, tmp_path):
+    copy = tmp_path / "run"
+    copy.mkdir()
+    (copy / "checkpoints").mkdir()
+    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    checkpoint["ganrun"]["format"] = 7
+    torch.save(checkpoint, copy / "checkpoints" / "last.ckpt")
+    refused("train", *TINY_CGAN, f"hydra.run.dir={copy}", "resume=true", cwd=tmp_path,
+            message="written by a newer ganrun", untouched=copy / "checkpoints")
+
+
+def test_an_export_gives_the_checkpoints_images_bit_for_bit(ckpt, export_dir, tmp_path):
+    config = json.loads((export_dir / "config.json").read_text())
+    assert config["ema"] is True and config["task"] == "generation"
+    assert config["class_names"] == [str(d) for d in range(10)]
+    assert config["generator_kwargs"]["num_classes"] == 10
+    from_ckpt = run_ganrun("sample", f"ckpt={ckpt}", "num=12", "format=npz", "out=a",
+                           "seed=3", cwd=tmp_path)
+    from_export = run_ganrun("sample", f"ckpt={export_dir}", "num=12", "format=npz", "out=b",
+                             "seed=3", cwd=tmp_path)
+    assert from_ckpt.returncode == from_export.returncode == 0
+    assert (tmp_path / "a" / "samples.npz").read_bytes() == \
+        (tmp_path / "b" / "samples.npz").read_bytes()
+
+
+def test_python_api(ckpt, export_dir):
+    import ganrun
+    from ganrun.loading import load_trained
+
+    G = ganrun.load_generator(export_dir)
+    assert isinstance(G, torch.nn.Module) and not G.training
+    assert G.ganrun["latent_dim"] == 8 and G.ganrun["num_classes"] == 10
+    images = ganrun.generate_images(G, 6, seed=3, labels=4)
+    assert images.shape == (6, 1, 28, 28) and images.abs().max() <= 1
+    same = ganrun.generate_images(ganrun.load_generator(ckpt), 6, seed=3, labels=4)
+    assert torch.equal(images, same)
+    # the EMA copy, not the raw generator, is what a checkpoint samples from
+    loaded = load_trained(ckpt)
+    assert loaded.generator is not None and not loaded.generator.training
+
+
+def test_export_refuses_to_overwrite(ckpt, export_dir, tmp_path):
+    refused("export", f"ckpt={ckpt}", f"out={export_dir}", cwd=tmp_path,
+            message="overwrite=true", untouched=export_dir)
+
+
+def damaged_export(export_dir: Path, tmp_path: Path, damage) -> Path:
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for p in export_dir.iterdir():
+        (copy / p.name).write_bytes(p.read_bytes())
+    damage(copy)
+    return copy
+
+
+def edit_config(folder: Path, edit) -> None:
+    config = json.loads((folder / "config.json").read_text())
+    edit(config)
+    (folder / "config.json").write_text(json.dumps(config))
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda f: (f / "model.safetensors").write_bytes(
+        (f / "model.safetensors").read_bytes()[:200]), "is truncated or not a safetensors file"),
+    (lambda f: edit_config(f, lambda c: c["generator"].update(width=16)),
+     "does not match the network that config.json describes"),
+    (lambda f: edit_config(f, lambda c: c["generator"].update(_target_="os.system")),
+     "asks to build 'os.system'"),
+    (lambda f: edit_config(f, lambda c: c.update(ganrun_export=5)), "newer ganrun"),
+    (lambda f: (f / "config.json").write_text("{not json"), "config.json is not valid JSON"),
+    (lambda f: (f / "model.safetensors").unlink(), "is not a ganrun export"),
+])
+def test_damaged_exports(export_dir, tmp_path, damage, message):
+    bad = damaged_export(export_dir, tmp_path, damage)
+    refused("sample", f"ckpt={bad}", "out=x", cwd=tmp_path, message=message, untouched=bad)
