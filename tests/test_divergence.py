@@ -33,7 +33,7 @@ def test_stop_names_the_iteration_and_keeps_the_last_good_checkpoint(tmp_path, m
     assert "Training diverged at iteration 5: loss/d is nan" in proc.stderr
     assert str(run / "checkpoints" / "last.ckpt") in proc.stderr
     assert "Traceback" not in proc.stderr
-    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     assert ckpt["ganrun"]["iteration"] == 4
     assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point())
 
@@ -53,7 +53,7 @@ def test_rollback_reloads_the_checkpoint_with_a_lower_learning_rate(tmp_path, mn
     train(tmp_path, mnist_root, "divergence=rollback", "trainer.max_steps=6",
           f"hydra.run.dir={run}")
     assert scalars(run)["divergence/rollbacks"][-1] == (6, 1.0)
-    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     assert [s["param_groups"][0]["lr"] for s in ckpt["optimizer_states"]] == [1e-4, 1e-4]
 
 

@@ -45,7 +45,7 @@ def wait_for_iteration(run: Path, proc, at_least: int) -> None:
     last = run / "checkpoints" / "last.ckpt"
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
-        if last.is_file() and torch.load(last, weights_only=False)["ganrun"]["iteration"] >= at_least:
+        if last.is_file() and torch.load(last, weights_only=True)["ganrun"]["iteration"] >= at_least:
             return
         time.sleep(0.2)
     raise AssertionError(f"no checkpoint at iteration {at_least}: {proc.communicate()[1][-3000:]}")
@@ -65,7 +65,7 @@ def test_stop_signal_saves_and_resume_is_exact(kill, reference, tmp_path, mnist_
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 128 + kill, stderr[-3000:]
     assert f"stopped by {kill.name}" in stderr and "resume=true" in stderr
-    stopped_at = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
+    stopped_at = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     assert [s for s, _ in scalars(run)["loss/d"]][-1] == stopped_at["ganrun"]["iteration"]
     resume(mnist_root, run, tmp_path)
     assert scalars(run)["loss/d"] == reference["loss/d"]
@@ -89,7 +89,7 @@ def test_resume_true_continues_the_newest_run_with_its_overrides(tmp_path, mnist
     run_ganrun(*args(mnist_root, "model=mlp", "trainer.max_steps=2"), cwd=tmp_path)
     run_ganrun("train", "resume=true", "trainer.max_steps=4", cwd=tmp_path)
     (run,) = tmp_path.glob("outputs/*/*")
-    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     assert ckpt["ganrun"]["iteration"] == 4
     assert ckpt["ganrun"]["config"]["model"]["generator"]["_target_"].endswith("mlp.Generator")
     # A finished run resumed with the same length trains nothing and says how to go on.
@@ -97,7 +97,7 @@ def test_resume_true_continues_the_newest_run_with_its_overrides(tmp_path, mnist
     done = run_ganrun("train", "resume=true", "trainer.max_steps=4", cwd=tmp_path)
     assert "already reached iteration 4" in done.stdout + done.stderr
     assert scalars(run)["loss/g"] == logged
-    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     assert ckpt["ganrun"]["iteration"] == 4
 
 
@@ -129,7 +129,7 @@ class FailingTrainer:
     is_global_zero = True
     loggers = []
 
-    def save_checkpoint(self, path, weights_only=False):
+    def save_checkpoint(self, path, weights_only=True):
         Path(path).write_bytes(b"half a checkpoint")
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 

@@ -32,7 +32,7 @@ def conditional_ckpt(ckpt):
 
     from ganrun.build import build_module
 
-    checkpoint = torch.load(ckpt, weights_only=False)
+    checkpoint = torch.load(ckpt, weights_only=True)
     state = checkpoint["ganrun"]
     state["config"]["model"]["generator"]["_target_"] = "fakenets.LabelledGenerator"
     module = build_module(OmegaConf.create(state["config"]), state["data_shape"], state["choices"])

@@ -90,7 +90,7 @@ def test_n_critic_counts_iterations_not_optimizer_steps(tmp_path, mnist_root):
                            "callbacks.scalars.every_n_iterations=1", f"hydra.run.dir={run}"),
                cwd=tmp_path)
     assert [s for s, _ in scalars(run)["loss/g"]] == [1, 2, 3, 4]
-    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     assert ckpt["ganrun"]["iteration"] == 4 and ckpt["ganrun"]["d_updates"] == 12
 
 
@@ -99,7 +99,7 @@ def test_max_epochs_ends_the_run(tmp_path, mnist_root):
     # 64 images / batch 8 = 8 iterations per epoch
     run_ganrun(*mnist_args(mnist_root, "trainer.max_steps=null", "trainer.max_epochs=2",
                            f"hydra.run.dir={run}"), cwd=tmp_path)
-    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     assert ckpt["ganrun"]["iteration"] == 16
 
 
@@ -120,11 +120,11 @@ def test_resume_continues_from_the_saved_iteration(tmp_path, mnist_root):
     run_ganrun(*mnist_args(mnist_root, *common, "trainer.max_steps=4", f"hydra.run.dir={first}"),
                cwd=tmp_path)
     ckpt_path = first / "checkpoints" / "last.ckpt"
-    before = torch.load(ckpt_path, weights_only=False)
+    before = torch.load(ckpt_path, weights_only=True)
     run_ganrun(*mnist_args(mnist_root, *common, "trainer.max_steps=7", f"ckpt_path={ckpt_path}",
                            f"hydra.run.dir={second}"), cwd=tmp_path)
     assert [s for s, _ in scalars(second)["loss/g"]] == [5, 6, 7]
-    after = torch.load(second / "checkpoints" / "last.ckpt", weights_only=False)
+    after = torch.load(second / "checkpoints" / "last.ckpt", weights_only=True)
     assert after["ganrun"]["iteration"] == 7
     assert torch.equal(before["state_dict"]["fixed_z"], after["state_dict"]["fixed_z"])
     # Both optimizers came back and kept stepping (Adam's step counts go on from 4).
@@ -154,7 +154,7 @@ def test_ddp_two_processes_on_cpu_keep_identical_weights(tmp_path, mnist_root):
                                   f"+callbacks.rankdump.dirpath={tmp_path}"),
                       cwd=tmp_path, env={"PYTHONPATH": str(Path(__file__).parent)})
     assert "MEMBER: 2/2" in proc.stderr + proc.stdout
-    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     assert ckpt["ganrun"]["iteration"] == 3
     assert TAGS <= set(scalars(run))
     # Gradients are averaged across ranks, so both end with the same weights.

@@ -117,7 +117,7 @@ def test_each_loss_and_regularizer_trains(tmp_path, mnist_root):
         assert all(math.isfinite(v) for _, v in logged["loss/d"])
         assert [step for step, _ in logged["reg/r1"]] == [1, 3]  # lazy: D updates 0 and 2
     # wasserstein's weight clipping held for every parameter of the saved D.
-    state = torch.load(jobs[0] / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+    state = torch.load(jobs[0] / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
     d_params = [v for k, v in state.items() if k.startswith("discriminator.") and
                 "running" not in k and "num_batches" not in k]
     assert max(p.abs().max().item() for p in d_params) <= 0.01
@@ -268,7 +268,7 @@ def test_sample_label_k_of_a_conditional_model(tmp_path, mnist_root, monkeypatch
     assert not torch.equal(module.generate(z, torch.tensor([3, 3])),
                            module.generate(z, torch.tensor([4, 4])))
     # The EMA generator is checkpointed next to G, differs from it, and generate() uses it.
-    state = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+    state = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
     ema_keys = [k for k in state if k.startswith("ema.generator.")]
     assert len(ema_keys) == len([k for k in state if k.startswith("generator.")])
     assert any(not torch.equal(state[k], state[k.removeprefix("ema.")]) for k in ema_keys)
@@ -309,7 +309,7 @@ def test_resume_is_exact_with_ema_lazy_r1_warmup_diffaugment_and_ttur(tmp_path, 
                cwd=tmp_path)
     for tag in ("loss/d", "loss/g", "reg/r1"):
         assert scalars(whole)[tag] == scalars(split)[tag], tag
-    a, b = (torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
+    a, b = (torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
             for run in (whole, split))
     ema_keys = [k for k in a["state_dict"] if k.startswith("ema.")]
     assert ema_keys and all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in ema_keys)

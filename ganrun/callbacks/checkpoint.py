@@ -83,7 +83,7 @@ class IterationCheckpoint(IterationCallback):
         try:
             if trainer.is_global_zero:
                 self.dirpath.mkdir(parents=True, exist_ok=True)
-            trainer.save_checkpoint(tmp, weights_only=False)  # writes on global rank 0 only
+            trainer.save_checkpoint(tmp)  # full state (optimizers too); writes on global rank 0 only
             if trainer.is_global_zero:
                 os.replace(tmp, path)
         except OSError as err:
