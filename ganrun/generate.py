@@ -28,14 +28,27 @@ def run_generator(generator: nn.Module, z: torch.Tensor, labels: torch.Tensor | 
 
 
 def generate_images(generator: nn.Module, num: int, seed: int = 0,
-                    labels: torch.Tensor | int | None = None) -> torch.Tensor:
+                    labels: torch.Tensor | int | None = None,
+                    truncation: float | None = None) -> torch.Tensor:
     """``num`` images in [-1, 1] (CPU) from a generator of ``ganrun.load_generator``, with the
     latents ``ganrun sample`` draws for ``seed``: the same images as ``ganrun sample``.
 
     ``labels``: a class index or a tensor of ``num`` indices for a conditional generator; by
-    default a balanced mix of classes."""
+    default a balanced mix of classes. ``truncation``: the truncation trick of BigGAN (Brock
+    et al. 2019) for latent-vector generators: latents from the standard normal truncated to
+    [-truncation, truncation], trading variety for fidelity."""
     info = generator.ganrun
-    z = seeded_latents(num, info["latent_dim"], seed)
+    z = seeded_latents(num, info["latent_dim"], seed) if truncation is None else \
+        truncated_latents(num, info["latent_dim"], seed, truncation)
     if isinstance(labels, int):
         labels = torch.full((num,), labels, dtype=torch.long)
     return run_generator(generator, z, labels, info["num_classes"]).cpu()
+
+
+def truncated_latents(num: int, dim: int, seed: int, threshold: float) -> torch.Tensor:
+    """Standard normal latents truncated to [-threshold, threshold], drawn from ``seed``."""
+    if not threshold > 0:
+        raise ValueError(f"truncation must be positive, got {threshold}")
+    z = torch.empty(num, dim)
+    return torch.nn.init.trunc_normal_(z, a=-threshold, b=threshold,
+                                       generator=torch.Generator().manual_seed(seed))

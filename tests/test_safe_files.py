@@ -172,6 +172,9 @@ def test_python_api(ckpt, export_dir):
     assert images.shape == (6, 1, 28, 28) and images.abs().max() <= 1
     same = ganrun.generate_images(ganrun.load_generator(ckpt), 6, seed=3, labels=4)
     assert torch.equal(images, same)
+    close = ganrun.generate_images(G, 64, seed=1, truncation=0.5)
+    far = ganrun.generate_images(G, 64, seed=1, truncation=3.0)
+    assert close.std(0).mean() < far.std(0).mean()  # less variety, as the trick trades
     # the EMA copy, not the raw generator, is what a checkpoint samples from
     loaded = load_trained(ckpt)
     assert loaded.generator is not None and not loaded.generator.training
