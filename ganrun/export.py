@@ -6,15 +6,13 @@ Hugging Face's ``save_pretrained``, so that it can be pushed to a model hub unch
 """
 
 import json
-import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
 from ganrun import __version__, imagefiles
 from ganrun.errors import UserError
-from ganrun.keyvalue import parse
+from ganrun.keyvalue import run_command
 from ganrun.loading import CONFIG, EXPORT_FORMAT, WEIGHTS
 
 PROG = "ganrun export"
@@ -89,15 +87,6 @@ def final_metrics(ckpt: Path) -> dict:
 
 
 def main(argv: list[str]) -> None:
-    if any(arg in ("-h", "--help") for arg in argv):
-        print(HELP)
-        return
-    try:
-        cfg = parse(argv, ExportConfig, PROG)
-        out = export(cfg)
-    except UserError as err:
-        if os.environ.get("GANRUN_DEBUG") == "1":
-            raise
-        print(f"{PROG}: error: {str(err).removeprefix(PROG + ': ')}", file=sys.stderr, flush=True)
-        sys.exit(2)
-    print(f"Exported the generator to {out}: {WEIGHTS}, {CONFIG}")
+    done = run_command(argv, ExportConfig, PROG, HELP, export)
+    if done:
+        print(f"Exported the generator to {done[1]}: {WEIGHTS}, {CONFIG}")

@@ -6,6 +6,8 @@ composition, just typed values with clear errors.
 """
 
 import difflib
+import os
+import sys
 from dataclasses import fields
 
 from omegaconf import DictConfig, OmegaConf
@@ -37,3 +39,20 @@ def parse(argv: list[str], schema: type, prog: str) -> DictConfig:
         raise UserError(f"{prog}: invalid value for `{key}`: {reason}. Fix it on the command "
                         f"line (see `{prog} --help`).") from None
     return cfg
+
+
+def run_command(argv: list[str], schema: type, prog: str, help_text: str, action):
+    """A ``key=value`` command: ``--help``, then ``action(config)``; a ``UserError`` becomes
+    one paragraph on stderr and exit 2. Returns ``(config, action's result)``, or None after
+    ``--help``."""
+    if any(arg in ("-h", "--help") for arg in argv):
+        print(help_text)
+        return None
+    try:
+        cfg = parse(argv, schema, prog)
+        return cfg, action(cfg)
+    except UserError as err:
+        if os.environ.get("GANRUN_DEBUG") == "1":
+            raise
+        print(f"{prog}: error: {str(err).removeprefix(prog + ': ')}", file=sys.stderr, flush=True)
+        sys.exit(2)

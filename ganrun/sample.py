@@ -6,8 +6,6 @@ whatever batch_size or device.
 """
 
 import math
-import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -16,7 +14,7 @@ import torch
 
 from ganrun import imagefiles
 from ganrun.errors import UserError
-from ganrun.keyvalue import parse
+from ganrun.keyvalue import run_command
 from ganrun.latents import balanced_labels, interpolation_latents, seeded_latents
 
 PROG = "ganrun sample"
@@ -195,16 +193,9 @@ def sample(cfg: SampleConfig) -> list[str]:
 
 
 def main(argv: list[str]) -> None:
-    if any(arg in ("-h", "--help") for arg in argv):
-        print(HELP)
+    done = run_command(argv, SampleConfig, PROG, HELP, sample)
+    if not done:
         return
-    try:
-        cfg = parse(argv, SampleConfig, PROG)
-        written = sample(cfg)
-    except UserError as err:
-        if os.environ.get("GANRUN_DEBUG") == "1":
-            raise
-        print(f"{PROG}: error: {str(err).removeprefix(PROG + ': ')}", file=sys.stderr, flush=True)
-        sys.exit(2)
+    cfg, written = done
     shown = written[0] if len(written) == 1 else f"{written[0]} ... {written[-1]}"
     print(f"Wrote {len(written)} file(s) to {Path(cfg.out).expanduser()}: {shown}")
