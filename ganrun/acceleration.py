@@ -14,6 +14,6 @@ def accelerate(module: nn.Module, channels_last: bool = False, compile: bool = F
         # Only 4-D weights change layout; convolutions then run in NHWC, which tensor cores prefer.
         module.to(memory_format=torch.channels_last)
     if compile:
-        module.generator.compile()
-        module.discriminator.compile()
+        for net in module.task.nets.values():
+            net.compile()
     return module

@@ -6,7 +6,7 @@ from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from ganrun.errors import UserError
-from ganrun.module import GAN
+from ganrun.module import Runner
 
 
 def data_shape(datamodule) -> dict:
@@ -42,24 +42,21 @@ def conditioning(cfg: DictConfig, shape: dict) -> tuple[dict, dict]:
             {"num_classes": classes, "conditioning": instantiate(cfg.model.conditioning)})
 
 
-def build_module(cfg: DictConfig, shape: dict, choices: dict | None = None) -> GAN:
-    size = {"channels": shape["channels"], "image_size": shape["image_size"]}
-    g_classes, d_classes = conditioning(cfg, shape)
-    generator = instantiate(cfg.model.generator, latent_dim=cfg.model.latent_dim, **size,
-                            **g_classes)
-    return GAN(
-        generator=generator,
-        ema=instantiate(cfg.ema)(generator) if cfg.get("ema") else None,
-        discriminator=instantiate(cfg.model.discriminator, **size, **d_classes),
-        loss=instantiate(cfg.loss),
+def build_task(cfg: DictConfig, shape: dict):
+    """The task of ``cfg.task``: its ``_target_`` is a builder ``(cfg, shape, **options)``
+    called directly rather than through instantiate, which would instantiate every node of
+    the whole config passed to it."""
+    options = {k: v for k, v in cfg.task.items() if k != "_target_"}
+    return get_object(cfg.task._target_)(cfg, shape, **options)
+
+
+def build_module(cfg: DictConfig, shape: dict, choices: dict | None = None) -> Runner:
+    return Runner(
+        task=build_task(cfg, shape),
+        optimizers={"G": instantiate(cfg.optimizer.generator),
+                    "D": instantiate(cfg.optimizer.discriminator)},
+        schedule=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
         divergence=instantiate(cfg.divergence),
-        regularizers=regularizers(cfg),
-        g_optimizer=instantiate(cfg.optimizer.generator),
-        d_optimizer=instantiate(cfg.optimizer.discriminator),
-        latent_dim=cfg.model.latent_dim,
-        n_critic=cfg.trainer.n_critic,
-        d_warmup_steps=cfg.trainer.get("d_warmup_steps", 0),
-        augment=instantiate(cfg.augment) if cfg.get("augment") else None,
         max_iterations=cfg.trainer.max_steps,
         config=OmegaConf.to_container(cfg, resolve=True),
         choices=choices,

@@ -17,9 +17,12 @@ import torch
 from ganrun.errors import UserError
 
 SECTION = "ganrun"
-# The layout of the ganrun section. Checkpoints written before the field existed have the
-# same layout as format 1.
-FORMAT = 1
+# The layout of the ganrun section and of the weights' names. 1: before tasks (no "format"
+# field; G and D at the top of the module, "d_updates"); 2: tasks and phases ("task.nets.G",
+# "counters"). Format 1 is migrated on reading.
+FORMAT = 2
+FORMAT_1_NAMES = {"generator.": "task.nets.G.", "discriminator.": "task.nets.D.",
+                  "ema.": "task.ema.", "fixed_z": "task.fixed_z"}
 
 
 @dataclass
@@ -28,8 +31,9 @@ class RunState:
 
     config: dict                         # the resolved run config
     data_shape: dict                     # channels, image_size, num_classes (class_names)
-    iteration: int = 0                   # generator updates so far
-    d_updates: int = 0                   # discriminator updates so far
+    iteration: int = 0                   # updates of the task's iteration phase so far
+    counters: dict = field(default_factory=dict)  # batches, and updates per phase
+    lr_scale: dict = field(default_factory=dict)  # per player, from divergence=rollback
     choices: dict = field(default_factory=dict)   # the config groups' options
     data_position: dict = field(default_factory=lambda: {"epoch": 0, "batches": 0})
     rng: dict | None = None              # every random generator's state (ganrun.rng)
@@ -92,8 +96,11 @@ def run_state(checkpoint: dict, source: str | Path = "The checkpoint") -> RunSta
         raise UserError(f"'{source}' was written by a newer ganrun (checkpoint format {version}; "
                         f"this ganrun reads format {FORMAT} and older). Upgrade ganrun "
                         "(pip install -U ganrun) to use it.")
-    expected = {"config": dict, "data_shape": dict, "iteration": int, "d_updates": int,
-                "choices": dict, "data_position": dict}
+    if version == 1:
+        migrate_format_1(checkpoint)
+        section = checkpoint[SECTION]
+    expected = {"config": dict, "data_shape": dict, "iteration": int, "counters": dict,
+                "lr_scale": dict, "choices": dict, "data_position": dict}
     values = {}
     for key, kind in expected.items():
         if key in section and not isinstance(section[key], kind):
@@ -110,8 +117,27 @@ def run_state(checkpoint: dict, source: str | Path = "The checkpoint") -> RunSta
             raise _bad_field(source, f"data_shape.{key}", f"is {shape.get(key)!r}")
     if not isinstance(values["config"].get("model"), dict):
         raise _bad_field(source, "config.model", "is missing")
-    values.setdefault("d_updates", values.get("iteration", 0))
     return RunState(**values, rng=section.get("rng"), format=FORMAT)
+
+
+def migrate_format_1(checkpoint: dict) -> None:
+    """A checkpoint of ganrun before tasks, in place: its counters and weight names as format 2
+    has them. Lightning reads the same dict after ``on_load_checkpoint``, so resuming works."""
+    section = checkpoint[SECTION]
+    iteration = section.get("iteration", 0)
+    d_updates = section.pop("d_updates", iteration)
+    section["counters"] = {"batches": d_updates, "D": d_updates, "G": iteration}
+    section["format"] = FORMAT
+    weights = checkpoint.get("state_dict")
+    if isinstance(weights, dict):
+        checkpoint["state_dict"] = {_rename(key): value for key, value in weights.items()}
+
+
+def _rename(key: str) -> str:
+    for old, new in FORMAT_1_NAMES.items():
+        if key.startswith(old):
+            return new + key.removeprefix(old)
+    return key
 
 
 def _bad_field(source, key: str, problem: str) -> UserError:
@@ -129,7 +155,7 @@ def load_gan(path: str | Path, device: str | torch.device = "cpu", trust: list[s
     """
     from ganrun.build import build_module
 
-    checkpoint = read_checkpoint(path)
+    checkpoint = read_checkpoint(path)  # a format-1 checkpoint is migrated here
     state = run_state(checkpoint, path)
     cfg = stored_config(state.config, path, trust)
     module = build_module(cfg, state.data_shape, state.choices)

@@ -72,10 +72,12 @@ class Rollback(DivergencePolicy):
         self.rollbacks += 1
         checkpoint = read_checkpoint(path)
         module.load_state_dict(checkpoint["state_dict"])  # copied onto the module's device
-        for optimizer, state in zip(module.optimizers(), checkpoint["optimizer_states"]):
+        optimizers = module.player_optimizers()
+        for optimizer, state in zip(optimizers.values(), checkpoint["optimizer_states"]):
             optimizer.optimizer.load_state_dict(state)
-            for group in optimizer.param_groups:
-                group["lr"] *= self.lr_factor
+        for player in optimizers:  # the schedule's base rate, not one group's current rate
+            module.lr_scale[player] *= self.lr_factor
+        module.apply_schedule()
         log.warning("%s at iteration %d: rolled back to %s (iteration %d) with learning rates "
                     "x%g", event, module.iteration + 1, path, run_state(checkpoint).iteration,
                     self.lr_factor)

@@ -55,22 +55,22 @@ def export(cfg: ExportConfig) -> Path:
                         "ckpt=outputs/<date>/<time>/checkpoints/last.ckpt out=exports/my_gan.")
     module, run_cfg = load_gan(cfg.ckpt, "cpu", list(cfg.trust_targets))
     state = run_state(read_checkpoint(cfg.ckpt), cfg.ckpt)
-    shape = module.data_shape
+    shape, task = module.data_shape, module.task
     size = {"channels": shape["channels"], "image_size": shape["image_size"]}
     g_classes = conditioning(run_cfg, shape)[0]
     resolved = OmegaConf.to_container(run_cfg, resolve=True)
     config = {
         "ganrun_export": EXPORT_FORMAT, "ganrun_version": __version__, "task": "generation",
         "generator": resolved["model"]["generator"],
-        "generator_kwargs": {"latent_dim": module.latent_dim, **size, **g_classes},
-        "latent_dim": module.latent_dim, "data_shape": shape,
-        "class_names": shape.get("class_names"), "ema": module.ema is not None,
+        "generator_kwargs": {"latent_dim": task.latent_dim, **size, **g_classes},
+        "latent_dim": task.latent_dim, "data_shape": shape,
+        "class_names": shape.get("class_names"), "ema": task.ema is not None,
         "choices": state.choices, "iteration": state.iteration, "seed": resolved.get("seed"),
         "dataset": resolved["dataset"], "metrics": final_metrics(Path(cfg.ckpt)),
     }
     out = Path(cfg.out).expanduser()
     imagefiles.prepare_folder(out, [WEIGHTS, CONFIG], cfg.overwrite)
-    weights = {k: v.detach().contiguous() for k, v in module.sampling_generator.state_dict().items()}
+    weights = {k: v.detach().contiguous() for k, v in task.sampling_generator.state_dict().items()}
     save_file(weights, str(out / WEIGHTS), metadata={"format": "pt"})
     (out / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
     return out

@@ -61,7 +61,8 @@ def load_trained(path: str | Path, device: str | torch.device = "cpu",
     module, cfg = load_gan(path, device, trust)
     from omegaconf import OmegaConf
 
-    return LoadedGenerator(module.sampling_generator, module.latent_dim, module.data_shape,
+    return LoadedGenerator(module.task.sampling_generator, module.task.latent_dim,
+                           module.data_shape,
                            OmegaConf.to_container(cfg.dataset, resolve=True))
 
 

@@ -1,67 +1,66 @@
-"""The GAN LightningModule: alternating discriminator/generator updates, manual optimization.
+"""The runner: one LightningModule that trains any task with manual optimization.
 
-One *iteration* is ``n_critic`` discriminator updates, each on its own real batch, followed by
-one generator update; ``d_warmup_steps`` discriminator-only updates come before the first.
-``iteration`` (not Lightning's ``global_step``, which counts every optimizer step) is the run
-length, the checkpoint cadence and the x-axis of every log.
+For every batch, each of the task's phases that is due runs in order: toggle its player's
+optimizer, compute the phase's loss, ``update()`` (backward, finite check, divergence policy,
+step), untoggle. Counters per phase and of batches live in one dict and are checkpointed, so a
+resume continues warm-up, ``n_critic`` cycles and lazy intervals exactly. ``iteration`` (the
+updates of the task's iteration phase, not Lightning's ``global_step``, which counts every
+optimizer step) is the run length, the checkpoint cadence and the x-axis of every log.
 """
 
 from typing import Any, Callable
 
 import pytorch_lightning as pl
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from ganrun.checkpoints import SECTION, RunState, run_state
 from ganrun.divergence import DivergencePolicy, Stop
-from ganrun.ema import GeneratorEMA
-from ganrun.generate import run_generator
 from ganrun.loop_state import canonical_loop_state
-from ganrun.losses import GANLoss
-from ganrun.nets.conditioning import split_output
-from ganrun.regularizers import Regularizer
 from ganrun.rng import rng_states, set_rng_states
+from ganrun.schedules import Constant, Schedule
+from ganrun.tasks.base import Task
 
 OptimizerFactory = Callable[[Any], torch.optim.Optimizer]
 
 
-class GAN(pl.LightningModule):
-    def __init__(self, generator: nn.Module, discriminator: nn.Module, loss: GANLoss,
-                 g_optimizer: OptimizerFactory, d_optimizer: OptimizerFactory, latent_dim: int,
-                 divergence: DivergencePolicy | None = None,
-                 regularizers: dict[str, Regularizer] | None = None,
-                 n_critic: int = 1, d_warmup_steps: int = 0,
-                 augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                 max_iterations: int | None = None, num_fixed: int = 64,
-                 config: dict | None = None, choices: dict | None = None,
-                 data_shape: dict | None = None, ema: GeneratorEMA | None = None):
+class Runner(pl.LightningModule):
+    def __init__(self, task: Task, optimizers: dict[str, OptimizerFactory],
+                 schedule: Schedule | None = None, divergence: DivergencePolicy | None = None,
+                 max_iterations: int | None = None, config: dict | None = None,
+                 choices: dict | None = None, data_shape: dict | None = None):
         super().__init__()
         self.automatic_optimization = False
-        self.generator, self.discriminator, self.loss = generator, discriminator, loss
-        self.ema = ema  # a submodule: its weights are saved and restored with the checkpoint
+        self.task = task
+        self.optimizer_factories = optimizers
+        self.schedule = schedule or Constant()
         self.divergence = divergence or Stop()
-        self.regularizers = regularizers or {}
-        self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
-        self.latent_dim, self.n_critic, self.max_iterations = latent_dim, n_critic, max_iterations
-        self.d_warmup_steps = d_warmup_steps
-        # D sees every image through this (DiffAugment), in both players' updates.
-        self.augment = augment or nn.Identity()
+        self.max_iterations = max_iterations
         # The resolved run config and its group choices travel in every checkpoint.
         self.config, self.choices, self.data_shape = config, choices or {}, data_shape
-        # A buffer, so the sample grid shows the same latents before and after a resume.
-        self.register_buffer("fixed_z", torch.randn(num_fixed, latent_dim))
+        self.counters = {"batches": 0, **{phase.name: 0 for phase in task.phases()}}
         self.iteration = 0
-        self.d_updates = 0
+        # Per player: the factor divergence=rollback applies on top of the schedule.
+        self.lr_scale = {player: 1.0 for player in task.players()}
         self.stats: dict[str, torch.Tensor] = {}
+        self._phase_stats: dict[str, dict] = {}  # each phase's stats of its latest update
         # Batches drawn in the current epoch, so a resumed run can continue the data order.
         self.data_position = {"epoch": 0, "batches": 0}
         self._restored_rng: dict | None = None
         self._first_batch = True
 
     def configure_optimizers(self):
-        return [self.d_optimizer(self.discriminator.parameters()),
-                self.g_optimizer(self.generator.parameters())]
+        optimizers = []
+        for player in self.task.players():
+            optimizer = self.optimizer_factories[player](self.task.player_parameters(player))
+            for group in optimizer.param_groups:
+                group.setdefault("initial_lr", group["lr"])  # the schedule's base rate
+            optimizers.append(optimizer)
+        return optimizers
+
+    def player_optimizers(self) -> dict[str, Any]:
+        optimizers = self.optimizers()
+        optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
+        return dict(zip(self.task.players(), optimizers))
 
     def on_train_start(self):
         self._first_batch = True
@@ -80,86 +79,39 @@ class GAN(pl.LightningModule):
 
     def training_step(self, batch, batch_idx):
         self._count_batch()
-        real, labels = batch
-        opt_d, opt_g = self.optimizers()
-        d_stats = self.discriminator_step(opt_d, real, labels)
-        self.d_updates += 1
-        # d_updates is checkpointed, so a resume continues warm-up and n_critic cycles exactly.
-        alternating = self.d_updates - self.d_warmup_steps
-        if alternating <= 0 or alternating % self.n_critic:
+        self.counters["batches"] += 1
+        self.apply_schedule()
+        optimizers = self.player_optimizers()
+        iteration = self.iteration
+        for phase in self.task.phases():
+            if phase.due(self.counters["batches"]):
+                self.run_phase(phase, optimizers[phase.player], batch)
+        if self.iteration == iteration:
             return
-        g_stats = self.generator_step(opt_g, real, labels)
-        self.iteration += 1
-        if self.ema is not None:
-            batch = len(real) * self.trainer.world_size
-            self.ema.update(self.generator, self.iteration * batch, batch)
-        self.stats = {**d_stats, **g_stats, **self.divergence.stats()}
+        latest = {tag: value for stats in self._phase_stats.values() for tag, value in stats.items()}
+        self.stats = {**latest, **self.lr_stats(), **self.divergence.stats()}
         if self.max_iterations and self.iteration >= self.max_iterations:
             self.trainer.should_stop = True
 
-    def discriminator_step(self, opt, real, labels) -> dict[str, torch.Tensor]:
-        self.toggle_optimizer(opt)
-        with torch.no_grad():
-            fake = self.generator(self.sample_z(len(real)), labels)
-        real, fake = self.augment(real), self.augment(fake)
-        real_out, real_classes = self.discriminate(real, labels)
-        fake_out, fake_classes = self.discriminate(fake, labels)
-        loss = self.loss.d_loss(real_out, fake_out) + self.class_loss(real_classes, labels) + \
-            self.class_loss(fake_classes, labels)
-        penalties = self.d_regularization(real, fake, labels)
-        grad_norm = self.update(opt, loss + sum(penalties.values()), self.discriminator, "loss/d")
-        self.untoggle_optimizer(opt)
-        for regularizer in self.regularizers.values():
-            regularizer.after_step(self.discriminator)
-        real_out, fake_out = real_out.detach(), fake_out.detach()
-        # Accuracies near 1 with a falling G loss are the usual sign of D overpowering G.
-        return {"loss/d": loss.detach(), "d/real": real_out.mean(), "d/fake": fake_out.mean(),
-                "d/acc_real": (real_out > self.loss.threshold).float().mean(),
-                "d/acc_fake": (fake_out <= self.loss.threshold).float().mean(),
-                "grad_norm/d": grad_norm,
-                **{f"reg/{name}": value.detach() for name, value in penalties.items()}}
+    def run_phase(self, phase, optimizer, batch) -> None:
+        self.toggle_optimizer(optimizer)
+        loss, stats = self.task.phase_loss(phase, batch, self)
+        grad_norm = self.update(optimizer, loss, self.task.player_parameters(phase.player),
+                                f"loss/{phase.name.lower()}")
+        self.untoggle_optimizer(optimizer)
+        self.counters[phase.name] += 1
+        if phase.name == self.task.iteration_phase:
+            self.iteration += 1
+        self.task.after_update(phase, batch, self)
+        self._phase_stats[phase.name] = {**stats, f"grad_norm/{phase.player.lower()}": grad_norm}
 
-    def d_regularization(self, real, fake, labels) -> dict[str, torch.Tensor]:
-        """D's regularization phase: the penalties due at this D update (a penalty with
-        interval k is due every k-th update), each multiplied by its interval."""
-        due = {name: reg for name, reg in self.regularizers.items()
-               if self.d_updates % reg.interval == 0}
-        penalties = {name: reg.penalty(self.discriminator, real, fake, labels)
-                     for name, reg in due.items()}
-        return {name: due[name].interval * value for name, value in penalties.items()
-                if value is not None}
-
-    def generator_step(self, opt, real, labels) -> dict[str, torch.Tensor]:
-        self.toggle_optimizer(opt)
-        fake = self.generator(self.sample_z(len(real)), labels)
-        fake_out, fake_classes = self.discriminate(self.augment(fake), labels)
-        real_out = None
-        if self.loss.needs_real_in_g_step:  # relativistic losses: D's current view of reals
-            with torch.no_grad():
-                real_out = self.discriminate(self.augment(real), labels)[0]
-        loss = self.loss.g_loss(fake_out, real_out) + self.class_loss(fake_classes, labels)
-        grad_norm = self.update(opt, loss, self.generator, "loss/g")
-        self.untoggle_optimizer(opt)
-        return {"loss/g": loss.detach(), "grad_norm/g": grad_norm}
-
-    def discriminate(self, images, labels) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """D's real/fake logits in fp32, and its class logits when it has an auxiliary
-        classifier (ACGAN), else None."""
-        out, classes = split_output(self.discriminator(images, labels))
-        return out.float(), None if classes is None else classes.float()
-
-    @staticmethod
-    def class_loss(class_logits: torch.Tensor | None, labels) -> torch.Tensor | float:
-        # ACGAN's classification term, added to both players' losses.
-        return 0.0 if class_logits is None else F.cross_entropy(class_logits, labels)
-
-    def update(self, opt, loss: torch.Tensor, net: nn.Module, tag: str) -> torch.Tensor:
+    def update(self, opt, loss: torch.Tensor, params: list, tag: str) -> torch.Tensor:
         """Backward and step, unless the loss or the gradient is not finite. Returns the
         gradient norm (unscaled under fp16)."""
         opt.zero_grad(set_to_none=True)
         self.manual_backward(loss)
         scaler = getattr(self.trainer.precision_plugin, "scaler", None)
-        grads = [p.grad for p in net.parameters() if p.grad is not None]
+        grads = [p.grad for p in params if p.grad is not None]
         grad_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))).detach()
         if scaler is not None:
             # Inf gradients are routine under loss scaling: the scaler skips those steps.
@@ -177,6 +129,19 @@ class GAN(pl.LightningModule):
             self.divergence.handle(self, what)
         return grad_norm
 
+    def apply_schedule(self) -> None:
+        """Every optimizer's rate: base rate x the schedule's factor x the player's scale."""
+        step = self.data_position["epoch"] if self.schedule.unit == "epoch" else self.iteration
+        factor = self.schedule.factor(step)
+        for player, optimizer in self.player_optimizers().items():
+            for group in optimizer.param_groups:
+                base = group.setdefault("initial_lr", group["lr"])  # older checkpoints lack it
+                group["lr"] = base * factor * self.lr_scale[player]
+
+    def lr_stats(self) -> dict[str, float]:
+        return {f"lr/{player.lower()}": optimizer.param_groups[0]["lr"]
+                for player, optimizer in self.player_optimizers().items()}
+
     def on_train_batch_end(self, outputs, batch, batch_idx):
         self.divergence.after_batch(self)
 
@@ -185,44 +150,18 @@ class GAN(pl.LightningModule):
             self.data_position = {"epoch": self.trainer.current_epoch, "batches": 0}
         self.data_position["batches"] += 1
 
-    def sample_z(self, n: int) -> torch.Tensor:
-        return torch.randn(n, self.latent_dim, device=self.device)
-
-    @property
-    def num_classes(self) -> int:
-        """Classes the generator is conditioned on; 0 for an unconditional one."""
-        return getattr(self.generator, "num_classes", 0) or 0
-
-    def fixed_inputs(self, per_class: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The sample grid's latents and labels: ``fixed_z``, or for a conditional generator
-        one row of ``per_class`` images per class, the same latents in every row."""
-        if not self.num_classes:
-            return self.fixed_z, None
-        z = self.fixed_z[:per_class].repeat(self.num_classes, 1)
-        labels = torch.arange(self.num_classes, device=self.device)
-        return z, labels.repeat_interleave(len(z) // self.num_classes)
-
-    @property
-    def sampling_generator(self) -> nn.Module:
-        """The generator samples and metrics come from: the EMA copy when there is one."""
-        return self.ema.generator if self.ema is not None else self.generator
-
-    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """Images in [-1, 1] from latents, by the EMA generator when there is one, in eval mode
-        so that a sample never depends on its batch. A conditional generator without labels
-        makes a balanced mix of classes (for metrics)."""
-        return run_generator(self.sampling_generator, z, labels, self.num_classes)
-
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint[SECTION] = RunState(
             config=self.config, data_shape=self.data_shape, iteration=self.iteration,
-            d_updates=self.d_updates, choices=self.choices,
+            counters=dict(self.counters), lr_scale=dict(self.lr_scale), choices=self.choices,
             data_position=dict(self.data_position), rng=rng_states()).to_dict()
         canonical_loop_state(checkpoint.get("loops", {}), **self.data_position,
                              batches_per_epoch=self.trainer.num_training_batches)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         state = run_state(checkpoint)
-        self.iteration, self.d_updates = state.iteration, state.d_updates
+        self.iteration = state.iteration
+        self.counters.update(state.counters)
+        self.lr_scale.update(state.lr_scale)
         self.data_position = dict(state.data_position)
         self._restored_rng = state.rng

@@ -133,12 +133,11 @@ def machine() -> str:
 
 
 def epochs_done(run: Path) -> str:
-    """Passes over the training data: every D update draws its own real batch."""
-    import torch
+    """Passes over the training data: every batch is drawn once."""
+    from ganrun.checkpoints import read_checkpoint, run_state
 
-    state = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu",
-                       weights_only=True)["ganrun"]
-    images = state["d_updates"] * state["config"]["dataset"]["batch_size"]
+    state = run_state(read_checkpoint(run / "checkpoints" / "last.ckpt"))
+    images = state.counters["batches"] * state.config["dataset"]["batch_size"]
     return f"{images / TRAIN_IMAGES:.3g}"
 
 

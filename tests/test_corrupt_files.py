@@ -80,10 +80,10 @@ def test_a_torch_file_that_is_not_a_checkpoint(tmp_path):
 
 def test_a_checkpoint_whose_weights_do_not_fit_its_config(checkpoint, tmp_path):
     ckpt = torch.load(checkpoint, weights_only=True)
-    del ckpt["state_dict"]["generator.net.0.weight"]
+    del ckpt["state_dict"]["task.nets.G.net.0.weight"]
     broken = tmp_path / "broken.ckpt"
     torch.save(ckpt, broken)
-    with pytest.raises(UserError, match="missing: generator.net.0.weight"):
+    with pytest.raises(UserError, match="missing: task.nets.G.net.0.weight"):
         load_gan(broken)
 
 

@@ -57,7 +57,7 @@ def refused(*args, cwd, message: str, untouched: Path | None = None):
 
 def test_checkpoints_are_plain_data(ckpt):
     state = torch.load(ckpt, map_location="cpu", weights_only=True)
-    assert state["ganrun"]["format"] == 1 and state["ganrun"]["iteration"] == 3
+    assert state["ganrun"]["format"] == 2 and state["ganrun"]["iteration"] == 3
     assert state["ganrun"]["data_shape"]["class_names"] == [str(d) for d in range(10)]
 
 
@@ -101,12 +101,12 @@ def test_trusting_a_target_is_the_users_choice(ckpt, tmp_path):
     checkpoint["ganrun"]["config"]["model"]["generator"] = {
         "_target_": "fakenets.LabelledGenerator", "hidden": None, "norm": "none"}
     checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items()
-                                if not k.startswith(("generator.", "ema."))}
+                                if not k.startswith(("task.nets.G.", "task.ema."))}
     from fakenets import LabelledGenerator
 
     net = LabelledGenerator(8, 1, 28).state_dict()
-    checkpoint["state_dict"].update({f"generator.{k}": v for k, v in net.items()})
-    checkpoint["state_dict"].update({f"ema.generator.{k}": v for k, v in net.items()})
+    checkpoint["state_dict"].update({f"task.nets.G.{k}": v for k, v in net.items()})
+    checkpoint["state_dict"].update({f"task.ema.generator.{k}": v for k, v in net.items()})
     own = tmp_path / "own.ckpt"
     torch.save(checkpoint, own)
     tests = Path(__file__).parent

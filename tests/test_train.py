@@ -91,7 +91,7 @@ def test_n_critic_counts_iterations_not_optimizer_steps(tmp_path, mnist_root):
                cwd=tmp_path)
     assert [s for s, _ in scalars(run)["loss/g"]] == [1, 2, 3, 4]
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
-    assert ckpt["ganrun"]["iteration"] == 4 and ckpt["ganrun"]["d_updates"] == 12
+    assert ckpt["ganrun"]["iteration"] == 4 and ckpt["ganrun"]["counters"]["D"] == 12
 
 
 def test_max_epochs_ends_the_run(tmp_path, mnist_root):
@@ -126,7 +126,7 @@ def test_resume_continues_from_the_saved_iteration(tmp_path, mnist_root):
     assert [s for s, _ in scalars(second)["loss/g"]] == [5, 6, 7]
     after = torch.load(second / "checkpoints" / "last.ckpt", weights_only=True)
     assert after["ganrun"]["iteration"] == 7
-    assert torch.equal(before["state_dict"]["fixed_z"], after["state_dict"]["fixed_z"])
+    assert torch.equal(before["state_dict"]["task.fixed_z"], after["state_dict"]["task.fixed_z"])
     # Both optimizers came back and kept stepping (Adam's step counts go on from 4).
     steps = [s["state"][0]["step"].item() for s in after["optimizer_states"]]
     assert steps == [7, 7]

@@ -83,16 +83,15 @@ def test_weight_clip_bounds_every_parameter():
 
 def test_lazy_penalties_are_due_every_interval_and_scaled_by_it():
     from ganrun.losses import NonSaturating
-    from ganrun.module import GAN
+    from ganrun.tasks.generation import Generation
 
-    gan = GAN(nn.Identity(), SquareD(), NonSaturating(), None, None, latent_dim=2,
-              regularizers={"r1": R1(gamma=1, interval=4)})
+    gan = Generation(nn.Identity(), SquareD(), NonSaturating(), latent_dim=2,
+                     regularizers={"r1": R1(gamma=1, interval=4)})
     real = images()
     plain = R1(gamma=1).penalty(gan.discriminator, real, None, None)
     due = []
     for step in range(8):
-        gan.d_updates = step
-        penalties = gan.d_regularization(real, real, None)
+        penalties = gan.d_regularization(real, real, None, d_updates=step)
         due.append(step) if penalties else None
         if penalties:
             assert penalties["r1"].item() == pytest.approx(4 * plain.item())
@@ -118,7 +117,7 @@ def test_each_loss_and_regularizer_trains(tmp_path, mnist_root):
         assert [step for step, _ in logged["reg/r1"]] == [1, 3]  # lazy: D updates 0 and 2
     # wasserstein's weight clipping held for every parameter of the saved D.
     state = torch.load(jobs[0] / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
-    d_params = [v for k, v in state.items() if k.startswith("discriminator.") and
+    d_params = [v for k, v in state.items() if k.startswith("task.nets.D.") and
                 "running" not in k and "num_batches" not in k]
     assert max(p.abs().max().item() for p in d_params) <= 0.01
 
@@ -204,13 +203,13 @@ def test_ema_half_life_and_rampup():
 def test_generate_uses_the_ema_generator():
     from ganrun.ema import GeneratorEMA
     from ganrun.losses import NonSaturating
-    from ganrun.module import GAN
+    from ganrun.tasks.generation import Generation
 
     g = LinearD(2)  # any net with forward(x, labels) does as a generator here
     ema = GeneratorEMA(g, decay=0.5)
     with torch.no_grad():
         ema.generator.lin.weight.fill_(7.0)
-    gan = GAN(g, LinearD(1), NonSaturating(), None, None, latent_dim=2, ema=ema)
+    gan = Generation(g, LinearD(1), NonSaturating(), latent_dim=2, ema=ema)
     z = torch.ones(1, 2)
     assert torch.allclose(gan.generate(z), ema.generator(z))
     assert not torch.allclose(gan.generate(z), g(z))
@@ -254,7 +253,7 @@ def test_sample_label_k_of_a_conditional_model(tmp_path, mnist_root, monkeypatch
 
     def spying_load_gan(*args, **kwargs):
         module, cfg = load_gan(*args, **kwargs)
-        module.ema.generator.register_forward_hook(lambda m, inputs, out: seen.append(inputs[1]))
+        module.task.ema.generator.register_forward_hook(lambda m, inputs, out: seen.append(inputs[1]))
         return module, cfg
 
     monkeypatch.setattr(ganrun.checkpoints, "load_gan", spying_load_gan)
@@ -265,15 +264,16 @@ def test_sample_label_k_of_a_conditional_model(tmp_path, mnist_root, monkeypatch
     assert torch.cat(seen).tolist() == [3] * 6  # the (EMA) generator was asked for class 3
     module, _ = load_gan(run / "checkpoints" / "last.ckpt")
     z = torch.randn(2, 8)
-    assert not torch.equal(module.generate(z, torch.tensor([3, 3])),
-                           module.generate(z, torch.tensor([4, 4])))
+    assert not torch.equal(module.task.generate(z, torch.tensor([3, 3])),
+                           module.task.generate(z, torch.tensor([4, 4])))
     # The EMA generator is checkpointed next to G, differs from it, and generate() uses it.
     state = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
-    ema_keys = [k for k in state if k.startswith("ema.generator.")]
-    assert len(ema_keys) == len([k for k in state if k.startswith("generator.")])
-    assert any(not torch.equal(state[k], state[k.removeprefix("ema.")]) for k in ema_keys)
+    ema_keys = [k for k in state if k.startswith("task.ema.generator.")]
+    assert len(ema_keys) == len([k for k in state if k.startswith("task.nets.G.")])
+    assert any(not torch.equal(state[k], state[k.replace("task.ema.generator.", "task.nets.G.")])
+               for k in ema_keys)
     labels = torch.tensor([1, 2])
-    assert torch.equal(module.generate(z, labels), module.ema.generator.eval()(z, labels))
+    assert torch.equal(module.task.generate(z, labels), module.task.ema.generator.eval()(z, labels))
 
 
 def test_diffaugment_is_differentiable_seeded_and_shape_preserving():
@@ -311,10 +311,10 @@ def test_resume_is_exact_with_ema_lazy_r1_warmup_diffaugment_and_ttur(tmp_path, 
         assert scalars(whole)[tag] == scalars(split)[tag], tag
     a, b = (torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
             for run in (whole, split))
-    ema_keys = [k for k in a["state_dict"] if k.startswith("ema.")]
+    ema_keys = [k for k in a["state_dict"] if k.startswith("task.ema.")]
     assert ema_keys and all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in ema_keys)
     # 2 warm-up D updates, then D, G five times; TTUR's two learning rates.
-    assert b["ganrun"]["d_updates"] == 7 and b["ganrun"]["iteration"] == 5
+    assert b["ganrun"]["counters"]["D"] == 7 and b["ganrun"]["iteration"] == 5
     assert [s["state"][0]["step"].item() for s in b["optimizer_states"]] == [7, 5]
     assert [s["param_groups"][0]["lr"] for s in b["optimizer_states"]] == [4e-4, 1e-4]
 
@@ -334,6 +334,6 @@ def test_every_preset_builds_its_module(preset, tmp_path):
     size = 32 if "cifar" in preset else 28
     shape = {"channels": 3 if "cifar" in preset else 1, "image_size": size, "num_classes": 10}
     module = build_module(cfg, shape)
-    assert module.generate(torch.randn(2, cfg.model.latent_dim)).shape[-1] == size
-    assert (module.num_classes == 10) == preset.startswith("cgan")
+    assert module.task.generate(torch.randn(2, cfg.model.latent_dim)).shape[-1] == size
+    assert (module.task.num_classes == 10) == preset.startswith("cgan")
     assert ("wgan" in preset) == (cfg.loss._target_ == "ganrun.losses.Wasserstein")

@@ -83,7 +83,8 @@ class IterationCheckpoint(IterationCallback):
         try:
             if trainer.is_global_zero:
                 self.dirpath.mkdir(parents=True, exist_ok=True)
-            trainer.save_checkpoint(tmp)  # full state (optimizers too); writes on global rank 0 only
+            # A save (not a load): weights_only=False keeps the optimizers too. Rank 0 writes.
+            trainer.save_checkpoint(tmp, weights_only=False)
             if trainer.is_global_zero:
                 os.replace(tmp, path)
         except OSError as err:

@@ -72,9 +72,7 @@ class MetricsCallback(IterationCallback):
         self._last = pl_module.iteration
 
     def compute(self, trainer, pl_module) -> dict[str, float]:
-        def generate(n: int) -> torch.Tensor:
-            return pl_module.generate(pl_module.sample_z(n))
-
+        generate = pl_module.task.metric_generator()
         cuda = [pl_module.device] if pl_module.device.type == "cuda" else []
         values = {}
         with torch.random.fork_rng(devices=cuda):

@@ -35,7 +35,7 @@ class SampleGrid(IterationCallback):
 
     @rank_zero_only
     def write(self, trainer, pl_module) -> None:
-        images = pl_module.generate(*pl_module.fixed_inputs(self.nrow)).cpu()
+        images = pl_module.task.sample_grid(self.nrow).cpu()
         grid = self.render(images, trainer.datamodule)
         self.dirpath.mkdir(parents=True, exist_ok=True)
         save_image(grid, self.dirpath / f"step_{pl_module.iteration:07d}.png")

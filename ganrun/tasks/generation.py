@@ -1,0 +1,173 @@
+"""Generation: one generator fed by latents (and labels) against one discriminator.
+
+Each batch is one D update on that batch's real images; every ``n_critic``-th D update after
+``d_warmup_steps`` warm-up updates is followed by one G update on the same batch, which
+completes an iteration. D's penalties (``regularizers``) ride in D's update, lazily: one with
+interval k is evaluated on every k-th D update and multiplied by k.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ganrun.ema import GeneratorEMA
+from ganrun.generate import run_generator
+from ganrun.losses import GANLoss
+from ganrun.nets.conditioning import split_output
+from ganrun.regularizers import Regularizer
+from ganrun.tasks.base import Phase, Task
+
+
+class Generation(Task):
+    def __init__(self, generator: nn.Module, discriminator: nn.Module, loss: GANLoss,
+                 latent_dim: int, regularizers: dict[str, Regularizer] | None = None,
+                 n_critic: int = 1, d_warmup_steps: int = 0, augment=None,
+                 ema: GeneratorEMA | None = None, num_fixed: int = 64):
+        super().__init__()
+        self.nets = nn.ModuleDict({"G": generator, "D": discriminator})
+        self.ema = ema  # a submodule: its weights are saved and restored with the checkpoint
+        self.loss, self.latent_dim = loss, latent_dim
+        self.regularizers = regularizers or {}
+        self.n_critic, self.d_warmup_steps = n_critic, d_warmup_steps
+        # D sees every image through this (DiffAugment), in both players' updates.
+        self.augment = augment or nn.Identity()
+        # A buffer, so the sample grid shows the same latents before and after a resume.
+        self.register_buffer("fixed_z", torch.randn(num_fixed, latent_dim))
+
+    @property
+    def generator(self) -> nn.Module:
+        return self.nets["G"]
+
+    @property
+    def discriminator(self) -> nn.Module:
+        return self.nets["D"]
+
+    def players(self):
+        return {"D": ["D"], "G": ["G"]}
+
+    def phases(self):
+        return [Phase("D", "D"),
+                Phase("G", "G", interval=self.n_critic,
+                      start=self.d_warmup_steps + self.n_critic)]
+
+    def phase_loss(self, phase, batch, runner):
+        real, labels = batch
+        if phase.name == "D":
+            return self.discriminator_loss(real, labels, runner.counters["D"])
+        return self.generator_loss(real, labels)
+
+    def after_update(self, phase, batch, runner):
+        if phase.name == "D":
+            for regularizer in self.regularizers.values():
+                regularizer.after_step(self.discriminator)
+        elif self.ema is not None:
+            images = len(batch[0]) * runner.trainer.world_size
+            self.ema.update(self.generator, runner.iteration * images, images)
+
+    def discriminator_loss(self, real, labels, d_updates: int):
+        with torch.no_grad():
+            fake = self.generator(self.sample_z(len(real)), labels)
+        real, fake = self.augment(real), self.augment(fake)
+        real_out, real_classes = self.discriminate(real, labels)
+        fake_out, fake_classes = self.discriminate(fake, labels)
+        loss = self.loss.d_loss(real_out, fake_out) + self.class_loss(real_classes, labels) + \
+            self.class_loss(fake_classes, labels)
+        penalties = self.d_regularization(real, fake, labels, d_updates)
+        real_out, fake_out = real_out.detach(), fake_out.detach()
+        # Accuracies near 1 with a falling G loss are the usual sign of D overpowering G.
+        stats = {"loss/d": loss.detach(), "d/real": real_out.mean(), "d/fake": fake_out.mean(),
+                 "d/acc_real": (real_out > self.loss.threshold).float().mean(),
+                 "d/acc_fake": (fake_out <= self.loss.threshold).float().mean(),
+                 **{f"reg/{name}": value.detach() for name, value in penalties.items()}}
+        return loss + sum(penalties.values()), stats
+
+    def d_regularization(self, real, fake, labels, d_updates: int) -> dict[str, torch.Tensor]:
+        """The penalties due at this D update (the ``d_updates``-th, from 0; a penalty with
+        interval k is due every k-th update), each multiplied by its interval."""
+        due = {name: reg for name, reg in self.regularizers.items()
+               if d_updates % reg.interval == 0}
+        penalties = {name: reg.penalty(self.discriminator, real, fake, labels)
+                     for name, reg in due.items()}
+        return {name: due[name].interval * value for name, value in penalties.items()
+                if value is not None}
+
+    def generator_loss(self, real, labels):
+        fake = self.generator(self.sample_z(len(real)), labels)
+        fake_out, fake_classes = self.discriminate(self.augment(fake), labels)
+        real_out = None
+        if self.loss.needs_real_in_g_step:  # relativistic losses: D's current view of reals
+            with torch.no_grad():
+                real_out = self.discriminate(self.augment(real), labels)[0]
+        loss = self.loss.g_loss(fake_out, real_out) + self.class_loss(fake_classes, labels)
+        return loss, {"loss/g": loss.detach()}
+
+    def discriminate(self, images, labels) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """D's real/fake logits in fp32, and its class logits when it has an auxiliary
+        classifier (ACGAN), else None."""
+        out, classes = split_output(self.discriminator(images, labels))
+        return out.float(), None if classes is None else classes.float()
+
+    @staticmethod
+    def class_loss(class_logits: torch.Tensor | None, labels) -> torch.Tensor | float:
+        # ACGAN's classification term, added to both players' losses.
+        return 0.0 if class_logits is None else F.cross_entropy(class_logits, labels)
+
+    # Sampling: the sample grid, metrics, `ganrun sample`, `ganrun eval`, exports.
+
+    def sample_z(self, n: int) -> torch.Tensor:
+        return torch.randn(n, self.latent_dim, device=self.fixed_z.device)
+
+    @property
+    def num_classes(self) -> int:
+        """Classes the generator is conditioned on; 0 for an unconditional one."""
+        return getattr(self.generator, "num_classes", 0) or 0
+
+    @property
+    def sampling_generator(self) -> nn.Module:
+        """The generator samples and metrics come from: the EMA copy when there is one."""
+        return self.ema.generator if self.ema is not None else self.generator
+
+    def fixed_inputs(self, per_class: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The sample grid's latents and labels: ``fixed_z``, or for a conditional generator
+        one row of ``per_class`` images per class, the same latents in every row."""
+        if not self.num_classes:
+            return self.fixed_z, None
+        z = self.fixed_z[:per_class].repeat(self.num_classes, 1)
+        labels = torch.arange(self.num_classes, device=self.fixed_z.device)
+        return z, labels.repeat_interleave(len(z) // self.num_classes)
+
+    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Images in [-1, 1] from latents, by the EMA generator when there is one, in eval mode
+        so that a sample never depends on its batch. A conditional generator without labels
+        makes a balanced mix of classes (for metrics)."""
+        return run_generator(self.sampling_generator, z, labels, self.num_classes)
+
+    def sample_grid(self, nrow: int) -> torch.Tensor:
+        return self.generate(*self.fixed_inputs(nrow))
+
+    def metric_generator(self):
+        return lambda n: self.generate(self.sample_z(n))
+
+
+def build(cfg, shape: dict) -> Generation:
+    """The generation task of a composed config: networks from ``model`` (class-conditional
+    with a ``conditioning`` option), ``loss``, ``regularizers``, ``augment``, ``ema``."""
+    from hydra.utils import instantiate
+
+    from ganrun.build import conditioning, regularizers
+
+    size = {"channels": shape["channels"], "image_size": shape["image_size"]}
+    g_classes, d_classes = conditioning(cfg, shape)
+    generator = instantiate(cfg.model.generator, latent_dim=cfg.model.latent_dim, **size,
+                            **g_classes)
+    return Generation(
+        generator=generator,
+        discriminator=instantiate(cfg.model.discriminator, **size, **d_classes),
+        loss=instantiate(cfg.loss),
+        latent_dim=cfg.model.latent_dim,
+        regularizers=regularizers(cfg),
+        n_critic=cfg.trainer.n_critic,
+        d_warmup_steps=cfg.trainer.get("d_warmup_steps", 0),
+        augment=instantiate(cfg.augment) if cfg.get("augment") else None,
+        ema=instantiate(cfg.ema)(generator) if cfg.get("ema") else None,
+    )
