@@ -7,6 +7,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
+from PIL import Image
 
 from fakedata import write_png
 from ganrun.data.mnist import FashionMNIST
@@ -57,7 +58,6 @@ def test_folder_augmentation_repeats_for_a_seed_and_changes_across_epochs(tmp_pa
         path = root / "trainA" / f"{i}.png"
         image = torch.zeros(3, 16, 20, dtype=torch.uint8)
         image[:, :, 10:] = 255
-        from PIL import Image
         Image.fromarray(image.permute(1, 2, 0).numpy()).save(path)
     torch.manual_seed(3)
     first = epoch_batches(folder_data(root))
@@ -84,6 +84,10 @@ def test_resume_continues_the_unpaired_order(tmp_path):
     resumed.resume_at(epoch=0, batches=3)
     rest = epoch_batches(resumed)
     assert len(rest) == 4 and all(torch.equal(x[d], y[d]) for x, y in zip(whole[3:], rest) for d in "AB")
+    ended = folder_data(root, batch_size=1)
+    ended.resume_at(epoch=0, batches=7)  # stopped on the epoch's last batch: the next one follows
+    next_epoch = epoch_batches(folder_data(root, batch_size=1), epoch=1)
+    assert all(torch.equal(x["A"], y["A"]) for x, y in zip(next_epoch, ended.train_dataloader()))
 
 
 def test_missing_domain_folder_is_named(tmp_path):

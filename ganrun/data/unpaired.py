@@ -56,14 +56,13 @@ class UnpairedDataModule(GANDataModule):
     dataset: UnpairedItems | None
 
     def train_dataloader(self) -> DataLoader:
-        self.setup()
-        # Seeded from the run's seed, like GANDataModule's loader, so a resumed run continues it.
-        sampler = UnpairedSampler(self.dataset.size_a, self.dataset.size_b, seed=torch.initial_seed())
-        epoch, batches = self.resume_position["epoch"], self.resume_position["batches"]
-        if batches >= self.batches_per_epoch():
-            epoch, batches = epoch + 1, 0  # stopped on an epoch's last batch: Lightning moves on
-        sampler.set_epoch(epoch)
-        sampler.start_at(batches * self.batch_size)
+        # GANDataModule's loader places its sampler where a resumed run continues (epoch and
+        # offset, from resume_at); the unpaired sampler takes that place, so one rule serves both.
+        # Building that loader starts no worker processes.
+        place = super().train_dataloader().sampler
+        sampler = UnpairedSampler(self.dataset.size_a, self.dataset.size_b, seed=place.seed)
+        sampler.set_epoch(place.epoch)
+        sampler.start_at(place.start)
         return DataLoader(self.dataset, batch_size=self.batch_size, sampler=sampler,
                           drop_last=self.drop_last, collate_fn=keep_batch,
                           num_workers=self.num_workers, pin_memory=torch.cuda.is_available(),
