@@ -65,6 +65,10 @@ class ImagePool(nn.Module):
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # A fresh pool has an empty buffer; take the checkpoint's shape so the copy fits.
         stored = state_dict.get(prefix + "images")
+        if stored is not None and stored.numel() and len(stored) != self.pool_size:
+            raise UserError(f"The checkpoint's image pool holds {len(stored)} images but this pool "
+                            f"has pool_size={self.pool_size}. Resume with the pool_size the run "
+                            f"was started with ({len(stored)}).")
         if stored is not None and stored.shape != self.images.shape:
             self.images = torch.empty_like(stored, device=self.images.device)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

@@ -49,6 +49,13 @@ def test_generator_layout_matches_the_reference():
     assert sum(isinstance(m, nn.ReflectionPad2d) for m in generator.modules()) == 2 + 2 * 3
 
 
+def test_full_size_networks_have_the_reference_parameter_counts():
+    # The reference prints 11.378 M for resnet_9blocks and 2.765 M for the basic PatchGAN (ngf=ndf=64).
+    count = lambda net: sum(p.numel() for p in net.parameters())  # noqa: E731
+    assert round(count(ResnetGenerator(3, 3)) / 1e6, 3) == 11.378
+    assert round(count(PatchDiscriminator(3)) / 1e6, 3) == 2.765
+
+
 @pytest.mark.parametrize("norm, norm_type, bias", [("instance", nn.InstanceNorm2d, True),
                                                    ("batch", nn.BatchNorm2d, False)])
 def test_conv_bias_only_with_instance_norm(norm, norm_type, bias):
@@ -155,13 +162,15 @@ def test_pool_of_size_0_passes_images_through_detached():
     assert torch.equal(out, images) and not out.requires_grad
 
 
-def test_pool_state_round_trips_and_replays_exactly():
+def test_pool_state_round_trips_through_a_checkpoint_file_and_replays_exactly(tmp_path):
     torch.manual_seed(1)
     pool = ImagePool(6)
     for step in range(5):
         pool(numbered(2, 10 * step))
-    state = pool.state_dict()
-    assert set(state) == {"images", "count"} and state["images"].shape == (6, 2, 3, 3)
+    assert set(pool.state_dict()) == {"images", "count"}
+    torch.save({"task": pool.state_dict()}, tmp_path / "last.ckpt")
+    state = torch.load(tmp_path / "last.ckpt", weights_only=True)["task"]
+    assert state["images"].shape == (6, 2, 3, 3) and int(state["count"]) == 6
 
     fresh = ImagePool(6)
     fresh.load_state_dict(state)
@@ -177,3 +186,11 @@ def test_pool_refuses_another_image_shape():
     pool(torch.zeros(1, 3, 8, 8))
     with pytest.raises(UserError, match=r"shape \(3, 8, 8\).*\(3, 4, 4\)"):
         pool(torch.zeros(1, 3, 4, 4))
+
+
+def test_pool_refuses_a_checkpoint_of_another_size():
+    pool = ImagePool(3)
+    pool(torch.zeros(2, 1, 4, 4))
+    with pytest.raises(UserError, match=r"holds 3 images but this pool has pool_size=5"):
+        ImagePool(5).load_state_dict(pool.state_dict())
+    ImagePool(5).load_state_dict(ImagePool(3).state_dict())  # an unused pool holds nothing yet

@@ -70,7 +70,9 @@ class UnpairedDataModule(GANDataModule):
 
     def fixed_batch(self, n: int, split: str = "test") -> dict:
         """n images per domain, the same on every call and without augmentation: for the sample
-        grid and the metrics."""
+        grid and the metrics. Each call reads the split again: keep the batch."""
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise ValueError(f"fixed_batch needs n >= 1 images, got {n!r}")
         data = self if split == self.split else self.with_split(split)
         data.setup()
         return data.dataset.fixed_items(n)
