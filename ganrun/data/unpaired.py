@@ -135,6 +135,10 @@ class UnpairedFiles(UnpairedItems):
         return image.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if self.flip and mirror else image
 
 
+def pil_mode(channels: int) -> str:
+    return "RGB" if channels == 3 else "L"  # PIL's "L" uses the ITU-R 601 luma weights
+
+
 def check_folder_options(load_size, crop_size, flip, channels_a, channels_b) -> None:
     for name, value in (("load_size", load_size), ("crop_size", crop_size)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -167,7 +171,7 @@ class UnpairedFolder(UnpairedDataModule):
 
     def load_split(self) -> UnpairedFiles:
         paths = {domain: self.domain_images(domain) for domain in DOMAINS}
-        modes = {"A": "RGB" if self.channels_a == 3 else "L", "B": "RGB" if self.channels_b == 3 else "L"}
+        modes = {"A": pil_mode(self.channels_a), "B": pil_mode(self.channels_b)}
         return UnpairedFiles(paths, modes, self.load_size, self.crop_size,
                              augment=self.split == "train", flip=self.flip)
 
