@@ -222,8 +222,8 @@ class FashionDomains(UnpairedDataModule):
     channels_a = 1
     num_classes = 10
 
-    def __init__(self, root: str = "data/", download: bool = True, transform: str = "invert",
-                 image_size: int = 28, batch_size: int = 64, num_workers: int = 0,
+    def __init__(self, root: str = "data/", download: bool = True, transform: str = "tint",
+                 image_size: int = 32, batch_size: int = 64, num_workers: int = 0,
                  split: str = "train", drop_last: bool = True, source: str = "fashion_mnist"):
         check_choice("transform", transform, tuple(APPEARANCE_CHANNELS))
         check_choice("image_size", image_size, (28, 32))
