@@ -12,8 +12,12 @@ from ganrun.module import Runner
 def data_shape(datamodule) -> dict:
     """What the networks need to know about the data, saved in every checkpoint."""
     names = getattr(datamodule, "class_names", None)
-    return {"channels": datamodule.channels, "image_size": datamodule.image_size,
-            "num_classes": datamodule.num_classes, "class_names": list(names) if names else None}
+    shape = {"image_size": datamodule.image_size, "num_classes": datamodule.num_classes,
+             "class_names": list(names) if names else None}
+    if hasattr(datamodule, "channels_a"):  # two unpaired domains; "channels": the output side
+        return {**shape, "channels_a": datamodule.channels_a,
+                "channels_b": datamodule.channels_b, "channels": datamodule.channels_b}
+    return {**shape, "channels": datamodule.channels}
 
 
 def regularizers(cfg: DictConfig) -> dict:

@@ -61,6 +61,10 @@ def load_trained(path: str | Path, device: str | torch.device = "cpu",
     module, cfg = load_gan(path, device, trust)
     from omegaconf import OmegaConf
 
+    if not hasattr(module.task, "sampling_generator"):
+        raise UserError(f"'{path}' is a {type(module.task).__name__} checkpoint, which translates "
+                        "images rather than generating them from latents. Use `ganrun translate "
+                        f"ckpt={path} in=<folder> out=<folder>`.")
     return LoadedGenerator(module.task.sampling_generator, module.task.latent_dim,
                            module.data_shape,
                            OmegaConf.to_container(cfg.dataset, resolve=True))

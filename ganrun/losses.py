@@ -44,15 +44,20 @@ class Minimax(NonSaturating):
 
 
 class LeastSquares(GANLoss):
-    """LSGAN (Mao et al. 2017) with targets a=0, b=c=1."""
+    """LSGAN (Mao et al. 2017) with targets a=0, b=c=1, each player's squared error times
+    ``scale``: 1/2 as in the paper; 1 is the plain mean squared error of the CycleGAN and
+    pix2pix reference code (which halves D's loss itself)."""
 
     threshold = 0.5
 
+    def __init__(self, scale: float = 0.5):
+        self.scale = scale
+
     def d_loss(self, real, fake):
-        return 0.5 * ((real - 1).square().mean() + fake.square().mean())
+        return self.scale * ((real - 1).square().mean() + fake.square().mean())
 
     def g_loss(self, fake, real=None):
-        return 0.5 * (fake - 1).square().mean()
+        return self.scale * (fake - 1).square().mean()
 
 
 class Hinge(GANLoss):

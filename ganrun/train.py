@@ -52,6 +52,7 @@ def _train(cfg: DictConfig) -> float | None:
     choices = {group: option for group, option in HydraConfig.get().runtime.choices.items()
                if not group.startswith("hydra")}
     module = build_module(cfg, data_shape(datamodule), choices)
+    module.task.prepare(datamodule)
     accelerate(module, channels_last=cfg.trainer.channels_last, compile=cfg.trainer.compile)
     start = 0
     if state:

@@ -38,7 +38,7 @@ def test_shell_completion(tmp_path):
     line = "ganrun train model="
     out = run_ganrun("-sc", "query=bash", cwd=tmp_path,
                      env={"COMP_LINE": line, "COMP_POINT": str(len(line))}).stdout
-    assert out.split() == ["model=dcgan", "model=mlp", "model=sngan"]
+    assert out.split() == ["model=cyclegan", "model=dcgan", "model=mlp", "model=sngan"]
 
 
 def test_unknown_option_lists_the_valid_ones(tmp_path):

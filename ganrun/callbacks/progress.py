@@ -6,6 +6,8 @@ from pytorch_lightning.callbacks import ProgressBar
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from ganrun.tasks.base import batch_size
+
 
 class IterationProgressBar(ProgressBar):
     """Replaces Lightning's batch-based bar, whose counts mix D-only and D+G batches."""
@@ -43,7 +45,7 @@ class IterationProgressBar(ProgressBar):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         if self._progress is None:
             return
-        self._images += len(batch[0])
+        self._images += batch_size(batch)
         it = pl_module.iteration
         if it != self._before and it % self.refresh_every == 0:
             self._refresh(trainer, pl_module)

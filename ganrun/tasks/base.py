@@ -46,6 +46,9 @@ class Task(nn.Module):
         ``runner`` gives the counters (``runner.counters``), device and world size."""
         raise NotImplementedError
 
+    def prepare(self, datamodule) -> None:
+        """Called before training with the data: e.g. to take fixed test inputs from it."""
+
     def after_update(self, phase: Phase, batch, runner) -> None:
         """Called after ``phase``'s optimizer step (constraints, EMA)."""
 
@@ -59,3 +62,9 @@ class Task(nn.Module):
     def metric_generator(self):
         """``n -> n images in [-1, 1]`` for the metrics group."""
         raise NotImplementedError
+
+
+def batch_size(batch) -> int:
+    """Images per domain in a batch: ``(images, labels)`` or a dict of domains (``"A"``...)."""
+    first = next(iter(batch.values())) if isinstance(batch, dict) else batch[0]
+    return len(first)
