@@ -8,6 +8,7 @@ COMMANDS = {
     "train": ("ganrun.train", "train a GAN from config groups (ganrun train --help lists them)"),
     "sample": ("ganrun.sample", "write generated images of a checkpoint (PNG files, .npz, grid)"),
     "eval": ("ganrun.eval", "FID/KID/IS/precision-recall of a checkpoint or between two image folders"),
+    "translate": ("ganrun.translate", "apply a trained translator (CycleGAN) to a folder of images"),
     "export": ("ganrun.export", "write a checkpoint's generator as a shareable folder (safetensors + JSON)"),
     "report": ("ganrun.report", "compare the jobs of a sweep: table sorted by FID, CSV/Markdown, plot"),
     "fid-weights": ("ganrun.fid_weights", "install the FID Inception weights offline (--from FILE)"),

@@ -67,6 +67,22 @@ def write_png(path: Path, pixels: torch.Tensor) -> None:
     _atomic_write(path, png_bytes(pixels))
 
 
+def write_image(path: Path, pixels: torch.Tensor) -> None:
+    """uint8 pixels (C, H, W) in the format the file name's extension says (PNG, JPEG, ...)."""
+    if path.suffix.lower() == ".png":
+        return write_png(path, pixels)
+    import io
+
+    from PIL import Image
+
+    array = pixels.permute(1, 2, 0).numpy()
+    image = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
+    buffer = io.BytesIO()
+    options = {"quality": 95} if path.suffix.lower() in (".jpg", ".jpeg") else {}
+    image.save(buffer, format=Image.registered_extensions()[path.suffix.lower()], **options)
+    _atomic_write(path, buffer.getvalue())
+
+
 def write_grid(path: Path, pixels: torch.Tensor, nrow: int) -> None:
     """uint8 images (N, C, H, W) tiled ``nrow`` per row, 2-pixel black borders."""
     grid = make_grid(pixels, nrow=nrow, padding=2)

@@ -129,7 +129,7 @@ class FailingTrainer:
     is_global_zero = True
     loggers = []
 
-    def save_checkpoint(self, path, weights_only=True):
+    def save_checkpoint(self, path, weights_only=False):
         Path(path).write_bytes(b"half a checkpoint")
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 

@@ -73,7 +73,8 @@ class UnpairedDataModule(GANDataModule):
         grid and the metrics. Each call reads the split again: keep the batch."""
         if not isinstance(n, int) or isinstance(n, bool) or n < 1:
             raise ValueError(f"fixed_batch needs n >= 1 images, got {n!r}")
-        data = self if split == self.split else self.with_split(split)
+        data = self.with_split(split)
+        data.drop_last = False  # a split smaller than a batch still gives its fixed images
         data.setup()
         return data.dataset.fixed_items(n)
 

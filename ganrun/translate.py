@@ -1,0 +1,152 @@
+"""``ganrun translate``: a trained translator (CycleGAN) applied to a folder of images.
+
+The generators are fully convolutional, so images of any size are translated at their own
+size (padded by reflection to the networks' multiple, then cropped back), in batches of
+same-sized images, keeping each file's name and relative path.
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ganrun import imagefiles
+from ganrun.errors import UserError
+from ganrun.keyvalue import run_command
+
+PROG = "ganrun translate"
+DIRECTIONS = ("AtoB", "BtoA")
+MULTIPLE = 4  # the ResNet generator's two stride-2 stages
+
+HELP = """usage: ganrun translate ckpt=<file> in=<folder> out=<folder> [key=value ...]
+
+Translates every image under `in` with a trained translator (task=cyclegan) and writes the
+results to `out` under the same names and sub-folders.
+
+keys:
+  ckpt=FILE          checkpoint written by ganrun train with task=cyclegan (required)
+  in=FOLDER          images of the source domain, any size (required)
+  out=FOLDER         output folder, created if needed (required)
+  direction=AtoB     AtoB (G_AB) or BtoA (G_BA)
+  batch_size=16      images translated at once (same-sized images are batched together)
+  device=auto        auto (a GPU when there is one), cpu, cuda, cuda:1, ...
+  overwrite=false    replace files of an earlier run in `out` instead of refusing
+  trust_targets=[]   module prefixes of your own networks the checkpoint may name
+
+Example:
+  ganrun translate ckpt=outputs/2026-01-01/12-00-00/checkpoints/last.ckpt in=photos out=monet
+"""
+
+
+@dataclass
+class TranslateConfig:
+    ckpt: Optional[str] = None
+    input: Optional[str] = None  # `in=` on the command line
+    out: Optional[str] = None
+    direction: str = "AtoB"
+    batch_size: int = 16
+    device: str = "auto"
+    overwrite: bool = False
+    trust_targets: list[str] = field(default_factory=list)
+
+
+def check(cfg: TranslateConfig) -> None:
+    if not (cfg.ckpt and cfg.input and cfg.out):
+        raise UserError(f"{PROG}: give ckpt=<checkpoint>, in=<folder of images> and "
+                        "out=<folder>, e.g. ckpt=outputs/<date>/<time>/checkpoints/last.ckpt "
+                        "in=testA out=translated.")
+    if cfg.direction not in DIRECTIONS:
+        raise UserError(f"{PROG}: direction={cfg.direction} is not a direction. Use "
+                        "direction=AtoB (domain A to B, G_AB) or direction=BtoA (G_BA).")
+    if cfg.batch_size < 1:
+        raise UserError(f"{PROG}: batch_size must be at least 1, got {cfg.batch_size}.")
+
+
+def load_translator(cfg: TranslateConfig, device: torch.device):
+    from ganrun.checkpoints import load_gan
+
+    module, _ = load_gan(cfg.ckpt, device, list(cfg.trust_targets))
+    if not hasattr(module.task, "translate"):
+        raise UserError(f"{PROG}: '{cfg.ckpt}' is a {type(module.task).__name__} checkpoint, "
+                        "which generates images from latents rather than translating them. Use "
+                        f"`ganrun sample ckpt={cfg.ckpt}`.")
+    return module
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """(width, height) from the file's header, without decoding the pixels."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except (OSError, ValueError, Image.DecompressionBombError) as err:
+        raise unreadable(path, err) from None
+
+
+def read_image(path: Path, channels: int) -> torch.Tensor:
+    """A [-1, 1] image (channels, H, W) in the source domain's channels."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            pixels = np.array(image.convert("L" if channels == 1 else "RGB"))
+    except (OSError, ValueError, Image.DecompressionBombError) as err:
+        raise unreadable(path, err) from None
+    tensor = torch.from_numpy(pixels).float().div(127.5).sub(1)
+    return tensor.unsqueeze(0) if channels == 1 else tensor.permute(2, 0, 1)
+
+
+def unreadable(path: Path, err: Exception) -> UserError:
+    from ganrun.data.base import one_line
+
+    return UserError(f"{path} is not a readable image ({one_line(err)}). Delete or replace the "
+                     "file, or move it out of the input folder.")
+
+
+def translate_batch(module, images: torch.Tensor, direction: str) -> torch.Tensor:
+    height, width = images.shape[-2:]
+    pad_h, pad_w = -height % MULTIPLE, -width % MULTIPLE
+    mode = "reflect" if min(height, width) > max(pad_h, pad_w) else "replicate"
+    padded = F.pad(images, (0, pad_w, 0, pad_h), mode=mode)
+    return module.task.translate(padded, direction)[..., :height, :width]
+
+
+def translate(cfg: TranslateConfig) -> list[Path]:
+    """Writes the translated images; returns their paths relative to ``out``."""
+    from ganrun.metrics.folders import list_images
+    from ganrun.sample import pick_device
+
+    check(cfg)
+    source = Path(cfg.input).expanduser()
+    paths = list_images(source, "input")
+    module = load_translator(cfg, pick_device(cfg.device))
+    shape = module.data_shape
+    channels = shape["channels_a" if cfg.direction == "AtoB" else "channels_b"]
+    names = [p.relative_to(source) for p in paths]
+    out = Path(cfg.out).expanduser()
+    imagefiles.prepare_folder(out, [str(n) for n in names], cfg.overwrite)
+    by_size = defaultdict(list)  # batches hold images of one size
+    for path, name in zip(paths, names):
+        by_size[image_size(path)].append((path, name))
+    for group in by_size.values():
+        for start in range(0, len(group), cfg.batch_size):
+            part = group[start:start + cfg.batch_size]
+            images = torch.stack([read_image(path, channels) for path, _ in part])
+            translated = translate_batch(module, images.to(module.device), cfg.direction)
+            for (_, name), pixels in zip(part, imagefiles.to_uint8(translated)):
+                (out / name).parent.mkdir(parents=True, exist_ok=True)
+                imagefiles.write_image(out / name, pixels)
+    return names
+
+
+def main(argv: list[str]) -> None:
+    argv = ["input=" + a.removeprefix("in=") if a.startswith("in=") else a for a in argv]
+    done = run_command(argv, TranslateConfig, PROG, HELP, translate)
+    if done:
+        cfg, names = done
+        print(f"Translated {len(names)} image(s) {cfg.direction} into {Path(cfg.out).expanduser()}")
