@@ -1,0 +1,85 @@
+"""How good a translator (CycleGAN) is, on the test split of two domains.
+
+- FID of translated test A images against real test B images (``fid_ab``), next to the FID
+  of the untranslated test A images against the same test B images (``fid_identity``): the
+  baseline a translator has to beat.
+- For labelled domains (``dataset=fashion_domains``): label preservation, the accuracy of a
+  classifier trained on real domain B images on translated A images, whose labels are A's
+  (``label_preservation``), next to the same classifier on untranslated A
+  (``label_preservation_identity``) and on real test B (``label_accuracy_b``, its ceiling).
+"""
+
+from dataclasses import dataclass
+
+import torch
+from torch.utils.data import Dataset
+
+from ganrun.metrics.classifier import Recipe, train
+from ganrun.metrics.inception import to_uint8
+from ganrun.metrics.scores import FID
+from ganrun.metrics.suite import InceptionMetrics
+
+
+class Domain(Dataset):
+    """One domain of an unpaired data set as ``(image, label)`` items, for the classifier."""
+
+    def __init__(self, items, domain: str):
+        self.items, self.domain = items, domain
+
+    def __len__(self) -> int:
+        return self.items.size_a if self.domain == "A" else self.items.size_b
+
+    def __getitems__(self, indices: list[int]):
+        pick = [(i, 0, None) if self.domain == "A" else (0, i, None) for i in indices]
+        batch = self.items.__getitems__(pick)
+        return batch[self.domain], batch[f"label_{self.domain}"]
+
+
+@dataclass
+class TranslationMetrics:
+    num_samples: int = 1000     # test images per domain
+    batch_size: int = 100
+    classifier_steps: int = 500
+
+    def evaluate(self, task, data) -> dict[str, float]:
+        test = data.with_split("test")
+        test.drop_last = False
+        test.setup()
+        n = min(self.num_samples, test.dataset.size_a, test.dataset.size_b)
+        batch = test.dataset.fixed_items(n)
+        real_a, real_b = batch["A"], batch["B"]
+        fake_b = torch.cat([task.translate(part.to(task.fixed_a.device)).cpu()
+                            for part in real_a.split(self.batch_size)])
+        values = self.fids(real_b, {"fid_ab": fake_b, "fid_identity": real_a})
+        if data.num_classes:
+            values.update(self.label_preservation(data, batch, fake_b))
+        return {**values, "num_samples": n}
+
+    def fids(self, real: torch.Tensor, fakes: dict[str, torch.Tensor]) -> dict[str, float]:
+        suite = InceptionMetrics({"fid": FID()}, batch_size=self.batch_size)
+        real_features = suite.extract(self.uint8_batches(real)).pool
+        return {name: suite.score(real_features, suite.extract(self.uint8_batches(fake)))["fid"]
+                for name, fake in fakes.items()}
+
+    def uint8_batches(self, images: torch.Tensor):
+        return (to_uint8(part) for part in images.split(self.batch_size))
+
+    def label_preservation(self, data, batch: dict, fake_b: torch.Tensor) -> dict[str, float]:
+        train_split = data.with_split("train")
+        train_split.setup()
+        classifier = train(Domain(train_split.dataset, "B"), data.channels_b, data.num_classes,
+                           Recipe(steps=self.classifier_steps), torch.device("cpu"))
+
+        def accuracy(images, labels) -> float:
+            with torch.no_grad():
+                predicted = torch.cat([classifier(part).argmax(1)
+                                       for part in images.split(self.batch_size)])
+            return (predicted == labels).float().mean().item()
+
+        label_a = batch["label_A"]
+        identity = accuracy(batch["A"], label_a) if data.channels_a == data.channels_b else None
+        values = {"label_preservation": accuracy(fake_b, label_a),
+                  "label_accuracy_b": accuracy(batch["B"], batch["label_B"])}
+        if identity is not None:
+            values["label_preservation_identity"] = identity
+        return values

@@ -1,0 +1,89 @@
+"""Trains the CPU-sized CycleGAN preset on the offline Fashion-MNIST domains and measures it.
+
+Prints, next to the baselines measured in the same run on the same test images:
+- FID(G_AB(test A), test B) against FID(test A, test B) untranslated (target: at most half);
+- label preservation: a classifier trained on real domain B labels G_AB(test A) with A's
+  labels (target: >= 90%), against the same classifier on untranslated test A, and on test B.
+Wall time is the `ganrun train` command's (summed over attempts); a cut-off run continues from
+its last.ckpt when the same command is run again.
+
+    python scripts/measure_translation.py                       # the preset, ~minutes on a CPU
+    python scripts/measure_translation.py --num-samples 200 -- trainer.max_steps=20   # smoke
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from measure_presets import machine
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", default="/usr/share/datasets/fashion-mnist",
+                        help="folder with the four Fashion-MNIST IDX .gz files")
+    parser.add_argument("--preset", default="cyclegan_fashion_mnist")
+    parser.add_argument("--num-samples", type=int, default=1000, help="test images per domain")
+    parser.add_argument("--classifier-steps", type=int, default=2000,
+                        help="training steps of the domain-B classifier (its accuracy on real "
+                             "test B is the ceiling of label preservation)")
+    parser.add_argument("--out", default="translation_runs", help="folder of the run")
+    parser.add_argument("overrides", nargs="*", help="after --: overrides for ganrun train")
+    return parser.parse_args()
+
+
+def train(run: Path, args) -> float:
+    spent = run.parent / f"{run.name}_train_seconds.txt"
+    start = time.perf_counter()
+    command = [sys.executable, "-m", "ganrun", "train", f"experiment={args.preset}",
+               f"dataset.root={args.root}", "dataset.download=false", f"hydra.run.dir={run}",
+               "callbacks.progress.refresh_every_n_iterations=500", *args.overrides]
+    proc = subprocess.run(command, capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"ganrun train failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    seconds = time.perf_counter() - start + (float(spent.read_text()) if spent.is_file() else 0)
+    spent.write_text(f"{seconds:.1f}\n")
+    return seconds
+
+
+def measure(run: Path, num_samples: int, classifier_steps: int) -> dict:
+    from hydra.utils import instantiate
+
+    from ganrun.checkpoints import load_gan
+    from ganrun.metrics.translation import TranslationMetrics
+
+    module, cfg = load_gan(run / "checkpoints" / "last.ckpt")
+    data = instantiate(cfg.dataset)
+    data.setup()
+    metrics = TranslationMetrics(num_samples=num_samples, classifier_steps=classifier_steps)
+    return metrics.evaluate(module.task, data)
+
+
+def main() -> None:
+    args = parse_args()
+    run = Path(args.out).resolve() / args.preset
+    seconds = train(run, args)
+    values = measure(run, args.num_samples, args.classifier_steps)
+    values.update(train_minutes=seconds / 60, machine=machine())
+    (run / "translation_metrics.json").write_text(json.dumps(values, indent=2) + "\n")
+    fid_ok = values["fid_ab"] <= values["fid_identity"] / 2
+    rows = ["| measure | G_AB (translated) | baseline | target | met |", "|---|---|---|---|---|",
+            f"| FID vs test B ({values['num_samples']} images) | {values['fid_ab']:.1f} | "
+            f"{values['fid_identity']:.1f} (untranslated A) | <= half the baseline | "
+            f"{'yes' if fid_ok else 'no'} |"]
+    if "label_preservation" in values:
+        kept = values["label_preservation"]
+        identity = values.get("label_preservation_identity")
+        shown = f"{identity:.1%} (identity map)" if identity is not None else "–"
+        rows.append(f"| label preservation | {kept:.1%} | {shown} | >= 90% | "
+                    f"{'yes' if kept >= 0.9 else 'no'} |")
+        rows.append(f"| B classifier on real test B | | {values['label_accuracy_b']:.1%} | | |")
+    print("\n".join(rows))
+    print(f"\ntrain {seconds / 60:.1f} min; {values['machine']}")
+
+
+if __name__ == "__main__":
+    main()
