@@ -214,3 +214,27 @@ def edit_config(folder: Path, edit) -> None:
 def test_damaged_exports(export_dir, tmp_path, damage, message):
     bad = damaged_export(export_dir, tmp_path, damage)
     refused("sample", f"ckpt={bad}", "out=x", cwd=tmp_path, message=message, untouched=bad)
+
+
+def test_a_checkpoint_from_before_tasks_still_loads_and_resumes(ckpt, tmp_path):
+    """Format 1 (no `format` field, G and D at the top of the module, `d_updates`), as ganrun
+    wrote it before the task runner: sampling works and training continues from it."""
+    checkpoint = torch.load(ckpt, weights_only=True)
+    section = checkpoint["ganrun"]
+    section["d_updates"] = section.pop("counters")["D"]
+    for key in ("format", "lr_scale"):
+        section.pop(key)
+    old_names = {"task.nets.G.": "generator.", "task.nets.D.": "discriminator.",
+                 "task.ema.": "ema.", "task.fixed_z": "fixed_z"}
+    checkpoint["state_dict"] = {
+        next((old + k.removeprefix(new) for new, old in old_names.items()
+              if k.startswith(new)), k): v for k, v in checkpoint["state_dict"].items()}
+    legacy = tmp_path / "legacy.ckpt"
+    torch.save(checkpoint, legacy)
+    run_ganrun("sample", f"ckpt={legacy}", "num=2", "out=a", cwd=tmp_path)
+    run = tmp_path / "continued"
+    root = json.loads(json.dumps(section["config"]["dataset"]["root"]))
+    run_ganrun("train", *TINY_CGAN, "dataset=mnist", f"dataset.root={root}",
+               f"ckpt_path={legacy}", "trainer.max_steps=4", f"hydra.run.dir={run}", cwd=tmp_path)
+    state = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["ganrun"]
+    assert state["iteration"] == 4 and state["counters"] == {"batches": 4, "D": 4, "G": 4}
