@@ -25,6 +25,7 @@ from ganrun.callbacks.signals import signals_before_training, stop_signal
 from ganrun.config import config_dir, validate
 from ganrun.errors import UserError
 from ganrun.resume import checkpoint_to_resume, resume_overrides
+from ganrun.seed import record_seed, run_seed
 
 log = logging.getLogger("ganrun")
 
@@ -43,9 +44,7 @@ def _train(cfg: DictConfig) -> float | None:
         keep_freed_memory()
     ckpt_path, checkpoint = checkpoint_to_resume(cfg)
     state = run_state(checkpoint, ckpt_path) if checkpoint else None
-    if state and cfg.seed is None:
-        cfg.seed = state.config.get("seed")  # continue with the same streams
-    cfg.seed = pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    cfg.seed = use_seed(cfg, state.config.get("seed") if state else None)
     # Saved configs hold absolute data paths, so that `ganrun eval` works from any folder.
     cfg.dataset.root = to_absolute_path(cfg.dataset.root)
     datamodule = instantiate(cfg.dataset)
@@ -81,6 +80,18 @@ def _train(cfg: DictConfig) -> float | None:
                   f"hydra.run.dir={cfg.paths.output_dir}", file=sys.stderr, flush=True)
         sys.exit(128 + signum)
     return objective(trainer, module, cfg.optimized_metric)
+
+
+def use_seed(cfg: DictConfig, saved: int | None) -> int:
+    """The run's seed (``saved``: a resumed run's), applied, recorded and printed."""
+    seed, origin = run_seed(cfg.seed, saved)
+    pl.seed_everything(seed, workers=True, verbose=False)
+    if rank_zero_only.rank == 0:
+        record_seed(cfg.paths.output_dir, seed)
+        repeat = f" (drawn; seed={seed} repeats this run)" if origin == "drawn" else \
+            " (from the checkpoint)" if origin == "checkpoint" else ""
+        log.info("Seed: %d%s", seed, repeat)
+    return seed
 
 
 def objective(trainer: pl.Trainer, module, key: str | None) -> float | None:
