@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 
 from ganrun.config import config_dir
 from ganrun.errors import UserError
-from ganrun.train import _quiet_library_noise, _user_error
+from ganrun.train import _quiet_library_noise, _user_error, check_command_line
 
 log = logging.getLogger("ganrun")
 
@@ -96,5 +96,6 @@ def main(argv: list[str]) -> None:
     parser = get_args_parser()
     parser.prog = "ganrun eval"
     args = parser.parse_intermixed_args(argv)
+    check_command_line(parser.prog, args, "eval")
     _run_hydra(args=args, args_parser=parser, task_function=task,
                config_path=str(config_dir()), config_name="eval")

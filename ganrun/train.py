@@ -24,6 +24,7 @@ from ganrun.checkpoints import run_state
 from ganrun.callbacks.signals import signals_before_training, stop_signal
 from ganrun.config import config_dir, validate
 from ganrun.errors import UserError
+from ganrun.overrides import check_overrides
 from ganrun.resume import checkpoint_to_resume, resume_overrides
 from ganrun.seed import record_seed, run_seed
 
@@ -200,11 +201,25 @@ def _message(err: UserError) -> str:
     return text.rsplit("UserError: ", 1)[-1].strip() if "Traceback" in text else text
 
 
+def check_command_line(prog: str, args, config_name: str) -> DictConfig | None:
+    """The composed config of the command line's (first) job, after ganrun's own checks of
+    the overrides; exits 2 with one paragraph for a key the config does not have."""
+    if args.help or args.hydra_help or args.shell_completion or args.info:
+        return None
+    try:
+        return check_overrides(prog, args.config_name or config_name, args.overrides,
+                               args.config_dir)
+    except UserError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr, flush=True)
+        sys.exit(2)
+
+
 def main(argv: list[str]) -> None:
     # Parse the overrides ourselves so that sys.argv keeps `train`: Lightning's DDP launcher
     # re-runs sys.argv in every rank.
     parser = get_args_parser()
     parser.prog = "ganrun train"
     args = parser.parse_intermixed_args(resume_overrides(argv))  # flags such as -m may follow the overrides
+    check_command_line(parser.prog, args, "train")
     _run_hydra(args=args, args_parser=parser, task_function=task,
                config_path=str(config_dir()), config_name="train")

@@ -99,3 +99,24 @@ def test_debug_env_shows_the_traceback(tmp_path):
     proc = run_ganrun("train", *TINY, "optimizer.lr=-1", cwd=tmp_path, check=False,
                       env={"GANRUN_DEBUG": "1", "HYDRA_FULL_ERROR": "1"})
     assert proc.returncode != 0 and "Traceback" in proc.stderr
+
+
+@pytest.mark.parametrize("args, key, guess", [
+    (["lr=1e-3"], "lr", "optimizer.lr=1e-3"),
+    (["trainer.max_step=300"], "trainer.max_step", "trainer.max_steps=300"),
+    (["-m", "optimizer.lr=1e-4,2e-4", "trainer.max_step=3,4"], "trainer.max_step",
+     "trainer.max_steps=3,4"),  # a sweep fails before its first job
+])
+def test_misspelled_command_line_key_says_did_you_mean(args, key, guess, tmp_path):
+    proc = run_ganrun("train", *args, cwd=tmp_path, check=False)
+    assert proc.returncode == 2
+    assert f"`{key}` is not a key of the config" in proc.stderr
+    assert f"Did you mean `{guess.split('=')[0]}`? Write `{guess}`" in proc.stderr
+    assert "+" + key not in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_misspelled_eval_key_says_did_you_mean(tmp_path):
+    proc = run_ganrun("eval", "num_sample=200", cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and "Did you mean `num_samples`?" in proc.stderr
