@@ -16,13 +16,14 @@ from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar
 from pytorch_lightning.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
-from ganrun import jobstatus
+from ganrun import jobstatus, run_folder
 from ganrun.acceleration import accelerate
 from ganrun.allocator import keep_freed_memory
 from ganrun.build import build_module, data_shape
 from ganrun.checkpoints import run_state
 from ganrun.callbacks.signals import signals_before_training, stop_signal
 from ganrun.config import config_dir, validate
+from ganrun.devices import check_devices
 from ganrun.errors import UserError
 from ganrun.overrides import check_overrides
 from ganrun.resume import checkpoint_to_resume, resume_overrides
@@ -41,6 +42,7 @@ def train(cfg: DictConfig) -> float | None:
 def _train(cfg: DictConfig) -> float | None:
     _quiet_library_noise()
     cfg = validate(cfg)
+    check_devices(cfg.hardware)
     if cfg.trainer.keep_freed_memory:
         keep_freed_memory()
     ckpt_path, checkpoint = checkpoint_to_resume(cfg)
@@ -175,6 +177,8 @@ def task(cfg: DictConfig) -> float | None:
         print(f"ganrun train: error: {_message(err)}", file=sys.stderr, flush=True)
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             return float("nan")  # the sweep goes on; SweepSummary reports the job as failed
+        if rank_zero_only.rank == 0:
+            run_folder.remove_if_unstarted(HydraConfig.get().runtime.output_dir)
         sys.exit(2)
     record("finished", objective=value)
     return value

@@ -59,7 +59,29 @@ def test_bad_values_fail_before_training_without_traceback(override, message, tm
     assert proc.returncode == 2
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
-    assert not list(tmp_path.glob("outputs/*/*/checkpoints"))
+    assert not (tmp_path / "outputs").exists()  # a run that never started leaves no folder
+
+
+def test_failed_start_keeps_a_folder_that_existed_before(tmp_path):
+    (tmp_path / "mine").mkdir()
+    proc = run_ganrun("train", *TINY, "optimizer.lr=-1", "hydra.run.dir=mine", cwd=tmp_path,
+                      check=False)
+    assert proc.returncode == 2 and (tmp_path / "mine" / "status.json").is_file()
+
+
+def test_gpu_asked_on_a_machine_without_one(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    cpu_free = [a for a in TINY if not a.startswith("hardware=")]
+    proc = run_ganrun("train", *cpu_free, "hardware=gpu", cwd=tmp_path, check=False)
+    assert proc.returncode == 2
+    assert "asks for a GPU (hardware.accelerator=gpu" in proc.stderr
+    assert "this machine has none" in proc.stderr and "hardware=auto" in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "outputs").exists()
 
 
 def test_typo_inside_a_user_yaml_is_caught(tmp_path):
