@@ -45,7 +45,8 @@ class OutputFolderCheck(Callback):
 
 
 class SweepSummary(Callback):
-    """At the end of a sweep: which jobs finished and which failed; exit 1 if any failed."""
+    """At the end of a sweep: which jobs finished and which failed, and the command that
+    compares them; exit 1 if any failed."""
 
     def __init__(self) -> None:
         self.jobs: list[tuple[Any, list[str], bool]] = []
@@ -61,6 +62,7 @@ class SweepSummary(Callback):
               f"jobs succeeded (outputs in {config.hydra.sweep.dir}).", file=sys.stderr)
         for num, overrides, _ in bad:
             print(f"  job {num} failed: {' '.join(overrides)}", file=sys.stderr)
+        print(f"see: ganrun report {config.hydra.sweep.dir}", file=sys.stderr)
         if bad:
             sys.exit(1)
 
