@@ -23,6 +23,7 @@ from ganrun.build import build_module, data_shape
 from ganrun.checkpoints import run_state
 from ganrun.callbacks.signals import signals_before_training, stop_signal
 from ganrun.config import config_dir, validate
+from ganrun.choices import header as choices_header
 from ganrun.devices import check_devices
 from ganrun.errors import UserError
 from ganrun.overrides import check_overrides
@@ -224,6 +225,8 @@ def main(argv: list[str]) -> None:
     parser = get_args_parser()
     parser.prog = "ganrun train"
     args = parser.parse_intermixed_args(resume_overrides(argv))  # flags such as -m may follow the overrides
-    check_command_line(parser.prog, args, "train")
+    cfg = check_command_line(parser.prog, args, "train")
+    if args.cfg in ("job", "all") and cfg is not None:
+        print(choices_header(cfg.hydra.runtime.choices), flush=True)
     _run_hydra(args=args, args_parser=parser, task_function=task,
                config_path=str(config_dir()), config_name="train")

@@ -1,6 +1,7 @@
 """The command line as a user meets it: help, config printing, and errors for bad input."""
 
 import pytest
+import yaml
 
 from conftest import TINY, run_ganrun
 
@@ -25,10 +26,30 @@ def test_train_help_lists_groups_and_options(tmp_path):
         assert f"{group}: " in out and option in out
 
 
+def test_train_help_shows_the_options_in_use_and_what_is_off(tmp_path):
+    out = run_ganrun("train", "--help", "ema=decay", cwd=tmp_path).stdout
+    section = out.split("== Options in use")[1].split("== Config:")[0]
+    lines = [" ".join(line.split()) for line in section.splitlines()]
+    for line in ("model: dcgan", "loss: bce", "ema: decay", "regularizer: none (off)",
+                 "augment: none (off)", "conditioning: none (off)"):
+        assert line in lines, section
+
+
 def test_cfg_job_prints_the_composed_config(tmp_path):
     out = run_ganrun("train", "model=mlp", "loss=hinge", "--cfg", "job", cwd=tmp_path).stdout
     assert "ganrun.nets.mlp.Generator" in out and "ganrun.losses.Hinge" in out
+    comments = [" ".join(line.split()) for line in out.splitlines() if line.startswith("#")]
+    assert "# model: mlp" in comments and "# loss: hinge" in comments
+    assert "# ema: none (off)" in comments and "# regularizer: none (off)" in comments
+    assert yaml.safe_load(out)["loss"]["_target_"] == "ganrun.losses.Hinge"  # still YAML
     assert not (tmp_path / "outputs").exists()
+
+
+def test_eval_help_lists_only_what_eval_reads(tmp_path):
+    out = run_ganrun("eval", "--help", cwd=tmp_path).stdout
+    assert "metrics: all, class_coverage, fid" in out and "(in use: fid)" in out
+    for training_group in ("regularizer", "optimizer", "hardware", "loss:", "ema"):
+        assert training_group not in out
 
 
 def test_shell_completion(tmp_path):
