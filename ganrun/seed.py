@@ -5,6 +5,7 @@ Lightning's ``seed_everything(None)`` returns 0 here, so an unseeded run would r
 one exactly; ganrun draws the seed itself.
 """
 
+import hashlib
 import os
 import secrets
 from pathlib import Path
@@ -13,6 +14,7 @@ import yaml
 
 # A child rank of Lightning's DDP launcher re-runs the command: it must use rank 0's seed.
 ENV = "GANRUN_DRAWN_SEED"
+SHARED_IDS = ("TORCHELASTIC_RUN_ID", "SLURM_JOB_ID")
 
 
 def run_seed(asked: int | None, saved: int | None) -> tuple[int, str]:
@@ -24,9 +26,20 @@ def run_seed(asked: int | None, saved: int | None) -> tuple[int, str]:
         return saved, "checkpoint"  # continue with the same streams
     if os.environ.get("LOCAL_RANK", "0") != "0" and os.environ.get(ENV):
         return int(os.environ[ENV]), "drawn"
-    seed = secrets.randbits(31)  # int32-safe: numpy and every library accept it
+    seed = _shared_draw()
+    if seed is None:
+        seed = secrets.randbits(31)  # int32-safe: numpy and every library accept it
     os.environ[ENV] = str(seed)
     return seed, "drawn"
+
+
+def _shared_draw() -> int | None:
+    """For ranks started apart (SLURM tasks, torchrun), which cannot share a draw before the
+    process group exists but must shuffle the data alike: a seed from their job's id."""
+    if int(os.environ.get("WORLD_SIZE", os.environ.get("SLURM_NTASKS", "1"))) < 2:
+        return None
+    job = next((os.environ[k] for k in SHARED_IDS if os.environ.get(k)), None)
+    return None if job is None else int(hashlib.sha256(job.encode()).hexdigest(), 16) % 2**31
 
 
 def record_seed(output_dir: str, seed: int) -> None:

@@ -134,6 +134,15 @@ def test_unseeded_runs_draw_and_record_their_own_seed(tmp_path, mnist_root):
     assert yaml.safe_load((tmp_path / "a" / ".hydra" / "config.yaml").read_text())["seed"] == seeds[0]
 
 
+def test_ranks_started_apart_draw_the_same_seed(monkeypatch):
+    from ganrun.seed import run_seed
+
+    monkeypatch.setenv("WORLD_SIZE", "2")  # as torchrun or srun start each rank
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")
+    assert run_seed(None, None) == run_seed(None, None)
+    assert run_seed(None, 5) == (5, "checkpoint") and run_seed(3, 5) == (3, "given")
+
+
 def test_resume_continues_from_the_saved_iteration(tmp_path, mnist_root):
     first, second = tmp_path / "first", tmp_path / "second"
     common = ["seed=3", "callbacks.scalars.every_n_iterations=1"]
