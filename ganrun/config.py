@@ -53,9 +53,15 @@ def _describe(err: OmegaConfBaseException) -> str:
            "line or in the YAML file that sets it (`ganrun train --cfg job` shows the config)."
 
 
-def _suggest(name: str, valid: list[str]) -> str:
+def closest(name: str, valid: list[str]) -> str | None:
+    """The valid name nearest to a misspelled one, if any is near enough."""
     close = difflib.get_close_matches(name, valid, n=1)
-    did_you_mean = f" Did you mean `{close[0]}`?" if close else ""
+    return close[0] if close else None
+
+
+def _suggest(name: str, valid: list[str]) -> str:
+    close = closest(name, valid)
+    did_you_mean = f" Did you mean `{close}`?" if close else ""
     return f"{did_you_mean} Valid keys: {', '.join(sorted(valid))}."
 
 

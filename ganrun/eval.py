@@ -13,7 +13,8 @@ from omegaconf import DictConfig
 
 from ganrun.config import config_dir
 from ganrun.errors import UserError
-from ganrun.train import _quiet_library_noise, _user_error
+from ganrun.metrics.sample_counts import few_samples_warning, fid_counts
+from ganrun.train import _quiet_library_noise, _user_error, check_command_line
 
 log = logging.getLogger("ganrun")
 
@@ -28,11 +29,21 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         raise UserError("No metric is selected (metrics=none). Choose some, e.g. metrics=fid.")
     device = torch.device(pick_device(cfg.device))
     if cfg.ckpt:
-        values = of_checkpoint(Path(to_absolute_path(cfg.ckpt)), metrics, device, cfg.seed,
-                               list(cfg.get("trust_targets") or []))
-    else:
-        values = of_folders(cfg.real, cfg.fake, metrics)
-    return values
+        return of_checkpoint(Path(to_absolute_path(cfg.ckpt)), metrics, device, cfg.seed,
+                             list(cfg.get("trust_targets") or []))
+    return {**of_folders(cfg.real, cfg.fake, metrics), **counts_of(metrics)}
+
+
+def counts_of(metrics: dict) -> dict[str, int]:
+    """The image counts behind the FID, logged with a warning where they are too few."""
+    counts = fid_counts(metrics)
+    if counts:
+        log.info("FID from %d generated and %d real images", counts["num_samples"],
+                 counts["real_samples"])
+        warning = few_samples_warning(counts)
+        if warning:
+            log.warning(warning)
+    return counts
 
 
 def pick_device(name: str) -> str:
@@ -58,6 +69,7 @@ def of_checkpoint(path: Path, metrics: dict, device: torch.device, seed: int,
         torch.manual_seed(seed)
         for metric in metrics.values():
             values.update(metric.evaluate(lambda n: module.generate(module.sample_z(n)), data))
+    values.update(counts_of(metrics))
     folder = path if is_export(path) else path.parent
     (folder / "metrics.json").write_text(json.dumps(values, indent=2) + "\n")
     return values
@@ -96,5 +108,6 @@ def main(argv: list[str]) -> None:
     parser = get_args_parser()
     parser.prog = "ganrun eval"
     args = parser.parse_intermixed_args(argv)
+    check_command_line(parser.prog, args, "eval")
     _run_hydra(args=args, args_parser=parser, task_function=task,
                config_path=str(config_dir()), config_name="eval")

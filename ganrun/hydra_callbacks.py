@@ -9,6 +9,8 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from ganrun import run_folder
+
 
 def failed(job: JobReturn) -> bool:
     """A job failed if it raised, or if it returned NaN (a run stopped by a user error)."""
@@ -21,15 +23,17 @@ class OutputFolderCheck(Callback):
     written gets a clear message instead of a traceback."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self._make(config.hydra.run.dir, "hydra.run.dir")
+        # run_folder remembers whether the folder is new: a failed start then removes it.
+        self._make(config.hydra.run.dir, "hydra.run.dir", run_folder.make)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self._make(config.hydra.sweep.dir, "hydra.sweep.dir")
+        self._make(config.hydra.sweep.dir, "hydra.sweep.dir",
+                   lambda folder: Path(folder).mkdir(parents=True, exist_ok=True))
 
     @staticmethod
-    def _make(folder: str, key: str) -> None:
+    def _make(folder: str, key: str, make) -> None:
         try:
-            Path(folder).mkdir(parents=True, exist_ok=True)
+            make(folder)
             probe = Path(folder) / ".ganrun-write-test"
             probe.touch()
             probe.unlink()
@@ -41,7 +45,8 @@ class OutputFolderCheck(Callback):
 
 
 class SweepSummary(Callback):
-    """At the end of a sweep: which jobs finished and which failed; exit 1 if any failed."""
+    """At the end of a sweep: which jobs finished and which failed, and the command that
+    compares them; exit 1 if any failed."""
 
     def __init__(self) -> None:
         self.jobs: list[tuple[Any, list[str], bool]] = []
@@ -57,6 +62,7 @@ class SweepSummary(Callback):
               f"jobs succeeded (outputs in {config.hydra.sweep.dir}).", file=sys.stderr)
         for num, overrides, _ in bad:
             print(f"  job {num} failed: {' '.join(overrides)}", file=sys.stderr)
+        print(f"see: ganrun report {config.hydra.sweep.dir}", file=sys.stderr)
         if bad:
             sys.exit(1)
 

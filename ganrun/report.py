@@ -19,7 +19,9 @@ from ganrun.errors import UserError
 
 PROG = "ganrun report"
 METRICS = ("fid", "kid")  # final and best (lowest) value of each, where logged
-FALLBACK_CURVE = "loss/g"  # plotted when no job logged FID
+LOSSES = ("loss/g", "loss/d")  # final values in the table; curves per loss in the plot
+SAME_LOSS_NOTE = ("Losses are compared only between jobs with the same loss (loss/g of bce and "
+                  "of hinge are on different scales); FID compares all jobs.")
 
 
 def find_jobs(folder: Path) -> list[Path]:
@@ -62,10 +64,25 @@ def summarize(job: Path) -> dict:
         values = [v for _, v in curves.get(f"metrics/{name}", []) if math.isfinite(v)]
         row[f"{name}_final"] = curves[f"metrics/{name}"][-1][1] if curves.get(f"metrics/{name}") else None
         row[f"{name}_best"] = min(values) if values else None
+    for tag in LOSSES:
+        row[f"{tag.replace('/', '_')}_final"] = curves[tag][-1][1] if curves.get(tag) else None
+    row["loss"] = loss_name(job, row["all_overrides"])
     row["iterations"] = max((c[-1][0] for c in curves.values() if c), default=0)
     row["wall_s"] = status.get("wall_s")
     row["status"] = status.get("status", "unknown")
     return row
+
+
+def loss_name(job: Path, overrides: list[str]) -> str:
+    """The job's loss option (bce, hinge, ...): its override, else Hydra's recorded choice."""
+    given = [o.split("=", 1)[1] for o in overrides if o.startswith("loss=")]
+    if given:
+        return given[-1]
+    hydra_file = job / ".hydra" / "hydra.yaml"
+    if hydra_file.is_file():
+        choices = (yaml.safe_load(hydra_file.read_text()) or {}).get("hydra", {})
+        return str(choices.get("runtime", {}).get("choices", {}).get("loss", "?"))
+    return "?"
 
 
 def drop_shared_overrides(rows: list[dict]) -> list[str]:
@@ -89,7 +106,9 @@ def columns(rows: list[dict]) -> list[str]:
     # Metric columns only where some job logged the metric: a sweep without FID stays narrow.
     metric_cols = [f"{name}_{kind}" for name in METRICS for kind in ("final", "best")
                    if any(row[f"{name}_final"] is not None for row in rows)]
-    return ["job", "overrides", *metric_cols, "iterations", "wall_s", "status"]
+    loss_cols = [f"{tag.replace('/', '_')}_final" for tag in LOSSES
+                 if any(row[f"{tag.replace('/', '_')}_final"] is not None for row in rows)]
+    return ["job", "overrides", *metric_cols, *loss_cols, "iterations", "wall_s", "status"]
 
 
 def cell(value) -> str:
@@ -120,32 +139,61 @@ def swept_values(rows: list[dict]) -> dict[str, list[str]]:
     return {k: [p.get(k, "-") for p in parsed] for k in keys if len({p.get(k) for p in parsed}) > 1}
 
 
-def plot(path: Path, rows: list[dict]) -> None:
-    """Left: FID (else loss/g) over iterations per job; then final value per swept value."""
+def plot(path: Path, rows: list[dict]) -> list[str]:
+    """Top row: FID over iterations per job, then final FID per swept value (where FID was
+    logged). Bottom row: one panel per loss option with the losses of its jobs, since losses
+    of different options are on different scales. Returns the panels' titles."""
     import matplotlib
     matplotlib.use("Agg")  # no display needed
     import matplotlib.pyplot as plt
 
-    tag = "metrics/fid" if any(r["fid_final"] is not None for r in rows) else FALLBACK_CURVE
-    swept = swept_values(rows)
-    fig, axes = plt.subplots(1, 1 + len(swept), figsize=(6 + 4 * len(swept), 4), squeeze=False)
-    curve_ax = axes[0][0]
+    by_loss = {}
     for row in rows:
-        points = row["curves"].get(tag, [])
-        if points:
-            curve_ax.plot(*zip(*points), marker=".", label=f"{row['job']}: {row['overrides']}")
-    curve_ax.set(xlabel="iteration", ylabel=tag, title=f"{tag} per job")
-    if curve_ax.lines:
-        curve_ax.legend(fontsize="x-small")
-    finals = [r["curves"].get(tag, [(0, math.nan)])[-1][1] for r in rows]
-    for ax, (key, values) in zip(axes[0][1:], swept.items()):
-        labels = sorted(set(values))
-        ax.scatter([labels.index(v) for v in values], finals)
-        ax.set_xticks(range(len(labels)), labels, rotation=30, fontsize="small")
-        ax.set(xlabel=key, ylabel=f"final {tag}", title=f"final {tag} per {key}")
+        by_loss.setdefault(row["loss"], []).append(row)
+    swept = swept_values(rows) if any(r["fid_final"] is not None for r in rows) else {}
+    top = 1 + len(swept) if any(r["fid_final"] is not None for r in rows) else 0
+    ncols = max(top, len(by_loss), 1)
+    nrows = 1 + (top > 0)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1 + 5 * ncols, 4 * nrows + 0.5),
+                             squeeze=False)
+    if top:
+        plot_curves(axes[0][0], rows, "metrics/fid", "metrics/fid per job")
+        plot_finals(axes[0][1:top], rows, swept)
+    for ax, (loss, jobs) in zip(axes[-1], by_loss.items()):
+        for tag in LOSSES:
+            plot_curves(ax, jobs, tag, f"losses of the loss={loss} jobs", style=_style(tag))
+    titles = [ax.get_title() for ax in axes.flat if ax.get_title()]
+    for ax in axes.flat:
+        if not ax.get_title():
+            ax.axis("off")  # a grid cell left over: rows have different panel counts
+    fig.suptitle(SAME_LOSS_NOTE, fontsize="small")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+    return titles
+
+
+def _style(tag: str) -> str:
+    return "-" if tag == "loss/g" else ":"
+
+
+def plot_curves(ax, rows: list[dict], tag: str, title: str, style: str = "-") -> None:
+    for row in rows:
+        points = row["curves"].get(tag, [])
+        if points:
+            ax.plot(*zip(*points), style, marker=".", label=f"{row['job']} {tag}: {row['overrides']}")
+    ax.set(xlabel="iteration", ylabel=tag if style == "-" else "loss", title=title)
+    if ax.lines:
+        ax.legend(fontsize="x-small")
+
+
+def plot_finals(axes, rows: list[dict], swept: dict[str, list[str]]) -> None:
+    finals = [r["fid_final"] if r["fid_final"] is not None else math.nan for r in rows]
+    for ax, (key, values) in zip(axes, swept.items()):
+        labels = sorted(set(values))
+        ax.scatter([labels.index(v) for v in values], finals)
+        ax.set_xticks(range(len(labels)), labels, rotation=30, fontsize="small")
+        ax.set(xlabel=key, ylabel="final metrics/fid", title=f"final FID per {key}")
 
 
 def report(folder: Path) -> str:
@@ -156,7 +204,7 @@ def report(folder: Path) -> str:
     table = markdown(rows, cols)
     write_csv(folder / "report.csv", rows, cols)
     common = f"Overrides of every job: `{' '.join(shared)}`\n\n" if shared else ""
-    (folder / "report.md").write_text(f"# Sweep {folder}\n\n{common}{table}")
+    (folder / "report.md").write_text(f"# Sweep {folder}\n\n{common}{table}\n{SAME_LOSS_NOTE}\n")
     plot(folder / "report.png", rows)
     return table
 

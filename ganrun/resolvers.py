@@ -18,5 +18,16 @@ def job_gpu() -> list[int]:
     return [int(num or 0) % count]
 
 
+def group_options(group: str) -> str:
+    """The options of a group of ganrun's configs, for a help text."""
+    from ganrun.config import config_dir
+
+    return ", ".join(sorted(p.stem for p in (config_dir() / group).glob("*.yaml")))
+
+
 def register() -> None:
+    from ganrun.choices import in_use
+
     OmegaConf.register_new_resolver("ganrun.job_gpu", job_gpu, replace=True)
+    OmegaConf.register_new_resolver("ganrun.choices", in_use, replace=True)
+    OmegaConf.register_new_resolver("ganrun.group_options", group_options, replace=True)

@@ -16,15 +16,19 @@ from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar
 from pytorch_lightning.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
-from ganrun import jobstatus
+from ganrun import jobstatus, run_folder
 from ganrun.acceleration import accelerate
 from ganrun.allocator import keep_freed_memory
 from ganrun.build import build_module, data_shape
 from ganrun.checkpoints import run_state
 from ganrun.callbacks.signals import signals_before_training, stop_signal
 from ganrun.config import config_dir, validate
+from ganrun.choices import header as choices_header
+from ganrun.devices import check_devices
 from ganrun.errors import UserError
+from ganrun.overrides import check_overrides
 from ganrun.resume import checkpoint_to_resume, resume_overrides
+from ganrun.seed import record_seed, run_seed
 
 log = logging.getLogger("ganrun")
 
@@ -39,13 +43,12 @@ def train(cfg: DictConfig) -> float | None:
 def _train(cfg: DictConfig) -> float | None:
     _quiet_library_noise()
     cfg = validate(cfg)
+    check_devices(cfg.hardware)
     if cfg.trainer.keep_freed_memory:
         keep_freed_memory()
     ckpt_path, checkpoint = checkpoint_to_resume(cfg)
     state = run_state(checkpoint, ckpt_path) if checkpoint else None
-    if state and cfg.seed is None:
-        cfg.seed = state.config.get("seed")  # continue with the same streams
-    cfg.seed = pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    cfg.seed = use_seed(cfg, state.config.get("seed") if state else None)
     # Saved configs hold absolute data paths, so that `ganrun eval` works from any folder.
     cfg.dataset.root = to_absolute_path(cfg.dataset.root)
     datamodule = instantiate(cfg.dataset)
@@ -82,6 +85,18 @@ def _train(cfg: DictConfig) -> float | None:
                   f"hydra.run.dir={cfg.paths.output_dir}", file=sys.stderr, flush=True)
         sys.exit(128 + signum)
     return objective(trainer, module, cfg.optimized_metric)
+
+
+def use_seed(cfg: DictConfig, saved: int | None) -> int:
+    """The run's seed (``saved``: a resumed run's), applied, recorded and printed."""
+    seed, origin = run_seed(cfg.seed, saved)
+    pl.seed_everything(seed, workers=True, verbose=False)
+    if rank_zero_only.rank == 0:
+        record_seed(cfg.paths.output_dir, seed)
+        repeat = f" (drawn; seed={seed} repeats this run)" if origin == "drawn" else \
+            " (from the checkpoint)" if origin == "checkpoint" else ""
+        log.info("Seed: %d%s", seed, repeat)
+    return seed
 
 
 def objective(trainer: pl.Trainer, module, key: str | None) -> float | None:
@@ -164,6 +179,8 @@ def task(cfg: DictConfig) -> float | None:
         print(f"ganrun train: error: {_message(err)}", file=sys.stderr, flush=True)
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             return float("nan")  # the sweep goes on; SweepSummary reports the job as failed
+        if rank_zero_only.rank == 0:
+            run_folder.remove_if_unstarted(HydraConfig.get().runtime.output_dir)
         sys.exit(2)
     record("finished", objective=value)
     return value
@@ -190,11 +207,27 @@ def _message(err: UserError) -> str:
     return text.rsplit("UserError: ", 1)[-1].strip() if "Traceback" in text else text
 
 
+def check_command_line(prog: str, args, config_name: str) -> DictConfig | None:
+    """The composed config of the command line's (first) job, after ganrun's own checks of
+    the overrides; exits 2 with one paragraph for a key the config does not have."""
+    if args.help or args.hydra_help or args.shell_completion or args.info:
+        return None
+    try:
+        return check_overrides(prog, args.config_name or config_name, args.overrides,
+                               args.config_dir)
+    except UserError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr, flush=True)
+        sys.exit(2)
+
+
 def main(argv: list[str]) -> None:
     # Parse the overrides ourselves so that sys.argv keeps `train`: Lightning's DDP launcher
     # re-runs sys.argv in every rank.
     parser = get_args_parser()
     parser.prog = "ganrun train"
     args = parser.parse_intermixed_args(resume_overrides(argv))  # flags such as -m may follow the overrides
+    cfg = check_command_line(parser.prog, args, "train")
+    if args.cfg in ("job", "all") and cfg is not None:
+        print(choices_header(cfg.hydra.runtime.choices), flush=True)
     _run_hydra(args=args, args_parser=parser, task_function=task,
                config_path=str(config_dir()), config_name="train")

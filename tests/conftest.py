@@ -41,6 +41,22 @@ def image_steps(run_dir: Path, tag: str = "samples") -> list[int]:
     return [e.step for e in events.Images(tag)] if tag in events.Tags()["images"] else []
 
 
+def hparams(run_dir: Path) -> tuple[dict, list[str]]:
+    """The run's HParams record as TensorBoard's HParams tab reads it: {name: value} and the
+    metric tags it declares."""
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    content = events.PluginTagToContent("hparams")
+    start = plugin_data_pb2.HParamsPluginData.FromString(
+        content["_hparams_/session_start_info"]).session_start_info
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(
+        content["_hparams_/experiment"]).experiment
+    values = {name: getattr(value, value.WhichOneof("kind")) for name, value in start.hparams.items()}
+    return values, [info.name.tag for info in experiment.metric_infos]
+
+
 @pytest.fixture
 def fashion_root() -> Path:
     if not FASHION.is_dir():

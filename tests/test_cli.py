@@ -1,6 +1,7 @@
 """The command line as a user meets it: help, config printing, and errors for bad input."""
 
 import pytest
+import yaml
 
 from conftest import TINY, run_ganrun
 
@@ -25,10 +26,30 @@ def test_train_help_lists_groups_and_options(tmp_path):
         assert f"{group}: " in out and option in out
 
 
+def test_train_help_shows_the_options_in_use_and_what_is_off(tmp_path):
+    out = run_ganrun("train", "--help", "ema=decay", cwd=tmp_path).stdout
+    section = out.split("== Options in use")[1].split("== Config:")[0]
+    lines = [" ".join(line.split()) for line in section.splitlines()]
+    for line in ("model: dcgan", "loss: bce", "ema: decay", "regularizer: none (off)",
+                 "augment: none (off)", "conditioning: none (off)"):
+        assert line in lines, section
+
+
 def test_cfg_job_prints_the_composed_config(tmp_path):
     out = run_ganrun("train", "model=mlp", "loss=hinge", "--cfg", "job", cwd=tmp_path).stdout
     assert "ganrun.nets.mlp.Generator" in out and "ganrun.losses.Hinge" in out
+    comments = [" ".join(line.split()) for line in out.splitlines() if line.startswith("#")]
+    assert "# model: mlp" in comments and "# loss: hinge" in comments
+    assert "# ema: none (off)" in comments and "# regularizer: none (off)" in comments
+    assert yaml.safe_load(out)["loss"]["_target_"] == "ganrun.losses.Hinge"  # still YAML
     assert not (tmp_path / "outputs").exists()
+
+
+def test_eval_help_lists_only_what_eval_reads(tmp_path):
+    out = run_ganrun("eval", "--help", cwd=tmp_path).stdout
+    assert "metrics: all, class_coverage, fid" in out and "(in use: fid)" in out
+    for training_group in ("regularizer", "optimizer", "hardware", "loss:", "ema"):
+        assert training_group not in out
 
 
 def test_shell_completion(tmp_path):
@@ -59,7 +80,29 @@ def test_bad_values_fail_before_training_without_traceback(override, message, tm
     assert proc.returncode == 2
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
-    assert not list(tmp_path.glob("outputs/*/*/checkpoints"))
+    assert not (tmp_path / "outputs").exists()  # a run that never started leaves no folder
+
+
+def test_failed_start_keeps_a_folder_that_existed_before(tmp_path):
+    (tmp_path / "mine").mkdir()
+    proc = run_ganrun("train", *TINY, "optimizer.lr=-1", "hydra.run.dir=mine", cwd=tmp_path,
+                      check=False)
+    assert proc.returncode == 2 and (tmp_path / "mine" / "status.json").is_file()
+
+
+def test_gpu_asked_on_a_machine_without_one(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    cpu_free = [a for a in TINY if not a.startswith("hardware=")]
+    proc = run_ganrun("train", *cpu_free, "hardware=gpu", cwd=tmp_path, check=False)
+    assert proc.returncode == 2
+    assert "asks for a GPU (hardware.accelerator=gpu" in proc.stderr
+    assert "this machine has none" in proc.stderr and "hardware=auto" in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "outputs").exists()
 
 
 def test_typo_inside_a_user_yaml_is_caught(tmp_path):
@@ -99,3 +142,24 @@ def test_debug_env_shows_the_traceback(tmp_path):
     proc = run_ganrun("train", *TINY, "optimizer.lr=-1", cwd=tmp_path, check=False,
                       env={"GANRUN_DEBUG": "1", "HYDRA_FULL_ERROR": "1"})
     assert proc.returncode != 0 and "Traceback" in proc.stderr
+
+
+@pytest.mark.parametrize("args, key, guess", [
+    (["lr=1e-3"], "lr", "optimizer.lr=1e-3"),
+    (["trainer.max_step=300"], "trainer.max_step", "trainer.max_steps=300"),
+    (["-m", "optimizer.lr=1e-4,2e-4", "trainer.max_step=3,4"], "trainer.max_step",
+     "trainer.max_steps=3,4"),  # a sweep fails before its first job
+])
+def test_misspelled_command_line_key_says_did_you_mean(args, key, guess, tmp_path):
+    proc = run_ganrun("train", *args, cwd=tmp_path, check=False)
+    assert proc.returncode == 2
+    assert f"`{key}` is not a key of the config" in proc.stderr
+    assert f"Did you mean `{guess.split('=')[0]}`? Write `{guess}`" in proc.stderr
+    assert "+" + key not in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_misspelled_eval_key_says_did_you_mean(tmp_path):
+    proc = run_ganrun("eval", "num_sample=200", cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and "Did you mean `num_samples`?" in proc.stderr

@@ -48,6 +48,8 @@ def test_training_logs_metrics_every_n_iterations_and_at_the_end(trained):
     assert all(value > 0 for _, value in logged["metrics/fid"])
     assert all(0 <= value <= 1 for _, value in logged["metrics/precision"])
     assert "metrics/fid" in hparam_tags(run)
+    assert "Iteration 2: fid " in proc.stdout and "(FID from 16 generated and 16 real" in proc.stdout
+    assert proc.stdout.count("strongly biased at that size") == 1
     assert (run / "checkpoints" / "best.ckpt").is_file()
     # The real features were computed once, then read from the cache.
     assert proc.stdout.count("Real features: computed") == 1
@@ -60,8 +62,11 @@ def test_eval_of_a_checkpoint_prints_json_and_writes_metrics_json(trained, env, 
     proc = run_ganrun("eval", f"ckpt={ckpt}", "metrics=fid_kid_pr", "num_samples=16",
                       "metrics.real_samples=16", *SMALL_KID, cwd=tmp_path, env=env)
     values = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert set(values) == {"fid", "kid", "kid_std", "precision", "recall"}
-    assert values["fid"] > 0
+    assert set(values) == {"fid", "kid", "kid_std", "precision", "recall", "num_samples",
+                           "real_samples"}
+    assert values["fid"] > 0 and values["num_samples"] == values["real_samples"] == 16
+    assert "FID from 16 generated and 16 real images" in proc.stderr
+    assert "strongly biased at that size (below 2,000)" in proc.stderr
     assert json.loads((ckpt.parent / "metrics.json").read_text()) == values
     assert "Real features: cache hit" in proc.stderr  # the training run's real features
 
@@ -84,6 +89,7 @@ def test_eval_between_two_folders_of_any_size_and_mode(tmp_path, env):
                       "metrics.evaluate.inception.scores.kid.subset_size=4", cwd=tmp_path, env=env)
     values = json.loads(proc.stdout.strip().splitlines()[-1])
     assert abs(values["fid"]) < 1e-2 and set(values) >= {"kid", "kid_std"}
+    assert values["num_samples"] == values["real_samples"] == 6
     assert values["precision"] == values["recall"] == 1.0
 
 

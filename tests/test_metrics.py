@@ -224,3 +224,12 @@ def test_every_metrics_option_composes_validates_and_builds(option, tmp_path):
     if option != "none":
         (suite,) = instantiate(eval_cfg.metrics.evaluate).values()
         assert suite.num_samples == 7 and suite.split == "test"
+
+
+def test_fid_warning_below_2000_samples():
+    from ganrun.metrics.sample_counts import few_samples_warning
+
+    line = few_samples_warning({"num_samples": 200, "real_samples": 10000})
+    assert "FID from 200 generated and 10000 real images is strongly biased" in line
+    assert "\n" not in line
+    assert few_samples_warning({"num_samples": 2000, "real_samples": 10000}) is None

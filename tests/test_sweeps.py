@@ -9,7 +9,7 @@ import pytest
 import yaml
 from torch.utils.tensorboard import SummaryWriter
 
-from conftest import TINY, run_ganrun, scalars
+from conftest import TINY, hparams, run_ganrun, scalars
 from ganrun import jobstatus
 from ganrun.config import config_dir
 from ganrun.errors import UserError
@@ -63,6 +63,25 @@ def test_report_sorts_by_final_fid_and_writes_csv_md_png(tmp_path):
     assert rows[0]["overrides"] == "loss=hinge optimizer.lr=2e-4"
     assert (sweep / "report.md").read_text().count("\n| ") == 5 and table.startswith("| job |")
     assert (sweep / "report.png").stat().st_size > 1000
+    assert [round(float(r["loss_g_final"]), 6) for r in rows] == [0.333333] * 4  # next to FID
+    assert table.splitlines()[0].startswith("| job | overrides | fid_final | fid_best | kid_final")
+    assert "loss_g_final" in table.splitlines()[0]
+
+
+def test_report_plot_compares_losses_only_within_one_loss(tmp_path):
+    from ganrun.report import SAME_LOSS_NOTE, plot, sort_rows, summarize
+
+    sweep = tmp_path / "sweep"
+    fake_job(sweep, 0, ["loss=bce", "optimizer.lr=1e-4"], fid=[(3, 80.0)])
+    fake_job(sweep, 1, ["loss=hinge", "optimizer.lr=1e-4"], fid=[(3, 60.0)])
+    fake_job(sweep, 2, ["loss=hinge", "optimizer.lr=2e-4"], fid=[(3, 70.0)])
+    rows = sort_rows([summarize(job) for job in sorted(sweep.iterdir())])
+    for row in rows:
+        row["overrides"] = " ".join(row["all_overrides"])
+    titles = plot(tmp_path / "plot.png", rows)
+    assert titles == ["metrics/fid per job", "final FID per loss", "final FID per optimizer.lr",
+                      "losses of the loss=hinge jobs", "losses of the loss=bce jobs"]
+    assert "compared only between jobs with the same loss" in SAME_LOSS_NOTE
 
 
 def test_report_refuses_what_is_not_a_sweep(tmp_path):
@@ -79,12 +98,13 @@ def test_report_refuses_what_is_not_a_sweep(tmp_path):
 
 
 def test_2x2_multirun_then_report(tmp_path, mnist_root):
-    run_ganrun("train", *TINY, "dataset=mnist", f"dataset.root={mnist_root}",
-               "callbacks.scalars.every_n_iterations=1", "optimized_metric=loss/g",
-               "dataset.on_device=true", "trainer.channels_last=true",  # they train too
-               "trainer.keep_freed_memory=false",
-               "hydra.sweep.dir=sweep", "-m", "loss=bce,hinge", "optimizer.lr=1e-4,2e-4",
-               cwd=tmp_path)
+    proc = run_ganrun("train", *TINY, "dataset=mnist", f"dataset.root={mnist_root}",
+                      "callbacks.scalars.every_n_iterations=1", "optimized_metric=loss/g",
+                      "dataset.on_device=true", "trainer.channels_last=true",  # they train too
+                      "trainer.keep_freed_memory=false",
+                      "hydra.sweep.dir=sweep", "-m", "loss=bce,hinge", "optimizer.lr=1e-4,2e-4",
+                      cwd=tmp_path)
+    assert "see: ganrun report sweep" in proc.stderr
     sweep = tmp_path / "sweep"
     for num in range(4):
         status = json.loads((sweep / str(num) / "status.json").read_text())
@@ -92,6 +112,13 @@ def test_2x2_multirun_then_report(tmp_path, mnist_root):
         # the value a sweeper receives: the run's last loss/g
         assert math.isclose(status["objective"], scalars(sweep / str(num))["loss/g"][-1][1],
                             rel_tol=1e-5)
+    params, tags = hparams(sweep / "3")  # what TensorBoard's HParams tab compares
+    assert params["choice.loss"] == "hinge" and params["choice.model"] == "dcgan"
+    assert params["optimizer.lr"] == 2e-4 and params["optimizer.generator.betas.0"] == 0.5
+    assert isinstance(params["seed"], float) and params["model.latent_dim"] == 8
+    assert not [key for key in params if "_target_" in key or "dirpath" in key or
+                key.startswith(("callbacks", "paths", "dataset.root"))]
+    assert {"loss/g", "loss/d"} <= set(tags)
     proc = run_ganrun("report", sweep, cwd=tmp_path)
     assert proc.stdout.count("| finished |") == 4 and "| loss=hinge optimizer.lr=0.0002 |" in proc.stdout
     assert (sweep / "report.png").is_file() and (sweep / "report.csv").is_file()

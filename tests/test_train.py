@@ -10,7 +10,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import TINY, image_steps, run_ganrun, scalars
+from conftest import TINY, hparams, image_steps, run_ganrun, scalars
 from fakedata import write_celeba, write_cifar, write_image_folder
 
 TAGS = {"loss/d", "loss/g", "d/real", "d/fake"}
@@ -112,6 +112,35 @@ def test_same_seed_same_losses(tmp_path, mnist_root):
         losses.append(scalars(tmp_path / name)["loss/d"])
     assert losses[0] == losses[1]
     assert len(set(v for _, v in losses[0])) == 5  # the values move: not a constant
+
+
+def test_unseeded_runs_draw_and_record_their_own_seed(tmp_path, mnist_root):
+    seeds, losses = [], []
+    for name in ("a", "b"):
+        run = tmp_path / name
+        proc = run_ganrun(*mnist_args(mnist_root, "callbacks.scalars.every_n_iterations=1",
+                                      f"hydra.run.dir={run}"), cwd=tmp_path)
+        seed = yaml.safe_load((run / ".hydra" / "config.yaml").read_text())["seed"]
+        assert isinstance(seed, int) and f"Seed: {seed} (drawn; seed={seed} repeats" in proc.stdout
+        ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
+        assert ckpt["ganrun"]["config"]["seed"] == seed and hparams(run)[0]["seed"] == seed
+        seeds.append(seed)
+        losses.append(scalars(run)["loss/d"])
+    assert seeds[0] != seeds[1] and losses[0] != losses[1]
+    # Resumed without a seed, the run goes on with the one it drew.
+    proc = run_ganrun(*mnist_args(mnist_root, "trainer.max_steps=4", "resume=true",
+                                  f"hydra.run.dir={tmp_path / 'a'}"), cwd=tmp_path)
+    assert f"Seed: {seeds[0]} (from the checkpoint)" in proc.stdout
+    assert yaml.safe_load((tmp_path / "a" / ".hydra" / "config.yaml").read_text())["seed"] == seeds[0]
+
+
+def test_ranks_started_apart_draw_the_same_seed(monkeypatch):
+    from ganrun.seed import run_seed
+
+    monkeypatch.setenv("WORLD_SIZE", "2")  # as torchrun or srun start each rank
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")
+    assert run_seed(None, None) == run_seed(None, None)
+    assert run_seed(None, 5) == (5, "checkpoint") and run_seed(3, 5) == (3, "given")
 
 
 def test_resume_continues_from_the_saved_iteration(tmp_path, mnist_root):

@@ -13,6 +13,7 @@ from pytorch_lightning.loggers import TensorBoardLogger
 
 from ganrun.callbacks.base import IterationCallback
 from ganrun.metrics.base import GeneratorMetric
+from ganrun.metrics.sample_counts import few_samples_warning, fid_counts
 
 log = logging.getLogger("ganrun")
 
@@ -32,6 +33,7 @@ class MetricsCallback(IterationCallback):
         self.every_n_iterations = every_n_iterations
         self.seed = seed
         self._last = None
+        self._warned = False
 
     @property
     def hparam_metrics(self) -> list[str]:
@@ -67,9 +69,19 @@ class MetricsCallback(IterationCallback):
                     logger.experiment.add_image(f"metrics/{name}", image, pl_module.iteration)
             logger.save()
         trainer.callback_metrics.update({tag: torch.tensor(v) for tag, v in tags.items()})
-        log.info("Iteration %d: %s", pl_module.iteration,
-                 ", ".join(f"{name} {value:.4g}" for name, value in values.items()))
+        self.log_values(pl_module.iteration, values)
         self._last = pl_module.iteration
+
+    def log_values(self, iteration: int, values: dict) -> None:
+        counts = fid_counts(self.metrics)  # filled on rank 0, which computed the values
+        sizes = f" (FID from {counts['num_samples']} generated and {counts['real_samples']} " \
+            "real images)" if counts else ""
+        log.info("Iteration %d: %s%s", iteration,
+                 ", ".join(f"{name} {value:.4g}" for name, value in values.items()), sizes)
+        warning = few_samples_warning(counts)
+        if warning and not self._warned:  # once a run: every evaluation has the same counts
+            log.warning(warning)
+            self._warned = True
 
     def compute(self, trainer, pl_module) -> dict[str, float]:
         generate = pl_module.task.metric_generator()

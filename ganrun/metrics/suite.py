@@ -34,6 +34,7 @@ class InceptionMetrics(GeneratorMetric):
         self._network: InceptionFeatures | None = None
         self.device = torch.device("cpu")  # where the real images go: the generator's device
         self.real_passes = 0  # how many times the real images went through the network
+        self.counts: dict[str, int] = {}  # images of the last evaluation, recorded with FID
 
     @property
     def keys(self) -> list[str]:
@@ -59,6 +60,7 @@ class InceptionMetrics(GeneratorMetric):
 
     def evaluate(self, generate: Generate, data: GANDataModule) -> dict[str, float]:
         real_data, n_real = self.check(data)
+        self.counts = {"num_samples": self.num_samples, "real_samples": n_real}
         fake = self.extract(to_uint8(self.on_device(generate(n)))
                             for n in self.chunks(self.num_samples))
         real = self.real_features(real_data, n_real)
@@ -68,6 +70,7 @@ class InceptionMetrics(GeneratorMetric):
                          n_real: int, n_fake: int) -> dict[str, float]:
         """Scores between two sets of uint8 RGB batches (not cached: folders change)."""
         check_counts(self.scores, n_fake, n_real, "the two folders")
+        self.counts = {"num_samples": n_fake, "real_samples": n_real}
         return self.score(self.extract(real).pool, self.extract(fake))
 
     def on_device(self, images: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,111 @@
+"""Command-line overrides checked before Hydra runs them: a key that is not in the config gets
+ganrun's one-paragraph error with "Did you mean" (Hydra's own hint, "To append to your config
+use +lr=...", adds a key that nothing reads)."""
+
+import os
+import re
+from pathlib import Path
+
+from hydra._internal.hydra import Hydra
+from hydra._internal.utils import create_automatic_config_search_path
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.config_search_path import SearchPathQuery
+from hydra.errors import ConfigCompositionException
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from ganrun.config import closest, config_dir
+from ganrun.errors import UserError
+
+MISSING_KEY = re.compile(r"Could not override '([^']+)'")
+
+
+def compose(config_name: str, overrides: list[str], user_dir: str | None) -> DictConfig:
+    """The config Hydra composes for these overrides, ``hydra`` node included (as for a run)."""
+    search_path = create_automatic_config_search_path(None, None, str(config_dir()))
+    if user_dir and Path(user_dir).is_dir():
+        search_path.prepend(provider="command-line", path=f"file://{os.path.abspath(user_dir)}",
+                            anchor=SearchPathQuery(provider="schema"))
+    hydra = Hydra.create_main_hydra2(task_name=config_name, config_search_path=search_path)
+    try:
+        return hydra.compose_config(config_name, overrides, run_mode=RunMode.RUN,
+                                    with_log_configuration=False)
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def first_job(overrides: list[str]) -> list[str]:
+    """The overrides of a sweep's first job (``lr=1e-4,2e-4`` -> ``lr=1e-4``); a sweep that
+    cannot be listed (Optuna's ``interval(...)``) is left out."""
+    first = []
+    for override in OverridesParser.create().parse_overrides(overrides):
+        if not override.is_sweep_override():
+            first.append(override.input_line)
+            continue
+        try:
+            value = next(iter(override.sweep_string_iterator()))
+        except Exception:
+            continue
+        first.append(f"{override.get_key_element()}={value}")
+    return first
+
+
+def check_overrides(prog: str, config_name: str, overrides: list[str],
+                    user_dir: str | None) -> DictConfig | None:
+    """The composed config of the (first) job; a ``UserError`` for a key the config does not
+    have. None where composing fails otherwise: Hydra then reports that itself."""
+    try:
+        return compose(config_name, first_job(overrides), user_dir)
+    except ConfigCompositionException as err:
+        match = MISSING_KEY.search(str(err))
+        if match is None:
+            return None
+        key = match.group(1)
+        cfg = _without(config_name, first_job(overrides), key, user_dir)
+        raise UserError(_unknown_key(prog, key, _given(overrides, key), cfg)) from None
+    except Exception:
+        return None
+
+
+def _without(config_name: str, overrides: list[str], key: str, user_dir: str | None) -> DictConfig:
+    # Another misspelled key may follow: then the defaults alone give the suggestions.
+    try:
+        return compose(config_name, [o for o in overrides if _key(o) != key], user_dir)
+    except Exception:
+        return compose(config_name, [], user_dir)
+
+
+def _unknown_key(prog: str, key: str, given: str, cfg: DictConfig) -> str:
+    guess = nearest_key(key, cfg)
+    fix = f" Did you mean `{guess}`? Write `{guess}={given.split('=', 1)[1]}`." if guess else ""
+    return (f"`{key}` is not a key of the config, so `{given}` would set nothing.{fix} "
+            f"`{prog} --cfg job` shows every key; options of a group are set with group=option "
+            f"(`{prog} --help` lists them).")
+
+
+def nearest_key(key: str, cfg: DictConfig) -> str | None:
+    """A sibling spelled alike (``trainer.max_step`` -> ``trainer.max_steps``), else the
+    shallowest key of the same name (``lr`` -> ``optimizer.lr``), else the nearest path."""
+    paths = list(_paths(OmegaConf.to_container(cfg, resolve=False)))
+    parent, _, leaf = key.rpartition(".")
+    sibling = closest(key, [p for p in paths if p.rpartition(".")[0] == parent])
+    same_name = sorted((p for p in paths if p.rpartition(".")[2] == leaf),
+                       key=lambda p: (p.count("."), p))
+    return sibling or (same_name[0] if same_name else closest(key, paths))
+
+
+def _paths(node, prefix: str = ""):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            path = f"{prefix}{key}"
+            yield path
+            yield from _paths(value, f"{path}.")
+
+
+def _key(override: str) -> str:
+    return override.split("=", 1)[0]
+
+
+def _given(overrides: list[str], key: str) -> str:
+    return next((o for o in overrides if _key(o) == key), key + "=...")
