@@ -224,3 +224,17 @@ def test_every_metrics_option_composes_validates_and_builds(option, tmp_path):
     if option != "none":
         (suite,) = instantiate(eval_cfg.metrics.evaluate).values()
         assert suite.num_samples == 7 and suite.split == "test"
+
+
+def test_fast_inference_pass_matches_the_plain_network(with_torch_home, fashion_root):
+    # The folded, channels-last network (the default) against torchmetrics' own, on the same
+    # few real images: the FID acceptance bound is 1e-4 per feature.
+    from ganrun.data import FashionMNIST
+
+    data = FashionMNIST(root=str(fashion_root), download=False, split="test")
+    data.setup()
+    images = to_uint8(data.dataset.__getitems__([0, 1, 2, 3])[0])
+    fast, plain = InceptionFeatures(), InceptionFeatures(fast=False)
+    assert not any(type(m).__name__ == "BasicConv2d" for m in fast.net.modules())
+    difference = (fast(images).pool - plain(images).pool).abs().max().item()
+    assert difference < 1e-4

@@ -36,11 +36,53 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
     return images.add(1).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
 
 
+class FoldedConv(nn.Module):
+    """torch-fidelity's ``BasicConv2d`` (conv, batch norm, ReLU) with the batch norm folded into
+    the convolution: one op instead of three per layer, features within ~1e-5 of the original.
+
+    On the CPU the ReLU runs inside oneDNN's convolution (a post-op): a separate ReLU pass over
+    every activation cost ~20% of the Inception's time on a 2-core CPU (profiled)."""
+
+    def __init__(self, block: nn.Module):
+        super().__init__()
+        from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+        self.conv = fuse_conv_bn_eval(block.conv.eval(), block.bn.eval())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        conv = self.conv
+        if x.device.type == "cpu" and FUSED_CPU_CONV is not None:
+            return FUSED_CPU_CONV(x, conv.weight, conv.bias, list(conv.padding),
+                                  list(conv.stride), list(conv.dilation), conv.groups, "relu",
+                                  [], "")
+        return torch.relu_(conv(x))
+
+
+# oneDNN's fused convolution + pointwise op (what torch.compile uses on CPUs); absent from
+# builds without oneDNN, where the plain convolution and ReLU run instead.
+FUSED_CPU_CONV = (getattr(torch.ops.mkldnn, "_convolution_pointwise", None)
+                  if torch.backends.mkldnn.is_available() else None)
+
+
+def fold_for_inference(net: nn.Module) -> nn.Module:
+    """The network with every conv + batch norm + ReLU block folded (see ``FoldedConv``) and in
+    channels-last memory format (oneDNN's and cuDNN's fast layout): about 2x faster on a CPU."""
+    blocks = [(name, module) for name, module in net.named_modules()
+              if type(module).__name__ == "BasicConv2d"]
+    for name, block in blocks:
+        parent, _, attr = name.rpartition(".")
+        setattr(net.get_submodule(parent) if parent else net, attr, FoldedConv(block))
+    return net.to(memory_format=torch.channels_last)
+
+
 class InceptionFeatures(nn.Module):
     """torchmetrics' ``NoTrainInceptionV3`` with the TF1-compatible resize (``antialias=False``)
-    that torch-fidelity and published FID tables use; logits come from the same pass."""
+    that torch-fidelity and published FID tables use; logits come from the same pass.
 
-    def __init__(self, logits: bool = False):
+    ``fast`` (the default) folds the network for inference (``fold_for_inference``); False keeps
+    the network as torchmetrics builds it (the reference the fast one is tested against)."""
+
+    def __init__(self, logits: bool = False, fast: bool = True):
         super().__init__()
         from torchmetrics.image.fid import NoTrainInceptionV3
 
@@ -48,6 +90,8 @@ class InceptionFeatures(nn.Module):
             self.net = NoTrainInceptionV3("inception-v3-compat", ["2048"], antialias=False)
         except (OSError, RuntimeError) as err:  # URLError is an OSError
             raise missing_weights_error(err) from None
+        if fast:
+            self.net = fold_for_inference(self.net)
         self.logits = logits
         if logits and not has_classifier(self.net.state_dict()):
             raise UserError(
