@@ -55,15 +55,22 @@ def of_checkpoint(path: Path, metrics: dict, device: torch.device, seed: int) ->
 
 
 def of_folders(real: str, fake: str, metrics: dict) -> dict:
+    """Folders of images; ``real`` may instead be an .npz of FID statistics (mu, sigma)."""
     from ganrun.metrics.folders import batches, list_images
+    from ganrun.metrics.stats import load_stats
 
-    real_paths = list_images(to_absolute_path(real), "real")
+    stats = load_stats(to_absolute_path(real)) if str(real).endswith(".npz") else None
+    real_paths = [] if stats else list_images(to_absolute_path(real), "real")
     fake_paths = list_images(to_absolute_path(fake), "fake")
     values = {}
     for name, metric in metrics.items():
         if not hasattr(metric, "evaluate_folders"):
             raise UserError(f"The metric '{name}' needs a generator: use ckpt=PATH with it.")
         size = metric.batch_size
+        if stats:
+            values.update(metric.evaluate_against_statistics(stats, batches(fake_paths, size),
+                                                             len(fake_paths)))
+            continue
         values.update(metric.evaluate_folders(batches(real_paths, size), batches(fake_paths, size),
                                               len(real_paths), len(fake_paths)))
     return values

@@ -11,7 +11,8 @@ from ganrun.metrics.base import Generate, GeneratorMetric
 from ganrun.metrics.cache import FeatureCache
 from ganrun.metrics.inception import (NETWORK, RESIZE, Features, InceptionFeatures, to_uint8,
                                       weights_digest)
-from ganrun.metrics.scores import FeatureScore, check_counts
+from ganrun.metrics.scores import FeatureScore, check_counts, check_statistics
+from ganrun.metrics.stats import Statistics, load_stats
 
 log = logging.getLogger("ganrun")
 
@@ -21,11 +22,13 @@ class InceptionMetrics(GeneratorMetric):
     (all of it when null), with every score in ``scores`` ({name: FeatureScore}).
 
     The real features are computed once and cached in ``cache_dir``; the Inception is loaded on
-    first use, kept, and run on the device the generated images come from."""
+    first use, kept, and run on the device the generated images come from. With ``real_stats``
+    (an ``.npz`` of ``mu`` and ``sigma``, see ``ganrun.metrics.stats``) FID reads the real side
+    from that file and the real images are never passed through the Inception."""
 
     def __init__(self, scores: dict[str, FeatureScore], num_samples: int = 10000,
                  real_samples: int | None = None, split: str = "test", batch_size: int = 100,
-                 cache_dir: str = "~/.cache/ganrun"):
+                 cache_dir: str = "~/.cache/ganrun", real_stats: str | None = None):
         # A mapping in the config, so that one score can be tuned or removed by its name.
         self.scores = list(scores.values()) if hasattr(scores, "values") else list(scores)
         self.num_samples, self.real_samples, self.split = num_samples, real_samples, split
@@ -34,6 +37,7 @@ class InceptionMetrics(GeneratorMetric):
         self._network: InceptionFeatures | None = None
         self.device = torch.device("cpu")  # where the real images go: the generator's device
         self.real_passes = 0  # how many times the real images went through the network
+        self.real_stats = real_stats
 
     @property
     def keys(self) -> list[str]:
@@ -46,9 +50,20 @@ class InceptionMetrics(GeneratorMetric):
             self._network = InceptionFeatures(logits=logits)
         return self._network.to(device)
 
+    def statistics(self) -> Statistics:
+        """The real side read from ``real_stats``; a UserError for a bad file or for a score
+        that needs the real features themselves."""
+        stats = load_stats(self.real_stats)
+        check_statistics(self.scores, stats)
+        return stats
+
     def check(self, data: GANDataModule) -> tuple[GANDataModule, int]:
         """The real split's data module and image count; a UserError if a score cannot work
         with the sample counts (called before training, so that a run does not fail later)."""
+        if self.real_stats:
+            self.statistics()
+            check_counts(self.scores, self.num_samples, self.num_samples, self.real_stats)
+            return data, 0
         real_data = data.with_split(self.split)
         real_data.prepare_data()
         real_data.setup()
@@ -61,8 +76,17 @@ class InceptionMetrics(GeneratorMetric):
         real_data, n_real = self.check(data)
         fake = self.extract(to_uint8(self.on_device(generate(n)))
                             for n in self.chunks(self.num_samples))
+        if self.real_stats:
+            return self.score(self.statistics(), fake)
         real = self.real_features(real_data, n_real)
         return self.score(real, fake)
+
+    def evaluate_against_statistics(self, stats: Statistics, fake: Iterable[torch.Tensor],
+                                    n_fake: int) -> dict[str, float]:
+        """Scores of batches of uint8 RGB images against a statistics file's real side."""
+        check_statistics(self.scores, stats)
+        check_counts(self.scores, n_fake, n_fake, "the fake folder")
+        return self.score(stats, self.extract(fake))
 
     def evaluate_folders(self, real: Iterable[torch.Tensor], fake: Iterable[torch.Tensor],
                          n_real: int, n_fake: int) -> dict[str, float]:
@@ -74,7 +98,7 @@ class InceptionMetrics(GeneratorMetric):
         self.device = images.device
         return images
 
-    def score(self, real: torch.Tensor, fake: Features) -> dict[str, float]:
+    def score(self, real: torch.Tensor | Statistics, fake: Features) -> dict[str, float]:
         values = {}
         for score in self.scores:
             values.update(score(real, fake))
