@@ -48,20 +48,37 @@ class FoldedConv(nn.Module):
         from torch.nn.utils.fusion import fuse_conv_bn_eval
 
         self.conv = fuse_conv_bn_eval(block.conv.eval(), block.bn.eval())
+        self._packed: dict[tuple, torch.Tensor] = {}  # input shape -> oneDNN weight (CPU)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        conv = self.conv
-        if x.device.type == "cpu" and FUSED_CPU_CONV is not None:
-            return FUSED_CPU_CONV(x, conv.weight, conv.bias, list(conv.padding),
-                                  list(conv.stride), list(conv.dilation), conv.groups, "relu",
-                                  [], "")
-        return torch.relu_(conv(x))
+        if x.device.type == "cpu" and ONEDNN is not None:
+            conv = self.conv
+            args = list(conv.padding), list(conv.stride), list(conv.dilation), conv.groups
+            return ONEDNN._convolution_pointwise(x, self.packed_weight(x, args), conv.bias,
+                                                 *args, "relu", [], "")
+        return torch.relu_(self.conv(x))
+
+    def packed_weight(self, x: torch.Tensor, args: tuple) -> torch.Tensor:
+        """The weight in oneDNN's blocked layout for this input shape, made once: reordering
+        the plain weight inside every call took ~30% of the pass (ONEDNN_VERBOSE)."""
+        shape = tuple(x.shape)
+        if shape not in self._packed:
+            if len(self._packed) >= 4:  # batch sizes of one evaluation: a few at most
+                self._packed.clear()
+            self._packed[shape] = ONEDNN._reorder_convolution_weight(
+                self.conv.weight.detach(), *args, input_size=list(shape))
+        return self._packed[shape]
+
+    def _apply(self, fn, recurse=True):
+        self._packed = {}  # moved or cast: the packed copies are of the old weight
+        return super()._apply(fn, recurse)
 
 
-# oneDNN's fused convolution + pointwise op (what torch.compile uses on CPUs); absent from
-# builds without oneDNN, where the plain convolution and ReLU run instead.
-FUSED_CPU_CONV = (getattr(torch.ops.mkldnn, "_convolution_pointwise", None)
-                  if torch.backends.mkldnn.is_available() else None)
+# oneDNN's fused convolution + pointwise op and its weight packing (what torch.compile uses on
+# CPUs); absent from builds without oneDNN, where the plain convolution and ReLU run instead.
+ONEDNN = (torch.ops.mkldnn if torch.backends.mkldnn.is_available()
+          and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
+          and hasattr(torch.ops.mkldnn, "_reorder_convolution_weight") else None)
 
 
 def fold_for_inference(net: nn.Module) -> nn.Module:
