@@ -13,8 +13,15 @@ from ganrun.metrics.inception import (NETWORK, RESIZE, Features, InceptionFeatur
                                       weights_digest)
 from ganrun.metrics.scores import FeatureScore, check_counts, check_statistics
 from ganrun.metrics.stats import Statistics, load_stats
+from ganrun.progress import track
 
 log = logging.getLogger("ganrun")
+
+
+# What shortens each pass, for the estimate line of a long one (see ganrun.progress).
+REAL_HINT = ("metrics.real_samples=N (a fixed random subset of the real images; computed once, "
+             "then cached), metrics.real_stats=FILE.npz (no real pass), or a GPU")
+GENERATED_HINT = "num_samples=N (metrics.num_samples in training), or a GPU"
 
 
 class InceptionMetrics(GeneratorMetric):
@@ -74,8 +81,9 @@ class InceptionMetrics(GeneratorMetric):
 
     def evaluate(self, generate: Generate, data: GANDataModule) -> dict[str, float]:
         real_data, n_real = self.check(data)
-        fake = self.extract(to_uint8(self.on_device(generate(n)))
-                            for n in self.chunks(self.num_samples))
+        fake = self.extract((to_uint8(self.on_device(generate(n)))
+                             for n in self.chunks(self.num_samples)),
+                            "Generated features", self.num_samples, GENERATED_HINT)
         if self.real_stats:
             return self.score(self.statistics(), fake)
         real = self.real_features(real_data, n_real)
@@ -86,13 +94,14 @@ class InceptionMetrics(GeneratorMetric):
         """Scores of batches of uint8 RGB images against a statistics file's real side."""
         check_statistics(self.scores, stats)
         check_counts(self.scores, n_fake, n_fake, "the fake folder")
-        return self.score(stats, self.extract(fake))
+        return self.score(stats, self.extract(fake, "Fake folder features", n_fake))
 
     def evaluate_folders(self, real: Iterable[torch.Tensor], fake: Iterable[torch.Tensor],
                          n_real: int, n_fake: int) -> dict[str, float]:
         """Scores between two sets of uint8 RGB batches (not cached: folders change)."""
         check_counts(self.scores, n_fake, n_real, "the two folders")
-        return self.score(self.extract(real).pool, self.extract(fake))
+        return self.score(self.extract(real, "Real folder features", n_real).pool,
+                          self.extract(fake, "Fake folder features", n_fake))
 
     def on_device(self, images: torch.Tensor) -> torch.Tensor:
         self.device = images.device
@@ -108,9 +117,18 @@ class InceptionMetrics(GeneratorMetric):
         for start in range(0, total, self.batch_size):
             yield min(self.batch_size, total - start)
 
-    def extract(self, batches: Iterable[torch.Tensor]) -> Features:
-        """Features of batches of uint8 RGB images, in one network pass each."""
-        parts = [self.network(images.device)(images) for images in batches]
+    def extract(self, batches: Iterable[torch.Tensor], description: str | None = None,
+                total: int = 0, hint: str | None = None) -> Features:
+        """Features of batches of uint8 RGB images, in one network pass each; with a
+        ``description``, the pass shows its progress (``total`` images)."""
+        if description is None:
+            parts = [self.network(images.device)(images) for images in batches]
+        else:
+            parts = []
+            with track(description, total, "img", hint) as bar:
+                for images in batches:
+                    parts.append(self.network(images.device)(images))
+                    bar.advance(len(images))
         logits = [p.logits for p in parts if p.logits is not None]
         return Features(torch.cat([p.pool for p in parts]),
                         torch.cat(logits) if logits else None)
@@ -119,11 +137,12 @@ class InceptionMetrics(GeneratorMetric):
         key = self.cache_key(data, n)
         features = self.cache.load(key)
         if features is None:
-            features = self.extract(to_uint8(images.to(self.device)) for images in
-                                    self.real_batches(data, n)).pool
+            features = self.extract((to_uint8(images.to(self.device)) for images in
+                                     self.real_batches(data, n)),
+                                    "Real features", n, REAL_HINT).pool
             self.real_passes += 1
-            log.info("Real features: computed for %d images of the %s split; cached in %s",
-                     n, data.split, self.cache.save(key, features))
+            log.info("Real features: computed for %d images of the %s split; cached for next "
+                     "time in %s", n, data.split, self.cache.save(key, features))
         return features
 
     def real_batches(self, data: GANDataModule, n: int) -> Iterator[torch.Tensor]:
