@@ -53,3 +53,18 @@ def test_estimate_line_when_the_measured_rate_makes_the_pass_long(
         assert not estimate
     assert "Real features: 16/16 img (100%)" in err  # and the periodic lines
     assert "Generated features: 4/4 img (100%)" in err
+
+
+def test_training_in_a_log_prints_progress_lines_and_where_the_run_is(tmp_path, mnist_root):
+    from conftest import TINY, run_ganrun
+
+    run = tmp_path / "run"
+    proc = run_ganrun("train", *TINY, "dataset=mnist", f"dataset.root={mnist_root}",
+                      "dataset.download=false", "trainer.max_steps=4",
+                      f"hydra.run.dir={run}", cwd=tmp_path)
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("iter ")]
+    # the first iteration, then every plain_every_seconds (30 s), and the last one
+    assert lines[0].startswith("iter 1/4 (25%) | epoch 0 | loss/d ")
+    assert lines[-1].startswith("iter 4/4 (100%) | epoch ")
+    assert all("img/s | elapsed" in line and "remaining" in line for line in lines)
+    assert f"tensorboard --logdir {run}" in proc.stderr
