@@ -138,14 +138,32 @@ class Tracker:
             self.progress.refresh()
 
 
+class Silent:
+    """A step too small to report (``total < min_total``)."""
+
+    def advance(self, n: int = 1) -> None:
+        pass
+
+
 @contextmanager
 def track(description: str, total: int, unit: str = "img", hint: str | None = None,
-          every_percent: float = 10, stream=None) -> Iterator[Tracker]:
+          every_percent: float = 10, stream=None, min_total: int = 0) -> Iterator[Tracker]:
     """A progress display for ``total`` units of work (see the module's docstring); ``hint``
-    names what shortens the step, for the estimate line."""
+    names what shortens the step, for the estimate line; nothing below ``min_total`` units."""
+    if total < min_total:
+        yield Silent()
+        return
     tracker = Tracker(description, total, unit, hint, every_percent, stream or sys.stderr)
     tracker.open()
     try:
         yield tracker
     finally:
         tracker.close()
+
+
+def tracked(items: list, description: str, unit: str, min_total: int = 0) -> Iterator:
+    """The items, one unit of progress each."""
+    with track(description, len(items), unit, min_total=min_total) as bar:
+        for item in items:
+            yield item
+            bar.advance()

@@ -68,3 +68,11 @@ def test_training_in_a_log_prints_progress_lines_and_where_the_run_is(tmp_path, 
     assert lines[-1].startswith("iter 4/4 (100%) | epoch ")
     assert all("img/s | elapsed" in line and "remaining" in line for line in lines)
     assert f"tensorboard --logdir {run}" in proc.stderr
+
+
+def test_small_steps_stay_quiet_and_large_ones_report(capsys):
+    assert list(progress.tracked([1, 2, 3], "Reading jobs", "job", min_total=20)) == [1, 2, 3]
+    assert capsys.readouterr().err == ""
+    assert len(list(progress.tracked(list(range(40)), "Reading jobs", "job", min_total=20))) == 40
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 10 and err[-1].startswith("Reading jobs: 40/40 job (100%)")
