@@ -91,16 +91,17 @@ def features(source: str, cfg) -> tuple[torch.Tensor, str]:
     device = torch.device(pick_device(cfg.device))
     if Path(source).expanduser().is_dir():
         paths = list_images(source, "source")
-        suite.network(device)
-        return suite.extract(batch.to(device) for batch in batches(paths, cfg.batch_size)).pool, \
-            f"{len(paths)} images of {source}"
+        images = (batch.to(device) for batch in batches(paths, cfg.batch_size))
+        pool = suite.extract(images, "Features", len(paths), "a GPU").pool
+        return pool, f"{len(paths)} images of {source}"
     if source not in dataset_names():
         raise UserError(f"{PROG}: '{source}' is neither a folder nor a data set. Give a folder of "
                         f"images or one of: {', '.join(dataset_names())} (with root=<folder>).")
     data = load_dataset(source, cfg)
     real_data, n_real = suite.check(data)
     suite.device = device
-    return suite.real_features(real_data, n_real), f"{n_real} images of {source}'s {cfg.split} split"
+    what = f"{n_real} images of {source}'s {cfg.split} split"
+    return suite.real_features(real_data, n_real), what
 
 
 def run(argv: list[str]) -> Path:

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn,
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 
 # A step estimated to take longer than this gets the estimate line (seconds).
@@ -29,7 +29,7 @@ ESTIMATE_AFTER = 2
 _live: list["Progress"] = []  # the Rich display on the screen (the training bar), if any
 
 
-def columns(unit: str) -> list:
+def columns() -> list:
     """The columns every bar shares: count, bar, rate, labelled elapsed and remaining times."""
     return [TextColumn("{task.description}"), MofNCompleteColumn(), BarColumn(bar_width=20),
             TextColumn("{task.fields[rate]}"), TextColumn("elapsed"), TimeElapsedColumn(),
@@ -70,14 +70,13 @@ class Tracker:
     def open(self) -> "Tracker":
         if _live:  # a row of the training bar
             self.progress = _live[0]
-        elif Console(file=self.stream).is_terminal:
-            self.progress = Progress(*columns(self.unit), console=Console(file=self.stream),
-                                     auto_refresh=False, transient=False)
+        elif (console := Console(file=self.stream)).is_terminal:
+            # No refresh thread (it would take CPU from the pass): redrawn at every batch.
+            self.progress = Progress(*columns(), console=console, auto_refresh=False)
             self.progress.start()
             self.owned = True
         if self.progress is not None:
-            self.task = self.progress.add_task(self.description, total=self.total, rate="",
-                                               info="")
+            self.task = self.progress.add_task(self.description, total=self.total, rate="")
             self.progress.refresh()
         return self
 

@@ -3,7 +3,6 @@
 import io
 
 import pytest
-import torch
 
 from ganrun import progress
 from ganrun.metrics.scores import FID

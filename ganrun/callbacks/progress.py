@@ -64,7 +64,7 @@ class IterationProgressBar(ProgressBar):
             return
         # No refresh thread: it would take CPU from training 10 times a second; the bar is
         # redrawn every refresh_every_n_iterations instead.
-        self._progress = _TrainingProgress(*columns("img"), console=console, auto_refresh=False)
+        self._progress = _TrainingProgress(*columns(), console=console, auto_refresh=False)
         self._progress.footer = ["", *self._where]
         self._task = self._progress.add_task("iter", total=pl_module.max_iterations,
                                              completed=pl_module.iteration, rate="")
