@@ -31,7 +31,7 @@ _live: list["Progress"] = []  # the Rich display on the screen (the training bar
 
 def columns() -> list:
     """The columns every bar shares: count, bar, rate, labelled elapsed and remaining times."""
-    return [TextColumn("{task.description}"), MofNCompleteColumn(), BarColumn(bar_width=20),
+    return [TextColumn("{task.description}"), MofNCompleteColumn(), BarColumn(bar_width=8),
             TextColumn("{task.fields[rate]}"), TextColumn("elapsed"), TimeElapsedColumn(),
             TextColumn("remaining"), TimeRemainingColumn()]
 

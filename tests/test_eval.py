@@ -147,6 +147,6 @@ def test_eval_in_a_terminal_shows_the_progress_bar(tmp_path, env):
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:]
     out = proc.stdout  # the terminal's output: Rich's bar, redrawn in place
-    assert "Real folder features" in out and "4/4" in out and "━" in out  # the bar
+    assert "Real features" in out and "4/4" in out and "━" in out  # the bar
     assert "elapsed" in out and "remaining" in out and "img/s" in out
-    assert "Real folder features: 2/4 img" not in out  # no plain lines in a terminal
+    assert "Real features: 2/4 img" not in out  # no plain lines in a terminal

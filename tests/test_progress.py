@@ -51,7 +51,7 @@ def test_estimate_line_when_the_measured_rate_makes_the_pass_long(
     else:
         assert not estimate
     assert "Real features: 16/16 img (100%)" in err  # and the periodic lines
-    assert "Generated features: 4/4 img (100%)" in err
+    assert "Fake features: 4/4 img (100%)" in err
 
 
 def test_training_in_a_log_prints_progress_lines_and_where_the_run_is(tmp_path, mnist_root):

@@ -101,7 +101,7 @@ def train(dataset, channels: int, num_classes: int, recipe: Recipe,
     sampler = torch.Generator().manual_seed(recipe.seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr)
     model.train()
-    with track("Class-coverage classifier", recipe.steps, "step",
+    with track("Classifier", recipe.steps, "step",
                hint="a GPU (it is trained once per data set, then cached)") as bar:
         for _ in range(recipe.steps):
             indices = torch.randint(len(dataset), (recipe.batch_size,),

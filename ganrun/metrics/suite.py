@@ -83,7 +83,7 @@ class InceptionMetrics(GeneratorMetric):
         real_data, n_real = self.check(data)
         fake = self.extract((to_uint8(self.on_device(generate(n)))
                              for n in self.chunks(self.num_samples)),
-                            "Generated features", self.num_samples, GENERATED_HINT)
+                            "Fake features", self.num_samples, GENERATED_HINT)
         if self.real_stats:
             return self.score(self.statistics(), fake)
         real = self.real_features(real_data, n_real)
@@ -94,14 +94,14 @@ class InceptionMetrics(GeneratorMetric):
         """Scores of batches of uint8 RGB images against a statistics file's real side."""
         check_statistics(self.scores, stats)
         check_counts(self.scores, n_fake, n_fake, "the fake folder")
-        return self.score(stats, self.extract(fake, "Fake folder features", n_fake))
+        return self.score(stats, self.extract(fake, "Fake features", n_fake))
 
     def evaluate_folders(self, real: Iterable[torch.Tensor], fake: Iterable[torch.Tensor],
                          n_real: int, n_fake: int) -> dict[str, float]:
         """Scores between two sets of uint8 RGB batches (not cached: folders change)."""
         check_counts(self.scores, n_fake, n_real, "the two folders")
-        return self.score(self.extract(real, "Real folder features", n_real).pool,
-                          self.extract(fake, "Fake folder features", n_fake))
+        return self.score(self.extract(real, "Real features", n_real).pool,
+                          self.extract(fake, "Fake features", n_fake))
 
     def on_device(self, images: torch.Tensor) -> torch.Tensor:
         self.device = images.device
