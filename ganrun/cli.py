@@ -9,7 +9,7 @@ COMMANDS = {
     "sample": ("ganrun.sample", "write generated images of a checkpoint (PNG files, .npz, grid)"),
     "eval": ("ganrun.eval", "FID/KID/IS/precision-recall of a checkpoint or between two image folders"),
     "report": ("ganrun.report", "compare the jobs of a sweep: table sorted by FID, CSV/Markdown, plot"),
-    "fid-stats": ("ganrun.fid_stats", "write a real set's FID statistics (.npz of mu, sigma) for real=/metrics.real_stats="),
+    "fid-stats": ("ganrun.fid_stats", "write a real set's FID statistics (.npz of mu, sigma), e.g. for real="),
     "fid-weights": ("ganrun.fid_weights", "install the FID Inception weights offline (--from FILE)"),
 }
 
