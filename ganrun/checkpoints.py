@@ -169,6 +169,9 @@ def load_gan(path: str | Path, device: str | torch.device = "cpu", trust: list[s
     return module.to(device).eval(), cfg
 
 
+NOT_BUILT = ("callbacks", "logger", "metrics", "hparams_search")
+
+
 def stored_config(config: dict, source, trust=()):
     """A config read from a file, as a validated DictConfig: targets allow-listed first (so
     nothing the file names is imported before), then the same checks as the command line's."""
@@ -178,7 +181,10 @@ def stored_config(config: dict, source, trust=()):
     from ganrun.trust import check_targets
 
     check_targets(config, f"'{source}'", trust)
+    # Only what is built from a file is validated: a checkpoint's callbacks, logger and metrics
+    # settings (whose keys change between versions) are never instantiated from it.
+    built = {key: value for key, value in config.items() if key not in NOT_BUILT}
     try:
-        return validate(OmegaConf.create(config))
+        return validate(OmegaConf.create(built))
     except UserError as err:
         raise UserError(f"The config stored in '{source}' is not valid: {err}") from None

@@ -11,6 +11,7 @@ COMMANDS = {
     "translate": ("ganrun.translate", "apply a trained translator (CycleGAN) to a folder of images"),
     "export": ("ganrun.export", "write a checkpoint's generator as a shareable folder (safetensors + JSON)"),
     "report": ("ganrun.report", "compare the jobs of a sweep: table sorted by FID, CSV/Markdown, plot"),
+    "fid-stats": ("ganrun.fid_stats", "write a real set's FID statistics (.npz of mu, sigma), e.g. for real="),
     "fid-weights": ("ganrun.fid_weights", "install the FID Inception weights offline (--from FILE)"),
 }
 

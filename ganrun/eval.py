@@ -58,6 +58,10 @@ def of_checkpoint(path: Path, metrics: dict, device: torch.device, seed: int,
     set's real images; also written to metrics.json beside the file (inside the folder)."""
     from ganrun.loading import is_export, load_trained
 
+    if not is_export(path):
+        translated = of_translator(path, metrics, device, trust)
+        if translated is not None:
+            return translated
     module = load_trained(path, device, trust)
     if not module.dataset:
         raise UserError(f"'{path}' does not say which data set it was trained on, so there "
@@ -75,16 +79,40 @@ def of_checkpoint(path: Path, metrics: dict, device: torch.device, seed: int,
     return values
 
 
-def of_folders(real: str, fake: str, metrics: dict) -> dict:
-    from ganrun.metrics.folders import batches, list_images
+def of_translator(path: Path, metrics: dict, device: torch.device, trust: list[str]):
+    """Metrics of a translation checkpoint (task=cyclegan) on its data set's test split, or
+    None for a checkpoint of another task."""
+    from ganrun.checkpoints import load_gan
+    from ganrun.metrics.base import evaluate_on_task
 
-    real_paths = list_images(to_absolute_path(real), "real")
+    module, cfg = load_gan(path, device, trust)
+    if not hasattr(module.task, "translate"):
+        return None
+    data = instantiate(cfg.dataset)
+    values = {}
+    for metric in metrics.values():
+        values.update(evaluate_on_task(metric, module.task, data))
+    (path.parent / "metrics.json").write_text(json.dumps(values, indent=2) + "\n")
+    return values
+
+
+def of_folders(real: str, fake: str, metrics: dict) -> dict:
+    """Folders of images; ``real`` may instead be an .npz of FID statistics (mu, sigma)."""
+    from ganrun.metrics.folders import batches, list_images
+    from ganrun.metrics.stats import load_stats
+
+    stats = load_stats(to_absolute_path(real)) if str(real).endswith(".npz") else None
+    real_paths = [] if stats else list_images(to_absolute_path(real), "real")
     fake_paths = list_images(to_absolute_path(fake), "fake")
     values = {}
     for name, metric in metrics.items():
         if not hasattr(metric, "evaluate_folders"):
             raise UserError(f"The metric '{name}' needs a generator: use ckpt=PATH with it.")
         size = metric.batch_size
+        if stats:
+            values.update(metric.evaluate_against_statistics(stats, batches(fake_paths, size),
+                                                             len(fake_paths)))
+            continue
         values.update(metric.evaluate_folders(batches(real_paths, size), batches(fake_paths, size),
                                               len(real_paths), len(fake_paths)))
     return values

@@ -16,6 +16,7 @@ import yaml
 
 from ganrun import jobstatus
 from ganrun.errors import UserError
+from ganrun.progress import tracked
 
 PROG = "ganrun report"
 METRICS = ("fid", "kid")  # final and best (lowest) value of each, where logged
@@ -198,7 +199,9 @@ def plot_finals(axes, rows: list[dict], swept: dict[str, list[str]]) -> None:
 
 def report(folder: Path) -> str:
     """Writes report.csv, report.md and report.png in the sweep folder; returns the table."""
-    rows = sort_rows([summarize(job) for job in find_jobs(folder)])
+    # Reading a job's TensorBoard events takes ~0.1-1 s: a large sweep shows its progress.
+    rows = sort_rows([summarize(job) for job in tracked(find_jobs(folder), "Reading jobs", "job",
+                                                        min_total=20)])
     shared = drop_shared_overrides(rows)
     cols = columns(rows)
     table = markdown(rows, cols)

@@ -16,8 +16,10 @@ from ganrun import imagefiles
 from ganrun.errors import UserError
 from ganrun.keyvalue import run_command
 from ganrun.latents import balanced_labels, interpolation_latents, seeded_latents
+from ganrun.progress import track
 
 PROG = "ganrun sample"
+MANY_FILES = 1000  # PNG files written with a progress display (fewer take a few seconds)
 
 HELP = """usage: ganrun sample ckpt=<file> [key=value ...]
 
@@ -142,9 +144,11 @@ def write_pngs(module, cfg, out: Path, z, labels) -> list[str]:
     extra = ["labels.csv"] if labels is not None else []
     imagefiles.check_png_channels(module.data_shape["channels"])
     imagefiles.prepare_folder(out, names + extra, cfg.overwrite)
-    for start, images in generate(module, z, labels, cfg.batch_size):
-        for offset, pixels in enumerate(imagefiles.to_uint8(images)):
-            imagefiles.write_png(out / names[start + offset], pixels)
+    with track("Samples", cfg.num, "img", hint="num", min_total=MANY_FILES) as bar:
+        for start, images in generate(module, z, labels, cfg.batch_size):
+            for offset, pixels in enumerate(imagefiles.to_uint8(images)):
+                imagefiles.write_png(out / names[start + offset], pixels)
+            bar.advance(len(images))
     if labels is not None:
         imagefiles.write_labels_csv(out / "labels.csv", names, labels)
     return names + extra

@@ -59,6 +59,7 @@ class MetricsConfig:
     every_n_iterations: int = 0  # 0: only at the end of training
     num_samples: int = 10000
     real_samples: Optional[int] = None
+    real_stats: Optional[str] = None  # .npz of mu and sigma: FID without the real images' pass
     split: str = "test"
     evaluate: Dict[str, Any] = field(default_factory=dict)  # {name: GeneratorMetric config}
 

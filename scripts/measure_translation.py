@@ -59,7 +59,7 @@ def measure(run: Path, num_samples: int, classifier_steps: int) -> dict:
     data = instantiate(cfg.dataset)
     data.setup()
     metrics = TranslationMetrics(num_samples=num_samples, classifier_steps=classifier_steps)
-    return metrics.evaluate(module.task, data)
+    return metrics.evaluate_task(module.task, data)
 
 
 def main() -> None:

@@ -121,3 +121,38 @@ def test_metrics_under_ddp_are_computed_once_and_reach_every_rank(tmp_path, env,
     assert [step for step, _ in scalars(run)["metrics/fid"]] == [3]
     assert (run / "checkpoints" / "best.ckpt").is_file()
     assert proc.stdout.count("Real features: computed") == 1
+
+
+def test_eval_in_a_log_prints_real_pass_progress_and_the_cache_path(trained, env, tmp_path):
+    ckpt = trained[0] / "checkpoints" / "last.ckpt"
+    cache = tmp_path / "cache"  # empty: the real pass runs
+    proc = run_ganrun("eval", f"ckpt={ckpt}", "num_samples=4", "metrics.real_samples=8",
+                      "metrics.evaluate.inception.batch_size=2", cwd=tmp_path,
+                      env={**env, "GANRUN_CACHE_DIR": str(cache)})
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("Real features: ")
+             and " img (" in line]
+    assert [line.split(",")[0] for line in lines] == [
+        f"Real features: {n}/8 img ({100 * n // 8}%)" for n in (2, 4, 6, 8)]
+    assert f"cached for next time in {cache / 'real_features'}" in proc.stderr
+
+
+def test_eval_in_a_terminal_shows_the_progress_bar(tmp_path, env):
+    import os
+    import shlex
+    import shutil
+    import subprocess
+    import sys
+
+    if shutil.which("script") is None:
+        pytest.skip("needs script(1) (util-linux) to run ganrun under a pseudo-terminal")
+    write_images(tmp_path / "a", [((20, 20), "L")] * 4)
+    command = shlex.join([sys.executable, "-m", "ganrun", "eval", "real=a", "fake=a",
+                          "metrics.evaluate.inception.batch_size=2"])
+    proc = subprocess.run(["script", "-qec", command, "/dev/null"], cwd=tmp_path,
+                          env={**os.environ, **env, "COLUMNS": "80"}, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    out = proc.stdout  # the terminal's output: Rich's bar, redrawn in place
+    assert "Real features" in out and "4/4" in out and "━" in out  # the bar
+    assert "elapsed" in out and "remaining" in out and "img/s" in out
+    assert "Real features: 2/4 img" not in out  # no plain lines in a terminal

@@ -233,3 +233,17 @@ def test_fid_warning_below_2000_samples():
     assert "FID from 200 generated and 10000 real images is strongly biased" in line
     assert "\n" not in line
     assert few_samples_warning({"num_samples": 2000, "real_samples": 10000}) is None
+
+
+def test_fast_inference_pass_matches_the_plain_network(with_torch_home, fashion_root):
+    # The folded, channels-last network (the default) against torchmetrics' own, on the same
+    # few real images: the FID acceptance bound is 1e-4 per feature.
+    from ganrun.data import FashionMNIST
+
+    data = FashionMNIST(root=str(fashion_root), download=False, split="test")
+    data.setup()
+    images = to_uint8(data.dataset.__getitems__([0, 1, 2, 3])[0])
+    fast, plain = InceptionFeatures(), InceptionFeatures(fast=False)
+    assert not any(type(m).__name__ == "BasicConv2d" for m in fast.net.modules())
+    difference = (fast(images).pool - plain(images).pool).abs().max().item()
+    assert difference < 1e-4

@@ -12,7 +12,7 @@ import torch
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from ganrun.callbacks.base import IterationCallback
-from ganrun.metrics.base import GeneratorMetric
+from ganrun.metrics.base import GeneratorMetric, evaluate_on_task
 from ganrun.metrics.sample_counts import few_samples_warning, fid_counts
 
 log = logging.getLogger("ganrun")
@@ -84,11 +84,10 @@ class MetricsCallback(IterationCallback):
             self._warned = True
 
     def compute(self, trainer, pl_module) -> dict[str, float]:
-        generate = pl_module.task.metric_generator()
         cuda = [pl_module.device] if pl_module.device.type == "cuda" else []
         values = {}
         with torch.random.fork_rng(devices=cuda):
             torch.manual_seed(self.seed)
             for metric in self.metrics.values():
-                values.update(metric.evaluate(generate, trainer.datamodule))
+                values.update(evaluate_on_task(metric, pl_module.task, trainer.datamodule))
         return values

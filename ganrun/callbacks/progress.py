@@ -1,10 +1,31 @@
-"""A Rich progress bar on the iteration axis: iteration, epoch, latest losses, images/s."""
+"""Training progress on the iteration axis: a Rich bar in a terminal, plain lines in a log.
 
+The bar (iteration count, images/s, elapsed and remaining time) fits 80 columns; the epoch and
+latest losses go on a second row, and a third says where the run folder is and how to open it
+in TensorBoard. When stderr is not a terminal (nohup, SLURM) a plain line with the same facts is
+printed every ``plain_every_seconds`` instead, and always at the start and the end.
+"""
+
+import sys
 import time
 
 from pytorch_lightning.callbacks import ProgressBar
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import Progress
+from rich.text import Text
+
+from ganrun.progress import columns, duration, register_live
+
+
+class _TrainingProgress(Progress):
+    """Rich's bar with free-text rows under it (losses, run folder)."""
+
+    footer: list[str] = []  # the first row is cut at the screen's width, the others fold
+
+    def get_renderables(self):
+        yield from super().get_renderables()
+        for i, line in enumerate(self.footer):
+            yield Text(line, overflow="ellipsis" if i == 0 else "fold", no_wrap=i == 0)
 
 from ganrun.tasks.base import batch_size
 
@@ -12,11 +33,14 @@ from ganrun.tasks.base import batch_size
 class IterationProgressBar(ProgressBar):
     """Replaces Lightning's batch-based bar, whose counts mix D-only and D+G batches."""
 
-    def __init__(self, refresh_every_n_iterations: int = 10):
+    def __init__(self, refresh_every_n_iterations: int = 10, plain_every_seconds: float = 30):
         super().__init__()
         self.refresh_every = max(1, refresh_every_n_iterations)
+        self.plain_every = plain_every_seconds
         self._enabled = True
         self._progress = None
+        self._plain = False
+        self._active = False  # plain lines are being printed for this run
         self._before = -1
 
     def disable(self) -> None:
@@ -28,22 +52,32 @@ class IterationProgressBar(ProgressBar):
     def on_train_start(self, trainer, pl_module):
         if not (self._enabled and trainer.is_global_zero):
             return
-        self._progress = Progress(
-            TextColumn("iter {task.completed}/{task.total}"), BarColumn(),
-            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-            # No refresh thread: it would take CPU from training 10 times a second; the bar is
-            # redrawn every refresh_every_n_iterations instead.
-            console=Console(stderr=True), auto_refresh=False)
-        self._task = self._progress.add_task("train", total=pl_module.max_iterations,
-                                             completed=pl_module.iteration, info="")
+        folder = trainer.default_root_dir
+        self._where = [f"run folder: {folder}",
+                       f"open it in TensorBoard: tensorboard --logdir {folder}"]
+        self._start = self._clock = self._last_line = time.perf_counter()
+        self._images, self._rate, self._first = 0, 0.0, pl_module.iteration
+        self._printed = -1  # the iteration of the last plain line
+        console = Console(stderr=True)
+        self._plain = not console.is_terminal
+        if self._plain:
+            print("Training: " + "; ".join(self._where), file=sys.stderr, flush=True)
+            self._active = True
+            return
+        # No refresh thread: it would take CPU from training 10 times a second; the bar is
+        # redrawn every refresh_every_n_iterations instead.
+        self._progress = _TrainingProgress(*columns(), console=console, auto_refresh=False)
+        self._progress.footer = ["", *self._where]
+        self._task = self._progress.add_task("iter", total=pl_module.max_iterations,
+                                             completed=pl_module.iteration, rate="")
         self._progress.start()
-        self._clock, self._images, self._rate = time.perf_counter(), 0, 0.0
+        register_live(self._progress)  # metric passes during training add a row to this bar
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         self._before = pl_module.iteration
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        if self._progress is None:
+        if self._progress is None and not self._active:
             return
         self._images += batch_size(batch)
         it = pl_module.iteration
@@ -55,13 +89,34 @@ class IterationProgressBar(ProgressBar):
             self._refresh(trainer, pl_module)
             self._progress.stop()
             self._progress = None
+            register_live(None)
+        elif self._active:
+            self._refresh(trainer, pl_module, final=True)
+            self._active = False
 
-    def _refresh(self, trainer, pl_module) -> None:
+    def _refresh(self, trainer, pl_module, final: bool = False) -> None:
         now = time.perf_counter()
         if self._images:  # keep the last rate when nothing ran since (the final refresh)
             self._rate = self._images / max(now - self._clock, 1e-9)
         self._clock, self._images = now, 0
         losses = " ".join(f"{tag} {float(value):.3f}" for tag, value in pl_module.stats.items()
                           if tag.startswith("loss/"))
-        info = f"epoch {pl_module.data_position['epoch']} | {losses} | {self._rate:.0f} img/s"
-        self._progress.update(self._task, completed=pl_module.iteration, info=info, refresh=True)
+        info = f"epoch {pl_module.data_position['epoch']} | {losses}"
+        if self._progress is not None:
+            self._progress.footer = [info, *self._where]
+            self._progress.update(self._task, completed=pl_module.iteration,
+                                  rate=f"{self._rate:.0f} img/s", refresh=True)
+        elif pl_module.iteration != self._printed and (
+                final or now - self._last_line >= self.plain_every
+                or pl_module.iteration == self._first + self.refresh_every):
+            self._last_line, self._printed = now, pl_module.iteration
+            self._plain_line(pl_module, info, now)
+
+    def _plain_line(self, pl_module, info: str, now: float) -> None:
+        it, total = pl_module.iteration, pl_module.max_iterations
+        elapsed = now - self._start
+        done = it - self._first
+        left = elapsed / done * (total - it) if done > 0 and total else 0.0
+        percent = f" ({100 * it / total:.0f}%)" if total else ""
+        print(f"iter {it}/{total}{percent} | {info} | {self._rate:.0f} img/s | elapsed "
+              f"{duration(elapsed)}, remaining {duration(left)}", file=sys.stderr, flush=True)

@@ -24,3 +24,11 @@ class GeneratorMetric:
 
     def evaluate(self, generate: Generate, data: GANDataModule) -> dict[str, float | torch.Tensor]:
         raise NotImplementedError
+
+
+def evaluate_on_task(metric, task, data) -> dict[str, float]:
+    """A metric of a trained task: translation metrics read the task itself (``evaluate_task``),
+    generator metrics draw from the task's latent sampler."""
+    if hasattr(metric, "evaluate_task"):
+        return metric.evaluate_task(task, data)
+    return metric.evaluate(task.metric_generator(), data)

@@ -20,6 +20,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ganrun.progress import track
+
 log = logging.getLogger("ganrun")
 
 # Bump when SmallCNN or the training loop changes, so that old cache files are retrained.
@@ -99,13 +101,17 @@ def train(dataset, channels: int, num_classes: int, recipe: Recipe,
     sampler = torch.Generator().manual_seed(recipe.seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr)
     model.train()
-    for _ in range(recipe.steps):
-        indices = torch.randint(len(dataset), (recipe.batch_size,), generator=sampler).tolist()
-        images, labels = batch(dataset, indices)
-        loss = nn.functional.cross_entropy(model(images.to(device)), labels.to(device))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+    with track("Classifier", recipe.steps, "step",
+               hint="a GPU (it is trained once per data set, then cached)") as bar:
+        for _ in range(recipe.steps):
+            indices = torch.randint(len(dataset), (recipe.batch_size,),
+                                    generator=sampler).tolist()
+            images, labels = batch(dataset, indices)
+            loss = nn.functional.cross_entropy(model(images.to(device)), labels.to(device))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            bar.advance()
     return model.eval()
 
 

@@ -36,11 +36,70 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
     return images.add(1).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
 
 
+class FoldedConv(nn.Module):
+    """torch-fidelity's ``BasicConv2d`` (conv, batch norm, ReLU) with the batch norm folded into
+    the convolution: one op instead of three per layer, features within ~1e-5 of the original.
+
+    On the CPU the ReLU runs inside oneDNN's convolution (a post-op): a separate ReLU pass over
+    every activation cost ~20% of the Inception's time on a 2-core CPU (profiled)."""
+
+    def __init__(self, block: nn.Module):
+        super().__init__()
+        from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+        self.conv = fuse_conv_bn_eval(block.conv.eval(), block.bn.eval())
+        self._packed: dict[tuple, torch.Tensor] = {}  # input shape -> oneDNN weight (CPU)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type == "cpu" and ONEDNN is not None:
+            conv = self.conv
+            args = list(conv.padding), list(conv.stride), list(conv.dilation), conv.groups
+            return ONEDNN._convolution_pointwise(x, self.packed_weight(x, args), conv.bias,
+                                                 *args, "relu", [], "")
+        return torch.relu_(self.conv(x))
+
+    def packed_weight(self, x: torch.Tensor, args: tuple) -> torch.Tensor:
+        """The weight in oneDNN's blocked layout for this input shape, made once: reordering
+        the plain weight inside every call took ~30% of the pass (ONEDNN_VERBOSE)."""
+        shape = tuple(x.shape)
+        if shape not in self._packed:
+            if len(self._packed) >= 4:  # batch sizes of one evaluation: a few at most
+                self._packed.clear()
+            self._packed[shape] = ONEDNN._reorder_convolution_weight(
+                self.conv.weight.detach(), *args, input_size=list(shape))
+        return self._packed[shape]
+
+    def _apply(self, fn, recurse=True):
+        self._packed = {}  # moved or cast: the packed copies are of the old weight
+        return super()._apply(fn, recurse)
+
+
+# oneDNN's fused convolution + pointwise op and its weight packing (what torch.compile uses on
+# CPUs); absent from builds without oneDNN, where the plain convolution and ReLU run instead.
+ONEDNN = (torch.ops.mkldnn if torch.backends.mkldnn.is_available()
+          and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
+          and hasattr(torch.ops.mkldnn, "_reorder_convolution_weight") else None)
+
+
+def fold_for_inference(net: nn.Module) -> nn.Module:
+    """The network with every conv + batch norm + ReLU block folded (see ``FoldedConv``) and in
+    channels-last memory format (oneDNN's and cuDNN's fast layout): about 2x faster on a CPU."""
+    blocks = [(name, module) for name, module in net.named_modules()
+              if type(module).__name__ == "BasicConv2d"]
+    for name, block in blocks:
+        parent, _, attr = name.rpartition(".")
+        setattr(net.get_submodule(parent) if parent else net, attr, FoldedConv(block))
+    return net.to(memory_format=torch.channels_last)
+
+
 class InceptionFeatures(nn.Module):
     """torchmetrics' ``NoTrainInceptionV3`` with the TF1-compatible resize (``antialias=False``)
-    that torch-fidelity and published FID tables use; logits come from the same pass."""
+    that torch-fidelity and published FID tables use; logits come from the same pass.
 
-    def __init__(self, logits: bool = False):
+    ``fast`` (the default) folds the network for inference (``fold_for_inference``); False keeps
+    the network as torchmetrics builds it (the reference the fast one is tested against)."""
+
+    def __init__(self, logits: bool = False, fast: bool = True):
         super().__init__()
         from torchmetrics.image.fid import NoTrainInceptionV3
 
@@ -48,6 +107,8 @@ class InceptionFeatures(nn.Module):
             self.net = NoTrainInceptionV3("inception-v3-compat", ["2048"], antialias=False)
         except (OSError, RuntimeError) as err:  # URLError is an OSError
             raise missing_weights_error(err) from None
+        if fast:
+            self.net = fold_for_inference(self.net)
         self.logits = logits
         if logits and not has_classifier(self.net.state_dict()):
             raise UserError(

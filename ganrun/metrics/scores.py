@@ -1,7 +1,8 @@
 """The scores computed from Inception features: FID, KID and IS by torchmetrics' own code.
 
 Each score is built by ``hydra.utils.instantiate`` from an entry of ``InceptionMetrics.scores``
-and receives the real pool features and the generated samples' features.
+and receives the real pool features (or, for FID, the real set's ``Statistics`` read from a
+statistics file) and the generated samples' features.
 """
 
 import torch
@@ -9,6 +10,7 @@ import torch
 from ganrun.errors import UserError
 from ganrun.metrics.inception import Features
 from ganrun.metrics.precomputed import Precomputed
+from ganrun.metrics.stats import Statistics
 
 # Computed on one process (see ganrun.callbacks.metrics): no cross-rank gather inside compute().
 LOCAL = {"sync_on_compute": False}
@@ -16,6 +18,7 @@ LOCAL = {"sync_on_compute": False}
 
 class FeatureScore:
     needs_logits = False  # True: the Inception's classifier head is required
+    needs_real_features = True  # False: the real set's mean and covariance are enough
     keys: tuple[str, ...] = ()  # headline values, compared in TensorBoard's HParams tab
 
     def min_samples(self) -> int:
@@ -29,15 +32,28 @@ class FID(FeatureScore):
     """Fréchet Inception Distance (Heusel et al. 2017) with float64 statistics."""
 
     keys = ("fid",)
+    needs_real_features = False
 
     def __call__(self, real, fake):
         from torchmetrics.image.fid import FrechetInceptionDistance
 
-        metric = FrechetInceptionDistance(feature=Precomputed(real.shape[1]), **LOCAL)
+        metric = FrechetInceptionDistance(feature=Precomputed(fake.pool.shape[1]), **LOCAL)
         # float64 features: torchmetrics returns the FID in its input's dtype.
-        metric.update(real.double(), real=True)
         metric.update(fake.pool.double(), real=False)
+        if isinstance(real, Statistics):
+            set_real_statistics(metric, real)
+        else:
+            metric.update(real.double(), real=True)
         return {"fid": float(metric.compute())}
+
+
+def set_real_statistics(metric, stats: Statistics) -> None:
+    """torchmetrics' FID state (sums over the real features) that gives back ``stats.mu`` and
+    ``stats.sigma`` in ``compute()``; any count >= 2 does, as compute() divides it out again."""
+    n = 2
+    metric.real_features_sum = stats.mu * n
+    metric.real_features_cov_sum = stats.sigma * (n - 1) + n * torch.outer(stats.mu, stats.mu)
+    metric.real_features_num_samples = torch.tensor(n, dtype=torch.long)
 
 
 class KID(FeatureScore):
@@ -82,6 +98,18 @@ class InceptionScore(FeatureScore):
         metric.update(fake.logits.double())
         mean, std = metric.compute()
         return {"is": float(mean), "is_std": float(std)}
+
+
+def check_statistics(scores: list[FeatureScore], stats: Statistics) -> None:
+    """A UserError when a score needs the real features themselves, not their statistics."""
+    others = [type(score).__name__ for score in scores if score.needs_real_features]
+    if others:
+        raise UserError(
+            f"{', '.join(others)} cannot be computed from the statistics file {stats.path}: a "
+            "statistics file holds only the mean and covariance of the real features (mu, "
+            "sigma), which is all FID needs, while KID and precision/recall compare individual "
+            "features. Use metrics=fid with a statistics file, or drop real_stats / the .npz "
+            "and let ganrun compute (and cache) the real features.")
 
 
 def check_counts(scores: list[FeatureScore], num_samples: int, real_samples: int, where: str):

@@ -11,9 +11,17 @@ from ganrun.metrics.base import Generate, GeneratorMetric
 from ganrun.metrics.cache import FeatureCache
 from ganrun.metrics.inception import (NETWORK, RESIZE, Features, InceptionFeatures, to_uint8,
                                       weights_digest)
-from ganrun.metrics.scores import FeatureScore, check_counts
+from ganrun.metrics.scores import FeatureScore, check_counts, check_statistics
+from ganrun.metrics.stats import Statistics, load_stats
+from ganrun.progress import track
 
 log = logging.getLogger("ganrun")
+
+
+# What shortens each pass, for the estimate line of a long one (see ganrun.progress).
+REAL_HINT = ("metrics.real_samples=N (a fixed random subset of the real images; computed once, "
+             "then cached), metrics.real_stats=FILE.npz (no real pass), or a GPU")
+GENERATED_HINT = "num_samples=N (metrics.num_samples in training), or a GPU"
 
 
 class InceptionMetrics(GeneratorMetric):
@@ -21,11 +29,13 @@ class InceptionMetrics(GeneratorMetric):
     (all of it when null), with every score in ``scores`` ({name: FeatureScore}).
 
     The real features are computed once and cached in ``cache_dir``; the Inception is loaded on
-    first use, kept, and run on the device the generated images come from."""
+    first use, kept, and run on the device the generated images come from. With ``real_stats``
+    (an ``.npz`` of ``mu`` and ``sigma``, see ``ganrun.metrics.stats``) FID reads the real side
+    from that file and the real images are never passed through the Inception."""
 
     def __init__(self, scores: dict[str, FeatureScore], num_samples: int = 10000,
                  real_samples: int | None = None, split: str = "test", batch_size: int = 100,
-                 cache_dir: str = "~/.cache/ganrun"):
+                 cache_dir: str = "~/.cache/ganrun", real_stats: str | None = None):
         # A mapping in the config, so that one score can be tuned or removed by its name.
         self.scores = list(scores.values()) if hasattr(scores, "values") else list(scores)
         self.num_samples, self.real_samples, self.split = num_samples, real_samples, split
@@ -35,6 +45,7 @@ class InceptionMetrics(GeneratorMetric):
         self.device = torch.device("cpu")  # where the real images go: the generator's device
         self.real_passes = 0  # how many times the real images went through the network
         self.counts: dict[str, int] = {}  # images of the last evaluation, recorded with FID
+        self.real_stats = real_stats
 
     @property
     def keys(self) -> list[str]:
@@ -47,9 +58,20 @@ class InceptionMetrics(GeneratorMetric):
             self._network = InceptionFeatures(logits=logits)
         return self._network.to(device)
 
+    def statistics(self) -> Statistics:
+        """The real side read from ``real_stats``; a UserError for a bad file or for a score
+        that needs the real features themselves."""
+        stats = load_stats(self.real_stats)
+        check_statistics(self.scores, stats)
+        return stats
+
     def check(self, data: GANDataModule) -> tuple[GANDataModule, int]:
         """The real split's data module and image count; a UserError if a score cannot work
         with the sample counts (called before training, so that a run does not fail later)."""
+        if self.real_stats:
+            self.statistics()
+            check_counts(self.scores, self.num_samples, self.num_samples, self.real_stats)
+            return data, 0
         real_data = data.with_split(self.split)
         real_data.prepare_data()
         real_data.setup()
@@ -61,23 +83,34 @@ class InceptionMetrics(GeneratorMetric):
     def evaluate(self, generate: Generate, data: GANDataModule) -> dict[str, float]:
         real_data, n_real = self.check(data)
         self.counts = {"num_samples": self.num_samples, "real_samples": n_real}
-        fake = self.extract(to_uint8(self.on_device(generate(n)))
-                            for n in self.chunks(self.num_samples))
+        fake = self.extract((to_uint8(self.on_device(generate(n)))
+                             for n in self.chunks(self.num_samples)),
+                            "Fake features", self.num_samples, GENERATED_HINT)
+        if self.real_stats:
+            return self.score(self.statistics(), fake)
         real = self.real_features(real_data, n_real)
         return self.score(real, fake)
+
+    def evaluate_against_statistics(self, stats: Statistics, fake: Iterable[torch.Tensor],
+                                    n_fake: int) -> dict[str, float]:
+        """Scores of batches of uint8 RGB images against a statistics file's real side."""
+        check_statistics(self.scores, stats)
+        check_counts(self.scores, n_fake, n_fake, "the fake folder")
+        return self.score(stats, self.extract(fake, "Fake features", n_fake))
 
     def evaluate_folders(self, real: Iterable[torch.Tensor], fake: Iterable[torch.Tensor],
                          n_real: int, n_fake: int) -> dict[str, float]:
         """Scores between two sets of uint8 RGB batches (not cached: folders change)."""
         check_counts(self.scores, n_fake, n_real, "the two folders")
         self.counts = {"num_samples": n_fake, "real_samples": n_real}
-        return self.score(self.extract(real).pool, self.extract(fake))
+        return self.score(self.extract(real, "Real features", n_real).pool,
+                          self.extract(fake, "Fake features", n_fake))
 
     def on_device(self, images: torch.Tensor) -> torch.Tensor:
         self.device = images.device
         return images
 
-    def score(self, real: torch.Tensor, fake: Features) -> dict[str, float]:
+    def score(self, real: torch.Tensor | Statistics, fake: Features) -> dict[str, float]:
         values = {}
         for score in self.scores:
             values.update(score(real, fake))
@@ -87,9 +120,18 @@ class InceptionMetrics(GeneratorMetric):
         for start in range(0, total, self.batch_size):
             yield min(self.batch_size, total - start)
 
-    def extract(self, batches: Iterable[torch.Tensor]) -> Features:
-        """Features of batches of uint8 RGB images, in one network pass each."""
-        parts = [self.network(images.device)(images) for images in batches]
+    def extract(self, batches: Iterable[torch.Tensor], description: str | None = None,
+                total: int = 0, hint: str | None = None) -> Features:
+        """Features of batches of uint8 RGB images, in one network pass each; with a
+        ``description``, the pass shows its progress (``total`` images)."""
+        if description is None:
+            parts = [self.network(images.device)(images) for images in batches]
+        else:
+            parts = []
+            with track(description, total, "img", hint) as bar:
+                for images in batches:
+                    parts.append(self.network(images.device)(images))
+                    bar.advance(len(images))
         logits = [p.logits for p in parts if p.logits is not None]
         return Features(torch.cat([p.pool for p in parts]),
                         torch.cat(logits) if logits else None)
@@ -98,11 +140,12 @@ class InceptionMetrics(GeneratorMetric):
         key = self.cache_key(data, n)
         features = self.cache.load(key)
         if features is None:
-            features = self.extract(to_uint8(images.to(self.device)) for images in
-                                    self.real_batches(data, n)).pool
+            features = self.extract((to_uint8(images.to(self.device)) for images in
+                                     self.real_batches(data, n)),
+                                    "Real features", n, REAL_HINT).pool
             self.real_passes += 1
-            log.info("Real features: computed for %d images of the %s split; cached in %s",
-                     n, data.split, self.cache.save(key, features))
+            log.info("Real features: computed for %d images of the %s split; cached for next "
+                     "time in %s", n, data.split, self.cache.save(key, features))
         return features
 
     def real_batches(self, data: GANDataModule, n: int) -> Iterator[torch.Tensor]:

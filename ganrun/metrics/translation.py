@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import Dataset
 
+from ganrun.errors import UserError
 from ganrun.metrics.classifier import Recipe, train
 from ganrun.metrics.inception import to_uint8
 from ganrun.metrics.scores import FID
@@ -37,11 +38,19 @@ class Domain(Dataset):
 
 @dataclass
 class TranslationMetrics:
+    """Evaluated on a translation task itself (``evaluate_task``), not on a latent sampler."""
+
     num_samples: int = 1000     # test images per domain
     batch_size: int = 100
-    classifier_steps: int = 500
+    classifier_steps: int = 2000
 
-    def evaluate(self, task, data) -> dict[str, float]:
+    def __post_init__(self):
+        self._classifier = None  # trained once per process: every evaluation reuses it
+
+    def evaluate_task(self, task, data) -> dict[str, float]:
+        if not hasattr(task, "translate"):
+            raise UserError("metrics=translation measures a translator (task=cyclegan); this "
+                            f"is a {type(task).__name__} task. Use metrics=fid (or fid_kid_pr).")
         test = data.with_split("test")
         test.drop_last = False
         test.setup()
@@ -57,18 +66,16 @@ class TranslationMetrics:
 
     def fids(self, real: torch.Tensor, fakes: dict[str, torch.Tensor]) -> dict[str, float]:
         suite = InceptionMetrics({"fid": FID()}, batch_size=self.batch_size)
-        real_features = suite.extract(self.uint8_batches(real)).pool
-        return {name: suite.score(real_features, suite.extract(self.uint8_batches(fake)))["fid"]
+        real_features = suite.extract(self.uint8_batches(real), "Test B features", len(real)).pool
+        return {name: suite.score(real_features, suite.extract(
+                    self.uint8_batches(fake), f"Features for {name}", len(fake)))["fid"]
                 for name, fake in fakes.items()}
 
     def uint8_batches(self, images: torch.Tensor):
         return (to_uint8(part) for part in images.split(self.batch_size))
 
     def label_preservation(self, data, batch: dict, fake_b: torch.Tensor) -> dict[str, float]:
-        train_split = data.with_split("train")
-        train_split.setup()
-        classifier = train(Domain(train_split.dataset, "B"), data.channels_b, data.num_classes,
-                           Recipe(steps=self.classifier_steps), torch.device("cpu"))
+        classifier = self.domain_b_classifier(data)
 
         def accuracy(images, labels) -> float:
             with torch.no_grad():
@@ -83,3 +90,12 @@ class TranslationMetrics:
         if identity is not None:
             values["label_preservation_identity"] = identity
         return values
+
+    def domain_b_classifier(self, data):
+        if self._classifier is None:
+            train_split = data.with_split("train")
+            train_split.setup()
+            self._classifier = train(Domain(train_split.dataset, "B"), data.channels_b,
+                                     data.num_classes, Recipe(steps=self.classifier_steps),
+                                     torch.device("cpu"))
+        return self._classifier

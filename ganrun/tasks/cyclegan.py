@@ -110,8 +110,10 @@ class CycleGAN(Task):
         return torch.cat([row.expand(-1, channels, -1, -1) for row in rows])
 
     def metric_generator(self):
-        raise UserError("The metrics group's generator metrics (FID, ...) do not apply to "
-                        "task=cyclegan yet: train with metrics=none.")
+        raise UserError("task=cyclegan translates images rather than generating them from "
+                        "latents, so the generator metrics (metrics=fid, ...) do not apply. Use "
+                        "metrics=translation (FID of translated test images, label "
+                        "preservation) or metrics=none.")
 
 
 def build(cfg, shape: dict, lambda_a: float = 10.0, lambda_b: float = 10.0,
