@@ -196,3 +196,37 @@ def test_bad_training_inputs_get_one_paragraph(folder, tmp_path, mnist_root):
     proc = run_ganrun("train", "task=cyclegan", "model=cyclegan", "hardware=cpu",
                       "dataset=mnist", f"dataset.root={mnist_root}", cwd=tmp_path, check=False)
     assert proc.returncode == 2 and "two unpaired domains" in proc.stderr
+
+
+def test_eval_of_a_translator_reports_fid_against_the_untranslated_baseline(
+        trained, tmp_path, with_torch_home):
+    proc = run_ganrun("eval", f"ckpt={trained / 'checkpoints' / 'last.ckpt'}",
+                      "metrics=translation", "num_samples=2", cwd=tmp_path)
+    values = __import__("json").loads(proc.stdout.strip().splitlines()[-1])
+    assert {"fid_ab", "fid_identity", "num_samples"} <= set(values)
+    assert values["num_samples"] == 2
+    refused = run_ganrun("eval", f"ckpt={trained / 'checkpoints' / 'last.ckpt'}", "metrics=fid",
+                         cwd=tmp_path, check=False)
+    assert refused.returncode == 2 and "metrics=translation" in refused.stderr
+
+
+def test_label_preservation_of_the_true_map_beats_the_identity(fashion_root, with_torch_home):
+    """On the offline domains (B: the other half, inverted), a translator that inverts keeps
+    the labels about as well as the B classifier reads real B; the identity map does not."""
+    from ganrun.data import FashionDomains
+    from ganrun.metrics.translation import TranslationMetrics
+
+    class Inverter(nn.Module):
+        fixed_a = torch.zeros(1)
+
+        def translate(self, images, direction="AtoB"):
+            return -images
+
+    data = FashionDomains(root=str(fashion_root), download=False, transform="invert",
+                          batch_size=64)
+    data.setup()
+    values = TranslationMetrics(num_samples=24, classifier_steps=150).evaluate_task(
+        Inverter(), data)
+    assert values["label_preservation"] > values["label_preservation_identity"] + 0.3
+    assert abs(values["label_preservation"] - values["label_accuracy_b"]) < 0.2
+    assert values["fid_ab"] < values["fid_identity"]

@@ -9,8 +9,6 @@
   (``label_preservation_identity``) and on real test B (``label_accuracy_b``, its ceiling).
 """
 
-from dataclasses import dataclass
-
 import torch
 from torch.utils.data import Dataset
 
@@ -36,15 +34,14 @@ class Domain(Dataset):
         return batch[self.domain], batch[f"label_{self.domain}"]
 
 
-@dataclass
 class TranslationMetrics:
-    """Evaluated on a translation task itself (``evaluate_task``), not on a latent sampler."""
+    """Evaluated on a translation task itself (``evaluate_task``), not on a latent sampler.
+    (A plain class: inside Hydra's instantiated config a dataclass would become a config.)"""
 
-    num_samples: int = 1000     # test images per domain
-    batch_size: int = 100
-    classifier_steps: int = 2000
-
-    def __post_init__(self):
+    def __init__(self, num_samples: int = 1000, batch_size: int = 100,
+                 classifier_steps: int = 2000):
+        self.num_samples = num_samples  # test images per domain
+        self.batch_size, self.classifier_steps = batch_size, classifier_steps
         self._classifier = None  # trained once per process: every evaluation reuses it
 
     def evaluate_task(self, task, data) -> dict[str, float]:
