@@ -6,6 +6,8 @@ from omegaconf import DictConfig, ListConfig
 
 from ganrun.errors import UserError
 
+PROG = "ganrun sample"
+
 GPU_NAMES = ("gpu", "cuda")
 
 
@@ -42,3 +44,18 @@ def _machine(count: int) -> str:
     if torch.version.cuda is None:
         return "this machine has none that PyTorch can use (this PyTorch is a CPU-only build)"
     return "this machine has none that PyTorch can use (no CUDA device is visible)"
+
+
+def pick_device(name: str, prog: str = PROG) -> torch.device:
+    """The torch device a command's ``device=`` key names; ``auto``: a GPU when there is one."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"{prog}: unknown device '{name}'. Use device=auto, cpu or cuda "
+                        "(cuda:N for one GPU of several).") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"{prog}: device={name} asks for a GPU, but torch sees none here. Use "
+                        "device=cpu or device=auto.")
+    return device

@@ -12,9 +12,10 @@ from hydra.utils import instantiate, to_absolute_path
 from omegaconf import DictConfig
 
 from ganrun.config import config_dir
-from ganrun.errors import UserError
 from ganrun.metrics.sample_counts import few_samples_warning, fid_counts
-from ganrun.train import _quiet_library_noise, _user_error, check_command_line
+from ganrun.devices import pick_device
+from ganrun.errors import UserError, user_error_behind
+from ganrun.hydra_app import check_command_line, quiet_library_noise
 
 log = logging.getLogger("ganrun")
 
@@ -27,7 +28,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     metrics = instantiate(cfg.metrics.evaluate)
     if not metrics:
         raise UserError("No metric is selected (metrics=none). Choose some, e.g. metrics=fid.")
-    device = torch.device(pick_device(cfg.device))
+    device = pick_device(cfg.device, "ganrun eval")
     if cfg.ckpt:
         return of_checkpoint(Path(to_absolute_path(cfg.ckpt)), metrics, device, cfg.seed,
                              list(cfg.get("trust_targets") or []))
@@ -44,12 +45,6 @@ def counts_of(metrics: dict) -> dict[str, int]:
         if warning:
             log.warning(warning)
     return counts
-
-
-def pick_device(name: str) -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
 
 
 def of_checkpoint(path: Path, metrics: dict, device: torch.device, seed: int,
@@ -122,7 +117,7 @@ def task(cfg: DictConfig) -> None:
     try:
         values = evaluate(cfg)
     except Exception as exc:
-        err = _user_error(exc)
+        err = user_error_behind(exc)
         if err is None or os.environ.get("GANRUN_DEBUG") == "1":
             raise
         print(f"ganrun eval: error: {err}", file=sys.stderr, flush=True)
@@ -131,7 +126,7 @@ def task(cfg: DictConfig) -> None:
 
 
 def main(argv: list[str]) -> None:
-    _quiet_library_noise()
+    quiet_library_noise()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
     parser = get_args_parser()
     parser.prog = "ganrun eval"

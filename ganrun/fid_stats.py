@@ -82,13 +82,13 @@ def load_dataset(name: str, cfg):
 
 def features(source: str, cfg) -> tuple[torch.Tensor, str]:
     """The real features of SOURCE and a description of what they are."""
-    from ganrun.eval import pick_device
+    from ganrun.devices import pick_device
     from ganrun.metrics.folders import batches, list_images
     from ganrun.metrics.suite import InceptionMetrics
 
     suite = InceptionMetrics({}, real_samples=cfg.real_samples, split=cfg.split,
                              batch_size=cfg.batch_size, cache_dir=cfg.cache_dir)
-    device = torch.device(pick_device(cfg.device))
+    device = pick_device(cfg.device, PROG)
     if Path(source).expanduser().is_dir():
         paths = list_images(source, "source")
         images = (batch.to(device) for batch in batches(paths, cfg.batch_size))

@@ -20,9 +20,12 @@ from ganrun.nets.conditioning import split_output
 
 
 class Regularizer:
-    """Base class: a penalty on D (``penalty``) and/or a constraint on it (``after_step``)."""
+    """Base class: a penalty on D (``penalty``) and/or a constraint on it (``after_step``).
+    ``player`` names whose update it joins; a task applies the regularizers of each player in
+    that player's phases (these are all D's)."""
 
-    interval = 1  # D updates between two evaluations of the penalty
+    player = "D"
+    interval = 1  # the player's updates between two evaluations of the penalty
 
     def penalty(self, discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor,
                 labels: torch.Tensor | None) -> torch.Tensor | None:

@@ -13,6 +13,7 @@ from typing import Optional
 import torch
 
 from ganrun import imagefiles
+from ganrun.devices import pick_device
 from ganrun.errors import UserError
 from ganrun.keyvalue import run_command
 from ganrun.latents import balanced_labels, interpolation_latents, seeded_latents
@@ -91,20 +92,6 @@ def check(cfg: SampleConfig) -> None:
     if cfg.interpolate and cfg.format == "npz":
         raise UserError(f"{PROG}: interpolate=true writes one PNG grid, not an .npz. Drop "
                         "format=npz, or drop interpolate=true to get samples.npz.")
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise UserError(f"{PROG}: unknown device '{name}'. Use device=auto, cpu or cuda "
-                        "(cuda:N for one GPU of several).") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"{PROG}: device={name} asks for a GPU, but torch sees none here. Use "
-                        "device=cpu or device=auto.")
-    return device
 
 
 def num_classes(module) -> int:

@@ -4,7 +4,6 @@ import logging
 import os
 import signal
 import sys
-import warnings
 
 import pytorch_lightning as pl
 from hydra._internal.utils import _run_hydra, get_args_parser
@@ -25,8 +24,8 @@ from ganrun.callbacks.signals import signals_before_training, stop_signal
 from ganrun.config import config_dir, validate
 from ganrun.choices import header as choices_header
 from ganrun.devices import check_devices
-from ganrun.errors import UserError
-from ganrun.overrides import check_overrides
+from ganrun.errors import UserError, one_paragraph, user_error_behind
+from ganrun.hydra_app import check_command_line, quiet_library_noise
 from ganrun.resume import checkpoint_to_resume, resume_overrides
 from ganrun.seed import record_seed, run_seed
 
@@ -41,7 +40,7 @@ def train(cfg: DictConfig) -> float | None:
 
 
 def _train(cfg: DictConfig) -> float | None:
-    _quiet_library_noise()
+    quiet_library_noise()
     cfg = validate(cfg)
     check_devices(cfg.hardware)
     if cfg.trainer.keep_freed_memory:
@@ -139,16 +138,6 @@ def build_logger(cfg: DictConfig, start_iteration: int):
     return instantiate(cfg.logger)
 
 
-def _quiet_library_noise() -> None:
-    # Messages that say nothing about the run; everything else is left visible. The data
-    # loader is resumable, through the data module's resume_at(), not Lightning's interface.
-    for message in ("`broadcast_buffers` is deprecated", ".*LeafSpec.* is deprecated",
-                    "You're resuming from a checkpoint that ended before the epoch ended"):
-        warnings.filterwarnings("ignore", message=message)
-    logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(
-        lambda record: "litlogger" not in record.getMessage())
-
-
 def _refuse_relaunching_sweeps(trainer: pl.Trainer) -> None:
     # Lightning's DDP launcher re-runs the command line in each rank, which under -m would
     # re-run the whole sweep (Lightning #15737, Hydra #2070).
@@ -173,10 +162,10 @@ def task(cfg: DictConfig) -> float | None:
         raise
     except Exception as exc:
         record("failed", error=" ".join(str(exc).split())[:500])
-        err = _user_error(exc)
+        err = user_error_behind(exc)
         if err is None or os.environ.get("GANRUN_DEBUG") == "1":
             raise
-        print(f"ganrun train: error: {_message(err)}", file=sys.stderr, flush=True)
+        print(f"ganrun train: error: {one_paragraph(err)}", file=sys.stderr, flush=True)
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             return float("nan")  # the sweep goes on; SweepSummary reports the job as failed
         if rank_zero_only.rank == 0:
@@ -191,33 +180,6 @@ def _status_writer():
     folder = HydraConfig.get().runtime.output_dir
     return lambda status, **extra: (jobstatus.write(folder, status, **extra)
                                     if rank_zero_only.rank == 0 else None)
-
-
-def _user_error(exc: BaseException | None) -> UserError | None:
-    """The UserError behind an exception, also when Hydra's instantiate wrapped it."""
-    while exc is not None and not isinstance(exc, UserError):
-        exc = exc.__cause__ or exc.__context__
-    return exc
-
-
-def _message(err: UserError) -> str:
-    # An error raised in a DataLoader worker comes back with the worker's traceback inside
-    # its message; the user needs only the last line.
-    text = str(err)
-    return text.rsplit("UserError: ", 1)[-1].strip() if "Traceback" in text else text
-
-
-def check_command_line(prog: str, args, config_name: str) -> DictConfig | None:
-    """The composed config of the command line's (first) job, after ganrun's own checks of
-    the overrides; exits 2 with one paragraph for a key the config does not have."""
-    if args.help or args.hydra_help or args.shell_completion or args.info:
-        return None
-    try:
-        return check_overrides(prog, args.config_name or config_name, args.overrides,
-                               args.config_dir)
-    except UserError as err:
-        print(f"{prog}: error: {err}", file=sys.stderr, flush=True)
-        sys.exit(2)
 
 
 def main(argv: list[str]) -> None:

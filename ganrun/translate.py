@@ -119,12 +119,12 @@ def translate_batch(module, images: torch.Tensor, direction: str) -> torch.Tenso
 def translate(cfg: TranslateConfig) -> list[Path]:
     """Writes the translated images; returns their paths relative to ``out``."""
     from ganrun.metrics.folders import list_images
-    from ganrun.sample import pick_device
+    from ganrun.devices import pick_device
 
     check(cfg)
     source = Path(cfg.input).expanduser()
     paths = list_images(source, "input")
-    module = load_translator(cfg, pick_device(cfg.device))
+    module = load_translator(cfg, pick_device(cfg.device, PROG))
     shape = module.data_shape
     channels = shape["channels_a" if cfg.direction == "AtoB" else "channels_b"]
     names = [p.relative_to(source) for p in paths]

@@ -59,7 +59,8 @@ class Generation(Task):
     def after_update(self, phase, batch, runner):
         if phase.name == "D":
             for regularizer in self.regularizers.values():
-                regularizer.after_step(self.discriminator)
+                if regularizer.player == "D":
+                    regularizer.after_step(self.discriminator)
         elif self.ema is not None:
             images = len(batch[0]) * runner.trainer.world_size
             self.ema.update(self.generator, runner.iteration * images, images)
@@ -85,7 +86,7 @@ class Generation(Task):
         """The penalties due at this D update (the ``d_updates``-th, from 0; a penalty with
         interval k is due every k-th update), each multiplied by its interval."""
         due = {name: reg for name, reg in self.regularizers.items()
-               if d_updates % reg.interval == 0}
+               if reg.player == "D" and d_updates % reg.interval == 0}
         penalties = {name: reg.penalty(self.discriminator, real, fake, labels)
                      for name, reg in due.items()}
         return {name: due[name].interval * value for name, value in penalties.items()

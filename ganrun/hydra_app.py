@@ -1,0 +1,33 @@
+"""What every Hydra command of ganrun (train, eval) does before Hydra runs it."""
+
+import logging
+import sys
+import warnings
+
+from omegaconf import DictConfig
+
+from ganrun.errors import UserError
+from ganrun.overrides import check_overrides
+
+
+def quiet_library_noise() -> None:
+    # Messages that say nothing about the run; everything else is left visible. The data
+    # loader is resumable, through the data module's resume_at(), not Lightning's interface.
+    for message in ("`broadcast_buffers` is deprecated", ".*LeafSpec.* is deprecated",
+                    "You're resuming from a checkpoint that ended before the epoch ended"):
+        warnings.filterwarnings("ignore", message=message)
+    logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(
+        lambda record: "litlogger" not in record.getMessage())
+
+
+def check_command_line(prog: str, args, config_name: str) -> DictConfig | None:
+    """The composed config of the command line's (first) job, after ganrun's own checks of
+    the overrides; exits 2 with one paragraph for a key the config does not have."""
+    if args.help or args.hydra_help or args.shell_completion or args.info:
+        return None
+    try:
+        return check_overrides(prog, args.config_name or config_name, args.overrides,
+                               args.config_dir)
+    except UserError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr, flush=True)
+        sys.exit(2)
