@@ -7,7 +7,7 @@ decides what happens next.
 import logging
 from pathlib import Path
 
-from ganrun.checkpoints import read_checkpoint, run_state
+from ganrun.runner.checkpoints import read_checkpoint, run_state
 from ganrun.errors import UserError
 
 log = logging.getLogger("ganrun")

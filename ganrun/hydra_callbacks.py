@@ -9,7 +9,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from ganrun import run_folder
+from ganrun.runner import run_folder
 
 
 def failed(job: JobReturn) -> bool:

@@ -56,7 +56,7 @@ def load_trained(path: str | Path, device: str | torch.device = "cpu",
         generator, config = read_export(Path(path), trust)
         return LoadedGenerator(generator.to(device), config["latent_dim"], config["data_shape"],
                                config.get("dataset"))
-    from ganrun.checkpoints import load_gan
+    from ganrun.runner.checkpoints import load_gan
 
     module, cfg = load_gan(path, device, trust)
     from omegaconf import OmegaConf

@@ -14,7 +14,7 @@ same for both lengths, so the difference of the two times is the cost of the ext
 plain side: a hand-written loop over the same objects (built from the same composed config),
 a few warm-up iterations, then ``--iterations`` timed with perf_counter; each measurement in a
 fresh process, like ganrun's. ganrun sets glibc's malloc to keep freed buffers for reuse
-(``trainer.keep_freed_memory``, see ganrun/allocator.py), which a hand-written loop does not
+(``trainer.keep_freed_memory``, see ganrun/runner/allocator.py), which a hand-written loop does not
 get by default, so the plain loop is measured both ways: with the default allocator (what a
 user's own loop gets; the target's baseline) and with ganrun's setting (the same footing, so
 that ratio is the framework's own overhead).
@@ -38,7 +38,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from ganrun.allocator import keep_freed_memory
+from ganrun.runner.allocator import keep_freed_memory
 from ganrun.config import config_dir
 from ganrun.data import FashionMNIST
 from ganrun.data.base import to_unit_range
@@ -77,7 +77,7 @@ def ganrun_seconds(args, steps: int, run_dir: str) -> float:
 
 
 def plain_loop(args, cfg, images: torch.Tensor, warmup: int = 5) -> float:
-    """Images/s of a hand-written loop with ganrun's update rule (see ganrun/module.py)."""
+    """Images/s of a hand-written loop with ganrun's update rule (see ganrun/runner/module.py)."""
     dev, bs, n_critic = torch.device(args.device), args.batch_size, cfg.trainer.n_critic
     torch.manual_seed(0)
     shape = {"channels": 1, "image_size": 28}

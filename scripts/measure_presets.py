@@ -134,7 +134,7 @@ def machine() -> str:
 
 def epochs_done(run: Path) -> str:
     """Passes over the training data: every batch is drawn once."""
-    from ganrun.checkpoints import read_checkpoint, run_state
+    from ganrun.runner.checkpoints import read_checkpoint, run_state
 
     state = run_state(read_checkpoint(run / "checkpoints" / "last.ckpt"))
     images = state.counters["batches"] * state.config["dataset"]["batch_size"]

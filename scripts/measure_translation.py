@@ -52,7 +52,7 @@ def train(run: Path, args) -> float:
 def measure(run: Path, num_samples: int, classifier_steps: int) -> dict:
     from hydra.utils import instantiate
 
-    from ganrun.checkpoints import load_gan
+    from ganrun.runner.checkpoints import load_gan
     from ganrun.metrics.translation import TranslationMetrics
 
     module, cfg = load_gan(run / "checkpoints" / "last.ckpt")

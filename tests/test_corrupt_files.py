@@ -8,7 +8,7 @@ import torch
 
 from conftest import TINY, run_ganrun
 from fakedata import write_celeba, write_cifar, write_image_folder, write_mnist
-from ganrun.checkpoints import load_gan, read_checkpoint
+from ganrun.runner.checkpoints import load_gan, read_checkpoint
 from ganrun.data import CIFAR10, MNIST, CelebA, ImageFolder
 from ganrun.errors import UserError
 

@@ -9,7 +9,7 @@ from PIL import Image
 
 from conftest import TINY, run_ganrun
 from fakedata import write_mnist
-from ganrun import sample as sample_command
+from ganrun.commands import sample as sample_command
 from ganrun.latents import lerp, seeded_latents, slerp
 
 TINY_MLP = [*TINY, "model=mlp", "model.generator.hidden=[32]", "model.discriminator.hidden=[32]"]
@@ -30,7 +30,7 @@ def conditional_ckpt(ckpt):
     """The same run with a 10-class conditional generator (tests/fakenets.py) put in."""
     from omegaconf import OmegaConf
 
-    from ganrun.build import build_module
+    from ganrun.runner.build import build_module
 
     checkpoint = torch.load(ckpt, weights_only=True)
     state = checkpoint["ganrun"]

@@ -10,10 +10,10 @@ import yaml
 from torch.utils.tensorboard import SummaryWriter
 
 from conftest import TINY, hparams, run_ganrun, scalars
-from ganrun import jobstatus
+from ganrun.runner import jobstatus
 from ganrun.config import config_dir
 from ganrun.errors import UserError
-from ganrun.report import report
+from ganrun.commands.report import report
 
 
 def composed(*overrides: str) -> dict:
@@ -69,7 +69,7 @@ def test_report_sorts_by_final_fid_and_writes_csv_md_png(tmp_path):
 
 
 def test_report_plot_compares_losses_only_within_one_loss(tmp_path):
-    from ganrun.report import SAME_LOSS_NOTE, plot, sort_rows, summarize
+    from ganrun.commands.report import SAME_LOSS_NOTE, plot, sort_rows, summarize
 
     sweep = tmp_path / "sweep"
     fake_job(sweep, 0, ["loss=bce", "optimizer.lr=1e-4"], fid=[(3, 80.0)])

@@ -135,7 +135,7 @@ def test_unseeded_runs_draw_and_record_their_own_seed(tmp_path, mnist_root):
 
 
 def test_ranks_started_apart_draw_the_same_seed(monkeypatch):
-    from ganrun.seed import run_seed
+    from ganrun.runner.seed import run_seed
 
     monkeypatch.setenv("WORLD_SIZE", "2")  # as torchrun or srun start each rank
     monkeypatch.setenv("SLURM_JOB_ID", "4242")
@@ -215,5 +215,5 @@ def test_user_config_dir_adds_an_option(tmp_path, mnist_root):
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc tuning is glibc-only")
 def test_malloc_keeps_freed_memory_on_glibc():
     # In a child process: the setting cannot be undone and must not leak into other tests.
-    code = "from ganrun.allocator import keep_freed_memory; assert keep_freed_memory()"
+    code = "from ganrun.runner.allocator import keep_freed_memory; assert keep_freed_memory()"
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -242,21 +242,21 @@ def test_conditional_sngan_and_unlabelled_data(tmp_path, mnist_root):
 def test_sample_label_k_of_a_conditional_model(tmp_path, mnist_root, monkeypatch):
     import numpy as np
 
-    import ganrun.checkpoints
-    from ganrun.sample import SampleConfig, sample
+    import ganrun.runner.checkpoints
+    from ganrun.commands.sample import SampleConfig, sample
 
     run = tmp_path / "run"
     run_ganrun(*mnist_args(mnist_root, "conditioning=projection", "ema=decay",
                            f"hydra.run.dir={run}"), cwd=tmp_path)
     seen = []
-    load_gan = ganrun.checkpoints.load_gan
+    load_gan = ganrun.runner.checkpoints.load_gan
 
     def spying_load_gan(*args, **kwargs):
         module, cfg = load_gan(*args, **kwargs)
         module.task.ema.generator.register_forward_hook(lambda m, inputs, out: seen.append(inputs[1]))
         return module, cfg
 
-    monkeypatch.setattr(ganrun.checkpoints, "load_gan", spying_load_gan)
+    monkeypatch.setattr(ganrun.runner.checkpoints, "load_gan", spying_load_gan)
     sample(SampleConfig(ckpt=str(run / "checkpoints" / "last.ckpt"), num=6, label=3,
                         format="npz", out=str(tmp_path / "out"), device="cpu"))
     saved = np.load(tmp_path / "out" / "samples.npz")
@@ -328,7 +328,7 @@ PRESETS = ["dcgan_mnist", "wgan_mnist", "wgan_gp_mnist", "cgan_mnist", "sngan_ci
 def test_every_preset_builds_its_module(preset, tmp_path):
     from test_config import composed
 
-    from ganrun.build import build_module
+    from ganrun.runner.build import build_module
 
     cfg = composed(f"experiment={preset}", tmp_path=tmp_path)
     size = 32 if "cifar" in preset else 28

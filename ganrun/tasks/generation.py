@@ -155,7 +155,7 @@ def build(cfg, shape: dict) -> Generation:
     with a ``conditioning`` option), ``loss``, ``regularizers``, ``augment``, ``ema``."""
     from hydra.utils import instantiate
 
-    from ganrun.build import conditioning, regularizers
+    from ganrun.runner.build import conditioning, regularizers
 
     size = {"channels": shape["channels"], "image_size": shape["image_size"]}
     g_classes, d_classes = conditioning(cfg, shape)

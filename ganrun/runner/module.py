@@ -13,10 +13,10 @@ from typing import Any, Callable
 import pytorch_lightning as pl
 import torch
 
-from ganrun.checkpoints import SECTION, RunState, run_state
+from ganrun.runner.checkpoints import SECTION, RunState, run_state
 from ganrun.divergence import DivergencePolicy, Stop
-from ganrun.loop_state import canonical_loop_state
-from ganrun.rng import rng_states, set_rng_states
+from ganrun.runner.loop_state import canonical_loop_state
+from ganrun.runner.rng import rng_states, set_rng_states
 from ganrun.schedules import Constant, Schedule
 from ganrun.tasks.base import Task
 

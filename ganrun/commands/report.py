@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from ganrun import jobstatus
+from ganrun.runner import jobstatus
 from ganrun.errors import UserError
 from ganrun.progress import tracked
 

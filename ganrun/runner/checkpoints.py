@@ -36,7 +36,7 @@ class RunState:
     lr_scale: dict = field(default_factory=dict)  # per player, from divergence=rollback
     choices: dict = field(default_factory=dict)   # the config groups' options
     data_position: dict = field(default_factory=lambda: {"epoch": 0, "batches": 0})
-    rng: dict | None = None              # every random generator's state (ganrun.rng)
+    rng: dict | None = None              # every random generator's state (ganrun.runner.rng)
     format: int = FORMAT
 
     def to_dict(self) -> dict:
@@ -153,7 +153,7 @@ def load_gan(path: str | Path, device: str | torch.device = "cpu", trust: list[s
     The stored config is validated like a command-line config, and its ``_target_``s must be
     ganrun's own or trusted by the user (``trust``), before anything is imported or built.
     """
-    from ganrun.build import build_module
+    from ganrun.runner.build import build_module
 
     checkpoint = read_checkpoint(path)  # a format-1 checkpoint is migrated here
     state = run_state(checkpoint, path)

@@ -13,9 +13,9 @@ from omegaconf import DictConfig
 
 from ganrun.config import config_dir
 from ganrun.metrics.sample_counts import few_samples_warning, fid_counts
-from ganrun.devices import pick_device
+from ganrun.runner.devices import pick_device
 from ganrun.errors import UserError, user_error_behind
-from ganrun.hydra_app import check_command_line, quiet_library_noise
+from ganrun.commands.hydra_app import check_command_line, quiet_library_noise
 
 log = logging.getLogger("ganrun")
 
@@ -77,7 +77,7 @@ def of_checkpoint(path: Path, metrics: dict, device: torch.device, seed: int,
 def of_translator(path: Path, metrics: dict, device: torch.device, trust: list[str]):
     """Metrics of a translation checkpoint (task=cyclegan) on its data set's test split, or
     None for a checkpoint of another task."""
-    from ganrun.checkpoints import load_gan
+    from ganrun.runner.checkpoints import load_gan
     from ganrun.metrics.base import evaluate_on_task
 
     module, cfg = load_gan(path, device, trust)

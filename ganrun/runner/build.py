@@ -6,7 +6,7 @@ from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from ganrun.errors import UserError
-from ganrun.module import Runner
+from ganrun.runner.module import Runner
 
 
 def data_shape(datamodule) -> dict:

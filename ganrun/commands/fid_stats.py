@@ -11,7 +11,7 @@ from typing import Optional
 import torch
 
 from ganrun.errors import UserError
-from ganrun.keyvalue import parse
+from ganrun.commands.keyvalue import parse
 
 PROG = "ganrun fid-stats"
 
@@ -82,7 +82,7 @@ def load_dataset(name: str, cfg):
 
 def features(source: str, cfg) -> tuple[torch.Tensor, str]:
     """The real features of SOURCE and a description of what they are."""
-    from ganrun.devices import pick_device
+    from ganrun.runner.devices import pick_device
     from ganrun.metrics.folders import batches, list_images
     from ganrun.metrics.suite import InceptionMetrics
 

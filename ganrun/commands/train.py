@@ -15,19 +15,19 @@ from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar
 from pytorch_lightning.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
-from ganrun import jobstatus, run_folder
-from ganrun.acceleration import accelerate
-from ganrun.allocator import keep_freed_memory
-from ganrun.build import build_module, data_shape
-from ganrun.checkpoints import run_state
+from ganrun.runner import jobstatus, run_folder
+from ganrun.runner.acceleration import accelerate
+from ganrun.runner.allocator import keep_freed_memory
+from ganrun.runner.build import build_module, data_shape
+from ganrun.runner.checkpoints import run_state
 from ganrun.callbacks.signals import signals_before_training, stop_signal
 from ganrun.config import config_dir, validate
 from ganrun.choices import header as choices_header
-from ganrun.devices import check_devices
+from ganrun.runner.devices import check_devices
 from ganrun.errors import UserError, one_paragraph, user_error_behind
-from ganrun.hydra_app import check_command_line, quiet_library_noise
-from ganrun.resume import checkpoint_to_resume, resume_overrides
-from ganrun.seed import record_seed, run_seed
+from ganrun.commands.hydra_app import check_command_line, quiet_library_noise
+from ganrun.runner.resume import checkpoint_to_resume, resume_overrides
+from ganrun.runner.seed import record_seed, run_seed
 
 log = logging.getLogger("ganrun")
 

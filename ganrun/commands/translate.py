@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from ganrun import imagefiles
 from ganrun.errors import UserError
-from ganrun.keyvalue import run_command
+from ganrun.commands.keyvalue import run_command
 
 PROG = "ganrun translate"
 DIRECTIONS = ("AtoB", "BtoA")
@@ -67,7 +67,7 @@ def check(cfg: TranslateConfig) -> None:
 
 
 def load_translator(cfg: TranslateConfig, device: torch.device):
-    from ganrun.checkpoints import load_gan
+    from ganrun.runner.checkpoints import load_gan
 
     module, _ = load_gan(cfg.ckpt, device, list(cfg.trust_targets))
     if not hasattr(module.task, "translate"):
@@ -119,7 +119,7 @@ def translate_batch(module, images: torch.Tensor, direction: str) -> torch.Tenso
 def translate(cfg: TranslateConfig) -> list[Path]:
     """Writes the translated images; returns their paths relative to ``out``."""
     from ganrun.metrics.folders import list_images
-    from ganrun.devices import pick_device
+    from ganrun.runner.devices import pick_device
 
     check(cfg)
     source = Path(cfg.input).expanduser()

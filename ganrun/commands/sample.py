@@ -13,9 +13,9 @@ from typing import Optional
 import torch
 
 from ganrun import imagefiles
-from ganrun.devices import pick_device
+from ganrun.runner.devices import pick_device
 from ganrun.errors import UserError
-from ganrun.keyvalue import run_command
+from ganrun.commands.keyvalue import run_command
 from ganrun.latents import balanced_labels, interpolation_latents, seeded_latents
 from ganrun.progress import track
 

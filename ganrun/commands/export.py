@@ -12,7 +12,7 @@ from typing import Optional
 
 from ganrun import __version__, imagefiles
 from ganrun.errors import UserError
-from ganrun.keyvalue import run_command
+from ganrun.commands.keyvalue import run_command
 from ganrun.loading import CONFIG, EXPORT_FORMAT, WEIGHTS
 
 PROG = "ganrun export"
@@ -47,8 +47,8 @@ def export(cfg: ExportConfig) -> Path:
     from omegaconf import OmegaConf
     from safetensors.torch import save_file
 
-    from ganrun.build import conditioning
-    from ganrun.checkpoints import load_gan, read_checkpoint, run_state
+    from ganrun.runner.build import conditioning
+    from ganrun.runner.checkpoints import load_gan, read_checkpoint, run_state
 
     if not cfg.ckpt or not cfg.out:
         raise UserError(f"{PROG}: give both ckpt=<checkpoint file> and out=<folder>, e.g. "

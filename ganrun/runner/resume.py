@@ -5,7 +5,7 @@ from pathlib import Path
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from ganrun.checkpoints import read_checkpoint, run_state
+from ganrun.runner.checkpoints import read_checkpoint, run_state
 from ganrun.errors import UserError
 
 LAST = Path("checkpoints") / "last.ckpt"
