@@ -44,6 +44,50 @@ class LoadedGenerator:
         return run_generator(self.generator, z, labels, self.num_classes)
 
 
+class Translator(nn.Module):
+    """The two generators of a translator (task=cyclegan), from a checkpoint or an export."""
+
+    def __init__(self, nets: dict[str, nn.Module], data_shape: dict):
+        super().__init__()
+        self.nets, self.data_shape = nn.ModuleDict(nets), data_shape
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def translate(self, images: torch.Tensor, direction: str = "AtoB") -> torch.Tensor:
+        from ganrun.tasks.cyclegan import translate_with
+
+        return translate_with(self.nets["G_AB" if direction == "AtoB" else "G_BA"], images)
+
+
+TRANSLATOR_NETS = ("G_AB", "G_BA")
+
+
+def load_translator(path: str | Path, device, trust=()) -> Translator:
+    """The translator of a task=cyclegan checkpoint or of its export folder, on ``device``; a
+    ``UserError`` for a generator of images from latents."""
+    if is_export(path):
+        config = read_export_config(Path(path))
+        if config.get("task") != "cyclegan":
+            raise not_a_translator(path, "an image generator")
+        nets = {name: build_exported(config, Path(path), trust, name) for name in TRANSLATOR_NETS}
+        translator = Translator(nets, config["data_shape"])
+        load_weights(translator.nets, Path(path))
+        return translator.to(device).eval()
+    from ganrun.runner.checkpoints import load_gan
+
+    module, _ = load_gan(path, device, trust)
+    if not hasattr(module.task, "translate"):
+        raise not_a_translator(path, f"a {type(module.task).__name__} checkpoint")
+    return Translator({n: module.task.nets[n] for n in TRANSLATOR_NETS}, module.data_shape)
+
+
+def not_a_translator(path, what: str) -> UserError:
+    return UserError(f"'{path}' is {what}, which generates images from latents rather than "
+                     f"translating them. Use `ganrun sample ckpt={path}`.")
+
+
 def is_export(path: str | Path) -> bool:
     return Path(path).is_dir()
 
@@ -93,16 +137,23 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu",
 def read_export(folder: Path, trust=()) -> tuple[nn.Module, dict]:
     """The generator of an export folder with its weights loaded, and its config.json."""
     config = read_export_config(folder)
+    if config.get("task") == "cyclegan":
+        raise UserError(f"'{folder}' is an exported translator (task=cyclegan), which translates "
+                        "images rather than generating them from latents. Use `ganrun translate "
+                        f"ckpt={folder} in=<folder> out=<folder>`.")
     generator = build_exported(config, folder, trust)
-    weights = read_weights(folder / WEIGHTS)
+    load_weights(generator, folder)
+    return generator.eval(), config
+
+
+def load_weights(module: nn.Module, folder: Path) -> None:
     try:
-        generator.load_state_dict(weights, strict=True)
+        module.load_state_dict(read_weights(folder / WEIGHTS), strict=True)
     except RuntimeError as err:
         detail = " ".join(str(err).split())[:400]
         raise UserError(f"Export '{folder}': {WEIGHTS} does not match the network that "
                         f"{CONFIG} describes ({detail}). The two files come from different "
                         "models: export the checkpoint again with `ganrun export`.") from None
-    return generator.eval(), config
 
 
 def read_export_config(folder: Path) -> dict:
@@ -122,15 +173,19 @@ def read_export_config(folder: Path) -> dict:
     if version > EXPORT_FORMAT:
         raise UserError(f"Export '{folder}' was written by a newer ganrun (export format "
                         f"{version}; this ganrun reads {EXPORT_FORMAT}). Upgrade ganrun.")
-    for key, kind in (("generator", dict), ("generator_kwargs", dict), ("latent_dim", int),
-                      ("data_shape", dict)):
+    needed = (("generator", dict), ("generator_kwargs", dict), ("data_shape", dict))
+    if config.get("task") != "cyclegan":
+        needed += (("latent_dim", int),)
+    for key, kind in needed:
         if not isinstance(config.get(key), kind):
             raise UserError(f"Export '{folder}': {CONFIG} has no valid `{key}`. Export the "
                             "checkpoint again with `ganrun export`.")
     return config
 
 
-def build_exported(config: dict, folder: Path, trust=()) -> nn.Module:
+def build_exported(config: dict, folder: Path, trust=(), name: str | None = None) -> nn.Module:
+    """The network of config.json's ``generator`` node, with ``generator_kwargs`` (or, for a
+    translator's generator ``name``, ``generator_kwargs[name]``)."""
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
@@ -144,7 +199,8 @@ def build_exported(config: dict, folder: Path, trust=()) -> nn.Module:
         check_target_nodes(config["generator"], "generator")
         if config.get("dataset") is not None:
             check_target_nodes(config["dataset"], "dataset")
-        return instantiate(OmegaConf.create(config["generator"]), **config["generator_kwargs"])
+        kwargs = config["generator_kwargs"] if name is None else config["generator_kwargs"][name]
+        return instantiate(OmegaConf.create(config["generator"]), **kwargs)
     except UserError as err:
         raise UserError(f"{source}: {CONFIG} is not valid: {err}") from None
     except Exception as err:  # a network that cannot be built from these arguments

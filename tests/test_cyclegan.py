@@ -230,3 +230,18 @@ def test_label_preservation_of_the_true_map_beats_the_identity(fashion_root, wit
     assert values["label_preservation"] > values["label_preservation_identity"] + 0.3
     assert abs(values["label_preservation"] - values["label_accuracy_b"]) < 0.2
     assert values["fid_ab"] < values["fid_identity"]
+
+
+def test_an_exported_translator_translates_like_its_checkpoint(trained, tmp_path):
+    (tmp_path / "in").mkdir()
+    Image.new("RGB", (20, 12), (30, 200, 90)).save(tmp_path / "in" / "x.png")
+    ckpt = trained / "checkpoints" / "last.ckpt"
+    run_ganrun("export", f"ckpt={ckpt}", "out=export", cwd=tmp_path)
+    config = __import__("json").loads((tmp_path / "export" / "config.json").read_text())
+    assert config["task"] == "cyclegan" and set(config["generator_kwargs"]) == {"G_AB", "G_BA"}
+    for source, out in ((ckpt, "a"), (tmp_path / "export", "b")):
+        run_ganrun("translate", f"ckpt={source}", "in=in", f"out={out}", cwd=tmp_path)
+    assert (tmp_path / "a" / "x.png").read_bytes() == (tmp_path / "b" / "x.png").read_bytes()
+    refused = run_ganrun("sample", f"ckpt={tmp_path / 'export'}", "out=c", cwd=tmp_path,
+                         check=False)
+    assert refused.returncode == 2 and "ganrun translate" in refused.stderr

@@ -13,7 +13,7 @@ from typing import Optional
 from ganrun import __version__, imagefiles
 from ganrun.errors import UserError
 from ganrun.commands.keyvalue import run_command
-from ganrun.loading import CONFIG, EXPORT_FORMAT, WEIGHTS
+from ganrun.loading import CONFIG, EXPORT_FORMAT, TRANSLATOR_NETS, WEIGHTS
 
 PROG = "ganrun export"
 
@@ -47,7 +47,6 @@ def export(cfg: ExportConfig) -> Path:
     from omegaconf import OmegaConf
     from safetensors.torch import save_file
 
-    from ganrun.runner.build import conditioning
     from ganrun.runner.checkpoints import load_gan, read_checkpoint, run_state
 
     if not cfg.ckpt or not cfg.out:
@@ -55,25 +54,48 @@ def export(cfg: ExportConfig) -> Path:
                         "ckpt=outputs/<date>/<time>/checkpoints/last.ckpt out=exports/my_gan.")
     module, run_cfg = load_gan(cfg.ckpt, "cpu", list(cfg.trust_targets))
     state = run_state(read_checkpoint(cfg.ckpt), cfg.ckpt)
-    shape, task = module.data_shape, module.task
-    size = {"channels": shape["channels"], "image_size": shape["image_size"]}
-    g_classes = conditioning(run_cfg, shape)[0]
     resolved = OmegaConf.to_container(run_cfg, resolve=True)
     config = {
-        "ganrun_export": EXPORT_FORMAT, "ganrun_version": __version__, "task": "generation",
-        "generator": resolved["model"]["generator"],
-        "generator_kwargs": {"latent_dim": task.latent_dim, **size, **g_classes},
-        "latent_dim": task.latent_dim, "data_shape": shape,
-        "class_names": shape.get("class_names"), "ema": task.ema is not None,
-        "choices": state.choices, "iteration": state.iteration, "seed": resolved.get("seed"),
+        "ganrun_export": EXPORT_FORMAT, "ganrun_version": __version__,
+        "generator": resolved["model"]["generator"], "data_shape": module.data_shape,
+        "class_names": module.data_shape.get("class_names"), "choices": state.choices,
+        "iteration": state.iteration, "seed": resolved.get("seed"),
         "dataset": resolved["dataset"], "metrics": final_metrics(Path(cfg.ckpt)),
     }
+    if hasattr(module.task, "translate"):
+        config["task"], weights = "cyclegan", translator_part(module, config)
+    else:
+        config["task"], weights = "generation", generator_part(module, run_cfg, config)
     out = Path(cfg.out).expanduser()
     imagefiles.prepare_folder(out, [WEIGHTS, CONFIG], cfg.overwrite)
-    weights = {k: v.detach().contiguous() for k, v in task.sampling_generator.state_dict().items()}
+    weights = {k: v.detach().contiguous() for k, v in weights.items()}
     save_file(weights, str(out / WEIGHTS), metadata={"format": "pt"})
     (out / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
     return out
+
+
+def generator_part(module, run_cfg, config: dict) -> dict:
+    """The sampling generator's weights (its EMA copy when there is one); its arguments go
+    into ``config``."""
+    from ganrun.runner.build import conditioning
+
+    shape, task = module.data_shape, module.task
+    size = {"channels": shape["channels"], "image_size": shape["image_size"]}
+    config.update(generator_kwargs={"latent_dim": task.latent_dim, **size,
+                                    **conditioning(run_cfg, shape)[0]},
+                  latent_dim=task.latent_dim, ema=task.ema is not None)
+    return task.sampling_generator.state_dict()
+
+
+def translator_part(module, config: dict) -> dict:
+    """Both generators of a translator, as ``G_AB.*`` and ``G_BA.*``; their channels go into
+    ``config``."""
+    nets, shape = module.task.nets, module.data_shape
+    a, b = shape["channels_a"], shape["channels_b"]
+    config["generator_kwargs"] = {"G_AB": {"in_channels": a, "out_channels": b},
+                                  "G_BA": {"in_channels": b, "out_channels": a}}
+    return {f"{name}.{key}": value for name in TRANSLATOR_NETS
+            for key, value in nets[name].state_dict().items()}
 
 
 def final_metrics(ckpt: Path) -> dict:

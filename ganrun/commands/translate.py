@@ -28,7 +28,8 @@ Translates every image under `in` with a trained translator (task=cyclegan) and 
 results to `out` under the same names and sub-folders.
 
 keys:
-  ckpt=FILE          checkpoint written by ganrun train with task=cyclegan (required)
+  ckpt=PATH          checkpoint written by ganrun train with task=cyclegan, or its export
+                     folder (ganrun export) (required)
   in=FOLDER          images of the source domain, any size (required)
   out=FOLDER         output folder, created if needed (required)
   direction=AtoB     AtoB (G_AB) or BtoA (G_BA)
@@ -64,17 +65,6 @@ def check(cfg: TranslateConfig) -> None:
                         "direction=AtoB (domain A to B, G_AB) or direction=BtoA (G_BA).")
     if cfg.batch_size < 1:
         raise UserError(f"{PROG}: batch_size must be at least 1, got {cfg.batch_size}.")
-
-
-def load_translator(cfg: TranslateConfig, device: torch.device):
-    from ganrun.runner.checkpoints import load_gan
-
-    module, _ = load_gan(cfg.ckpt, device, list(cfg.trust_targets))
-    if not hasattr(module.task, "translate"):
-        raise UserError(f"{PROG}: '{cfg.ckpt}' is a {type(module.task).__name__} checkpoint, "
-                        "which generates images from latents rather than translating them. Use "
-                        f"`ganrun sample ckpt={cfg.ckpt}`.")
-    return module
 
 
 def image_size(path: Path) -> tuple[int, int]:
@@ -113,18 +103,19 @@ def translate_batch(module, images: torch.Tensor, direction: str) -> torch.Tenso
     pad_h, pad_w = -height % MULTIPLE, -width % MULTIPLE
     mode = "reflect" if min(height, width) > max(pad_h, pad_w) else "replicate"
     padded = F.pad(images, (0, pad_w, 0, pad_h), mode=mode)
-    return module.task.translate(padded, direction)[..., :height, :width]
+    return module.translate(padded, direction)[..., :height, :width]
 
 
 def translate(cfg: TranslateConfig) -> list[Path]:
     """Writes the translated images; returns their paths relative to ``out``."""
+    from ganrun.loading import load_translator
     from ganrun.metrics.folders import list_images
     from ganrun.runner.devices import pick_device
 
     check(cfg)
     source = Path(cfg.input).expanduser()
     paths = list_images(source, "input")
-    module = load_translator(cfg, pick_device(cfg.device, PROG))
+    module = load_translator(cfg.ckpt, pick_device(cfg.device, PROG), list(cfg.trust_targets))
     shape = module.data_shape
     channels = shape["channels_a" if cfg.direction == "AtoB" else "channels_b"]
     names = [p.relative_to(source) for p in paths]

@@ -89,16 +89,9 @@ class CycleGAN(Task):
 
     # Sampling: the sample grid, metrics and `ganrun translate`.
 
-    @torch.no_grad()
     def translate(self, images: torch.Tensor, direction: str = "AtoB") -> torch.Tensor:
         """Images of the source domain in [-1, 1] translated, in eval mode."""
-        net = self.nets["G_AB" if direction == "AtoB" else "G_BA"]
-        was_training = net.training
-        net.eval()
-        try:
-            return net(images).float()
-        finally:
-            net.train(was_training)
+        return translate_with(self.nets["G_AB" if direction == "AtoB" else "G_BA"], images)
 
     def sample_grid(self, nrow: int) -> torch.Tensor:
         """Rows: real A, G_AB(A), G_BA(G_AB(A)), real B, G_BA(B), G_AB(G_BA(B)), from fixed
@@ -114,6 +107,17 @@ class CycleGAN(Task):
                         "latents, so the generator metrics (metrics=fid, ...) do not apply. Use "
                         "metrics=translation (FID of translated test images, label "
                         "preservation) or metrics=none.")
+
+
+@torch.no_grad()
+def translate_with(net: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """``net(images)`` in eval mode (restored after), fp32."""
+    was_training = net.training
+    net.eval()
+    try:
+        return net(images).float()
+    finally:
+        net.train(was_training)
 
 
 def build(cfg, shape: dict, lambda_a: float = 10.0, lambda_b: float = 10.0,
