@@ -43,6 +43,9 @@ class LoadedGenerator:
     def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return run_generator(self.generator, z, labels, self.num_classes)
 
+    def metric_generator(self):
+        return lambda n: self.generate(self.sample_z(n))
+
 
 class Translator(nn.Module):
     """The two generators of a translator (task=cyclegan), from a checkpoint or an export."""

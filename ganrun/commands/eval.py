@@ -15,6 +15,7 @@ from ganrun.config import config_dir
 from ganrun.metrics.sample_counts import few_samples_warning, fid_counts
 from ganrun.runner.devices import pick_device
 from ganrun.errors import UserError, user_error_behind
+from ganrun.metrics.base import evaluate_on_task
 from ganrun.commands.hydra_app import check_command_line, quiet_library_noise
 
 log = logging.getLogger("ganrun")
@@ -67,7 +68,7 @@ def of_checkpoint(path: Path, metrics: dict, device: torch.device, seed: int,
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         for metric in metrics.values():
-            values.update(metric.evaluate(lambda n: module.generate(module.sample_z(n)), data))
+            values.update(evaluate_on_task(metric, module, data))
     values.update(counts_of(metrics))
     folder = path if is_export(path) else path.parent
     (folder / "metrics.json").write_text(json.dumps(values, indent=2) + "\n")
@@ -78,7 +79,6 @@ def of_translator(path: Path, metrics: dict, device: torch.device, trust: list[s
     """Metrics of a translation checkpoint (task=cyclegan) on its data set's test split, or
     None for a checkpoint of another task."""
     from ganrun.runner.checkpoints import load_gan
-    from ganrun.metrics.base import evaluate_on_task
 
     module, cfg = load_gan(path, device, trust)
     if not hasattr(module.task, "translate"):

@@ -1,0 +1,120 @@
+"""Classification Accuracy Score (Ravuri & Vinyals 2019): how useful a class-conditional
+generator's images are as training data.
+
+- ``cas``: the small classifier of ``ganrun.metrics.classifier`` trained on ``num_samples``
+  generated images only (a balanced mix of classes, labelled with the class asked for), scored
+  on the real test split; ``cas_real``: the same classifier and recipe trained on as many real
+  training images, the reference it is read against.
+- Augmentation (``real_per_class``, e.g. [10, 100]): for each n, a seeded subset of exactly n
+  real training images per class, trained on alone (``aug<n>_real``) and with
+  ``synthetic_per_class`` generated images per class added (``aug<n>_mixed``).
+"""
+
+import torch
+
+from ganrun.errors import UserError
+from ganrun.latents import balanced_labels
+from ganrun.metrics.classifier import Recipe, batch, train
+from ganrun.progress import track
+
+
+class Images(torch.utils.data.Dataset):
+    """Images and labels held in memory, served a batch at a time."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor):
+        self.images, self.labels = images, labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitems__(self, indices: list[int]):
+        return self.images[indices], self.labels[indices]
+
+
+def real_subset(labels: torch.Tensor, per_class: int, num_classes: int, seed: int) -> torch.Tensor:
+    """Indices of exactly ``per_class`` random examples of every class (seeded)."""
+    generator = torch.Generator().manual_seed(seed)
+    chosen = []
+    for k in range(num_classes):
+        members = (labels == k).nonzero().flatten()
+        if len(members) < per_class:
+            raise UserError(f"The augmentation mode of the CAS metric asks for {per_class} real "
+                            f"images of class {k}, but the training split has {len(members)}. "
+                            "Lower metrics.evaluate.cas.real_per_class.")
+        chosen.append(members[torch.randperm(len(members), generator=generator)[:per_class]])
+    return torch.cat(chosen)
+
+
+class ClassificationAccuracyScore:
+    keys = ("cas", "cas_real")
+
+    def __init__(self, num_samples: int = 10000, real_per_class: list[int] | None = None,
+                 synthetic_per_class: int = 1000, steps: int = 500, batch_size: int = 128,
+                 seed: int = 0):
+        self.num_samples, self.real_per_class = num_samples, list(real_per_class or [])
+        self.synthetic_per_class = synthetic_per_class
+        self.recipe = Recipe(steps=steps, batch_size=batch_size, seed=seed)
+
+    def evaluate_task(self, task, data) -> dict[str, float]:
+        classes = int(getattr(task, "num_classes", 0) or 0)
+        if classes < 2 or not hasattr(task, "generate"):
+            raise UserError("The CAS metric trains a classifier on generated images labelled by "
+                            "the class they were asked for, so it needs a class-conditional "
+                            "generator (conditioning=embedding, projection or acgan on a "
+                            "labelled data set). Drop metrics=cas for this model.")
+        test = self.split(data, "test")
+        train_split = self.split(data, "train")
+        real_images, real_labels = self.all_images(train_split.dataset)
+        fake_images, fake_labels = self.generated(task, classes, self.num_samples)
+        values = {"cas": self.accuracy(Images(fake_images, fake_labels), data, test),
+                  "cas_real": self.accuracy(self.real_sample(real_images, real_labels,
+                                                             self.num_samples), data, test)}
+        extra_images, extra_labels = self.generated(task, classes,
+                                                    self.synthetic_per_class * classes)
+        for n in self.real_per_class:
+            chosen = real_subset(real_labels, n, classes, self.recipe.seed)
+            subset = (real_images[chosen], real_labels[chosen])
+            values[f"aug{n}_real"] = self.accuracy(Images(*subset), data, test)
+            mixed = Images(torch.cat([subset[0], extra_images]),
+                           torch.cat([subset[1], extra_labels]))
+            values[f"aug{n}_mixed"] = self.accuracy(mixed, data, test)
+        return values
+
+    @staticmethod
+    def split(data, name: str):
+        split = data.with_split(name)
+        split.drop_last = False
+        split.setup()
+        return split
+
+    @staticmethod
+    def all_images(dataset) -> tuple[torch.Tensor, torch.Tensor]:
+        return batch(dataset, list(range(len(dataset))))
+
+    def real_sample(self, images, labels, n: int) -> Images:
+        generator = torch.Generator().manual_seed(self.recipe.seed)
+        chosen = torch.randperm(len(labels), generator=generator)[:n]
+        return Images(images[chosen], labels[chosen])
+
+    @torch.no_grad()
+    def generated(self, task, classes: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        labels = balanced_labels(n, classes)
+        parts = []
+        with track("CAS samples", n, "img") as bar:
+            for start in range(0, n, 500):
+                part = labels[start:start + 500]
+                parts.append(task.generate(task.sample_z(len(part)), part).cpu())
+                bar.advance(len(part))
+        return torch.cat(parts).clamp(-1, 1), labels
+
+    def accuracy(self, training: Images, data, test) -> float:
+        """Test accuracy of the small classifier trained on ``training`` (fresh each time)."""
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        model = train(training, training.images.shape[1], data.num_classes, self.recipe, device)
+        images, labels = self.all_images(test.dataset)
+        correct = 0
+        with torch.no_grad():
+            for start in range(0, len(labels), 1000):
+                logits = model(images[start:start + 1000].to(device))
+                correct += (logits.argmax(1).cpu() == labels[start:start + 1000]).sum().item()
+        return correct / len(labels)
