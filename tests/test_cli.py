@@ -47,7 +47,7 @@ def test_cfg_job_prints_the_composed_config(tmp_path):
 
 def test_eval_help_lists_only_what_eval_reads(tmp_path):
     out = run_ganrun("eval", "--help", cwd=tmp_path).stdout
-    assert "metrics: all, class_coverage, fid" in out and "(in use: fid)" in out
+    assert "metrics: all, cas, class_coverage, fid" in out and "(in use: fid)" in out
     for training_group in ("regularizer", "optimizer", "hardware", "loss:", "ema"):
         assert training_group not in out
 

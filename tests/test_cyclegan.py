@@ -130,6 +130,19 @@ def test_sigkill_then_resume_is_exact(folder, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a), "weights and pools differ"
 
 
+def test_resume_at_an_epoch_end_is_exact(folder, tmp_path):
+    """Epochs of 2 batches: a run stopped after iteration 4 continues into epoch 3 exactly (the
+    loader must not draw its workers' seed from the global RNG at each epoch start)."""
+    common = ["callbacks.checkpoint.last_every_n_iterations=1", "task.pool_size=3"]
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    train(folder, whole, "trainer.max_steps=6", *common, cwd=tmp_path)
+    train(folder, split, "trainer.max_steps=4", *common, cwd=tmp_path)
+    run_ganrun("train", "resume=true", "trainer.max_steps=6", f"hydra.run.dir={split}",
+               cwd=tmp_path)
+    for tag in ("loss/g", "loss/d_a", "loss/d_b"):
+        assert scalars(whole)[tag] == scalars(split)[tag], tag
+
+
 def test_fashion_domains_preset_trains_with_bf16(tmp_path, fashion_root):
     run = tmp_path / "run"
     run_ganrun("train", "experiment=cyclegan_fashion_mnist", "hardware=[cpu,bf16]",

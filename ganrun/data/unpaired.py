@@ -63,7 +63,10 @@ class UnpairedDataModule(GANDataModule):
         sampler = UnpairedSampler(self.dataset.size_a, self.dataset.size_b, seed=place.seed)
         sampler.set_epoch(place.epoch)
         sampler.start_at(place.start)
+        # Its own generator: without one, every iter() draws the workers' base seed from the
+        # global RNG at each epoch start, which a run resumed at an epoch's end would not do.
         return DataLoader(self.dataset, batch_size=self.batch_size, sampler=sampler,
+                          generator=torch.Generator().manual_seed(place.seed),
                           drop_last=self.drop_last, collate_fn=keep_batch,
                           num_workers=self.num_workers, pin_memory=torch.cuda.is_available(),
                           persistent_workers=self.num_workers > 0)
