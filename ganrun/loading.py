@@ -106,6 +106,11 @@ def load_trained(path: str | Path, device: str | torch.device = "cpu",
     from ganrun.runner.checkpoints import load_gan
 
     module, cfg = load_gan(path, device, trust)
+    return sampler_of(module, cfg, path)
+
+
+def sampler_of(module, cfg, path) -> LoadedGenerator:
+    """The sampling side of a checkpoint's runner module (built by ``load_gan``)."""
     from omegaconf import OmegaConf
 
     if not hasattr(module.task, "sampling_generator"):

@@ -50,45 +50,43 @@ def counts_of(metrics: dict) -> dict[str, int]:
 
 def of_checkpoint(path: Path, metrics: dict, device: torch.device, seed: int,
                   trust: list[str]) -> dict:
-    """Metrics of a checkpoint's or an export folder's generator against its training data
-    set's real images; also written to metrics.json beside the file (inside the folder)."""
-    from ganrun.loading import is_export, load_trained
+    """Metrics of a checkpoint or an export folder against its training data set's real
+    images; also written to metrics.json beside the file (inside the folder)."""
+    from ganrun.loading import is_export
 
-    if not is_export(path):
-        translated = of_translator(path, metrics, device, trust)
-        if translated is not None:
-            return translated
-    module = load_trained(path, device, trust)
-    if not module.dataset:
+    subject, dataset = evaluated(path, device, trust)
+    if not dataset:
         raise UserError(f"'{path}' does not say which data set it was trained on, so there "
                         "are no real images to compare with. Use real=DIR fake=DIR with "
                         "images written by `ganrun sample`.")
-    data = instantiate(module.dataset)  # its root was saved absolute: works from any folder
+    data = instantiate(dataset)  # its root was saved absolute: works from any folder
     values = {}
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         for metric in metrics.values():
-            values.update(evaluate_on_task(metric, module, data))
+            values.update(evaluate_on_task(metric, subject, data))
     values.update(counts_of(metrics))
     folder = path if is_export(path) else path.parent
     (folder / "metrics.json").write_text(json.dumps(values, indent=2) + "\n")
     return values
 
 
-def of_translator(path: Path, metrics: dict, device: torch.device, trust: list[str]):
-    """Metrics of a translation checkpoint (task=cyclegan) on its data set's test split, or
-    None for a checkpoint of another task."""
+def evaluated(path: Path, device: torch.device, trust: list[str]):
+    """What the metrics read, loaded once: a translator's task (task=cyclegan) or a
+    generator's sampling side; and the training data set's config."""
+    from omegaconf import OmegaConf
+
+    from ganrun.loading import is_export, load_trained, sampler_of
     from ganrun.runner.checkpoints import load_gan
 
+    if is_export(path):
+        loaded = load_trained(path, device, trust)
+        return loaded, loaded.dataset
     module, cfg = load_gan(path, device, trust)
-    if not hasattr(module.task, "translate"):
-        return None
-    data = instantiate(cfg.dataset)
-    values = {}
-    for metric in metrics.values():
-        values.update(evaluate_on_task(metric, module.task, data))
-    (path.parent / "metrics.json").write_text(json.dumps(values, indent=2) + "\n")
-    return values
+    if hasattr(module.task, "translate"):
+        return module.task, OmegaConf.to_container(cfg.dataset, resolve=True)
+    loaded = sampler_of(module, cfg, path)
+    return loaded, loaded.dataset
 
 
 def of_folders(real: str, fake: str, metrics: dict) -> dict:
