@@ -17,6 +17,10 @@ off during training continues from its ``last.ckpt``: re-running the same comman
     python scripts/measure_presets.py                       # the full protocol (GPU)
     python scripts/measure_presets.py --presets wgan_gp_fashion_mnist -- hardware=[gpu,bf16]
     python scripts/measure_presets.py --max-steps 2 --num-samples 20 --real-samples 20  # smoke
+    python scripts/measure_presets.py --stage train    # train now, `--stage eval` later
+
+`--stage train` stops after training (e.g. while the FID weights are still being copied to a
+GPU machine); `--stage eval` then measures the trained runs without training again.
 
 Needs the Fashion-MNIST files (apt-get install dataset-fashion-mnist) and the FID Inception
 weights (downloaded on first use, or offline `ganrun fid-weights --from FILE`). Overrides after
@@ -39,7 +43,7 @@ PRESETS = ["dcgan_fashion_mnist", "wgan_fashion_mnist", "wgan_gp_fashion_mnist",
            "cgan_fashion_mnist", "sngan_fashion_mnist"]
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", nargs="+", default=PRESETS)
     parser.add_argument("--root", default="/usr/share/datasets/fashion-mnist",
@@ -53,43 +57,67 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--real-samples", type=int, default=None,
                         help="test images (default: all 10,000)")
     parser.add_argument("--out", default="preset_runs", help="folder of the runs")
+    parser.add_argument("--stage", choices=["all", "train", "eval"], default="all",
+                        help="train only, evaluate trained runs only, or both (default)")
     parser.add_argument("overrides", nargs="*", help="after --: overrides for ganrun train")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     for key, value in PROTOCOLS[args.protocol].items():
         if getattr(args, key) is None:
             setattr(args, key, value)
     return args
 
 
-def ganrun(*args: str) -> subprocess.CompletedProcess:
+def ganrun(*args: str, check=None) -> subprocess.CompletedProcess:
     proc = subprocess.run([sys.executable, "-m", "ganrun", *args], capture_output=True,
                           text=True)
     if proc.returncode != 0:
+        if check:
+            check()
         sys.exit(f"ganrun {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     return proc
 
 
 def train(preset: str, run: Path, args) -> float:
     """Trains (or continues a cut-off run); returns the seconds of all attempts so far."""
+    spent = run / "train_seconds.txt"
+    before = float(spent.read_text()) if spent.is_file() else 0.0
+    start = time.perf_counter()
+
+    def record() -> float:  # also for a run stopped by a signal: its time counts on resume
+        seconds = before + time.perf_counter() - start
+        if run.is_dir():
+            spent.write_text(f"{seconds:.1f}\n")
+        return seconds
+
+    ganrun(*train_command(preset, run, args), check=record)
+    return record()
+
+
+def train_command(preset: str, run: Path, args) -> list[str]:
     length = [f"trainer.max_steps={args.max_steps}"] if args.max_steps else \
         [f"trainer.max_epochs={args.epochs}", "trainer.max_steps=null"]
+    return ["train", f"experiment={preset}", f"dataset.root={args.root}",
+            "dataset.download=false", *length, f"hydra.run.dir={run}",
+            "callbacks.progress.refresh_every_n_iterations=1000", *args.overrides]
+
+
+def trained_seconds(run: Path) -> float:
     spent = run / "train_seconds.txt"
-    start = time.perf_counter()
-    ganrun("train", f"experiment={preset}", f"dataset.root={args.root}", "dataset.download=false",
-           *length, f"hydra.run.dir={run}", "callbacks.progress.refresh_every_n_iterations=1000",
-           *args.overrides)
-    seconds = time.perf_counter() - start
-    if spent.is_file():
-        seconds += float(spent.read_text())
-    spent.write_text(f"{seconds:.1f}\n")
-    return seconds
+    if not (run / "checkpoints" / "last.ckpt").is_file() or not spent.is_file():
+        sys.exit(f"--stage eval: {run} holds no trained run. Train it first (--stage train "
+                 "or --stage all) with the same --out.")
+    return float(spent.read_text())
 
 
 def evaluate(run: Path, metrics: str, args) -> dict:
-    extra = [f"metrics.real_samples={args.real_samples}"] if args.real_samples else []
-    proc = ganrun("eval", f"ckpt={run / 'checkpoints' / 'last.ckpt'}", f"metrics={metrics}",
-                  f"num_samples={args.num_samples}", *extra)
+    proc = ganrun(*eval_command(run, metrics, args))
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def eval_command(run: Path, metrics: str, args) -> list[str]:
+    extra = [f"metrics.real_samples={args.real_samples}"] if args.real_samples else []
+    return ["eval", f"ckpt={run / 'checkpoints' / 'last.ckpt'}", f"metrics={metrics}",
+            f"num_samples={args.num_samples}", *extra]
 
 
 def measure(preset: str, args) -> dict:
@@ -98,7 +126,12 @@ def measure(preset: str, args) -> dict:
     result_file = run / "result.json"
     if result_file.is_file():
         return json.loads(result_file.read_text())
-    seconds = train(preset, run, args)
+    if args.stage == "eval":
+        seconds = trained_seconds(run)
+    else:
+        seconds = train(preset, run, args)
+    if args.stage == "train":
+        return {}
     # KID needs num_samples >= its subset size: FID and precision/recall alone for smoke runs.
     result = evaluate(run, "fid_kid_pr" if args.num_samples >= 1000 else "fid", args)
     if preset in LABELLED:
@@ -146,7 +179,11 @@ def main() -> None:
     rows = ["| preset | protocol | epochs | FID | precision | recall | classes covered | "
             "train time | machine |", "|---|---|---|---|---|---|---|---|---|"]
     for preset in args.presets:
-        line = row(preset, measure(preset, args))
+        result = measure(preset, args)
+        if not result:
+            print(f"{preset}: trained in {args.out}/{preset}; measure it with --stage eval")
+            continue
+        line = row(preset, result)
         print(line, flush=True)
         rows.append(line)
     print("\n".join(["", *rows]))

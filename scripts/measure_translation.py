@@ -9,6 +9,9 @@ its last.ckpt when the same command is run again.
 
     python scripts/measure_translation.py                       # the preset, ~minutes on a CPU
     python scripts/measure_translation.py --num-samples 200 -- trainer.max_steps=20   # smoke
+    python scripts/measure_translation.py --stage train   # train now, `--stage eval` later
+
+The measurements run on a GPU when there is one (`--device`).
 """
 
 import argparse
@@ -31,6 +34,9 @@ def parse_args() -> argparse.Namespace:
                         help="training steps of the domain-B classifier (its accuracy on real "
                              "test B is the ceiling of label preservation)")
     parser.add_argument("--out", default="translation_runs", help="folder of the run")
+    parser.add_argument("--stage", choices=["all", "train", "eval"], default="all",
+                        help="train only, measure the trained run only, or both (default)")
+    parser.add_argument("--device", default="auto", help="where to measure: auto, cpu, cuda")
     parser.add_argument("overrides", nargs="*", help="after --: overrides for ganrun train")
     return parser.parse_args()
 
@@ -42,20 +48,31 @@ def train(run: Path, args) -> float:
                f"dataset.root={args.root}", "dataset.download=false", f"hydra.run.dir={run}",
                "callbacks.progress.refresh_every_n_iterations=500", *args.overrides]
     proc = subprocess.run(command, capture_output=True, text=True)
+    # also for a run stopped by a signal: its time counts when it is resumed
+    seconds = time.perf_counter() - start + (float(spent.read_text()) if spent.is_file() else 0)
+    if run.is_dir():
+        spent.write_text(f"{seconds:.1f}\n")
     if proc.returncode != 0:
         sys.exit(f"ganrun train failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    seconds = time.perf_counter() - start + (float(spent.read_text()) if spent.is_file() else 0)
-    spent.write_text(f"{seconds:.1f}\n")
     return seconds
 
 
-def measure(run: Path, num_samples: int, classifier_steps: int) -> dict:
+def trained_seconds(run: Path) -> float:
+    spent = run.parent / f"{run.name}_train_seconds.txt"
+    if not (run / "checkpoints" / "last.ckpt").is_file() or not spent.is_file():
+        sys.exit(f"--stage eval: {run} holds no trained run. Train it first (--stage train "
+                 "or --stage all) with the same --out.")
+    return float(spent.read_text())
+
+
+def measure(run: Path, num_samples: int, classifier_steps: int, device: str) -> dict:
     from hydra.utils import instantiate
 
     from ganrun.runner.checkpoints import load_gan
+    from ganrun.runner.devices import pick_device
     from ganrun.metrics.translation import TranslationMetrics
 
-    module, cfg = load_gan(run / "checkpoints" / "last.ckpt")
+    module, cfg = load_gan(run / "checkpoints" / "last.ckpt", pick_device(device))
     data = instantiate(cfg.dataset)
     data.setup()
     metrics = TranslationMetrics(num_samples=num_samples, classifier_steps=classifier_steps)
@@ -65,8 +82,11 @@ def measure(run: Path, num_samples: int, classifier_steps: int) -> dict:
 def main() -> None:
     args = parse_args()
     run = Path(args.out).resolve() / args.preset
-    seconds = train(run, args)
-    values = measure(run, args.num_samples, args.classifier_steps)
+    seconds = trained_seconds(run) if args.stage == "eval" else train(run, args)
+    if args.stage == "train":
+        print(f"trained in {run}; measure it with --stage eval")
+        return
+    values = measure(run, args.num_samples, args.classifier_steps, args.device)
     values.update(train_minutes=seconds / 60, machine=machine())
     (run / "translation_metrics.json").write_text(json.dumps(values, indent=2) + "\n")
     fid_ok = values["fid_ab"] <= values["fid_identity"] / 2

@@ -43,6 +43,7 @@ class TranslationMetrics:
         self.num_samples = num_samples  # test images per domain
         self.batch_size, self.classifier_steps = batch_size, classifier_steps
         self._classifier = None  # trained once per process: every evaluation reuses it
+        self.device = torch.device("cpu")  # the translator's: Inception and classifier run there
 
     def evaluate_task(self, task, data) -> dict[str, float]:
         if not hasattr(task, "translate"):
@@ -54,7 +55,8 @@ class TranslationMetrics:
         n = min(self.num_samples, test.dataset.size_a, test.dataset.size_b)
         batch = test.dataset.fixed_items(n)
         real_a, real_b = batch["A"], batch["B"]
-        fake_b = torch.cat([task.translate(part.to(task.fixed_a.device)).cpu()
+        self.device = task.fixed_a.device
+        fake_b = torch.cat([task.translate(part.to(self.device)).cpu()
                             for part in real_a.split(self.batch_size)])
         values = self.fids(real_b, {"fid_ab": fake_b, "fid_identity": real_a})
         if data.num_classes:
@@ -69,14 +71,14 @@ class TranslationMetrics:
                 for name, fake in fakes.items()}
 
     def uint8_batches(self, images: torch.Tensor):
-        return (to_uint8(part) for part in images.split(self.batch_size))
+        return (to_uint8(part.to(self.device)) for part in images.split(self.batch_size))
 
     def label_preservation(self, data, batch: dict, fake_b: torch.Tensor) -> dict[str, float]:
         classifier = self.domain_b_classifier(data)
 
         def accuracy(images, labels) -> float:
             with torch.no_grad():
-                predicted = torch.cat([classifier(part).argmax(1)
+                predicted = torch.cat([classifier(part.to(self.device)).argmax(1).cpu()
                                        for part in images.split(self.batch_size)])
             return (predicted == labels).float().mean().item()
 
@@ -94,5 +96,5 @@ class TranslationMetrics:
             train_split.setup()
             self._classifier = train(Domain(train_split.dataset, "B"), data.channels_b,
                                      data.num_classes, Recipe(steps=self.classifier_steps),
-                                     torch.device("cpu"))
-        return self._classifier
+                                     self.device)
+        return self._classifier.to(self.device)
