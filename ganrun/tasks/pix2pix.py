@@ -89,8 +89,8 @@ class Pix2Pix(Task):
             self._pairs = (count, *self.pairs(batch))
         _, inputs, targets = self._pairs
         if phase.name == "D":
-            return self.discriminator_loss(inputs, targets, runner.counters["D"])
-        return self.generator_loss(inputs, targets, warmup=count <= self.pixel_warmup)
+            return self.discriminator_loss(inputs, targets, runner.counters["D"] if runner else 0)
+        return self.generator_loss(inputs, targets, warmup=0 < count <= self.pixel_warmup)
 
     def generate(self, inputs: torch.Tensor) -> torch.Tensor:
         """G's output; for inpainting, the known pixels pasted back around the hole."""
