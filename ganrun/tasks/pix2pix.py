@@ -246,6 +246,12 @@ def build(cfg, shape: dict, degrade=None, lambda_l1: float = 100.0,
         inputs, outputs = degradation.input_channels(shape["channels"]), shape["channels"]
     size, scale = shape["image_size"], degradation.scale if degradation else 1
     generator, discriminator = cfg.model.generator, cfg.model.discriminator
+    for side, node in (("generator", generator), ("discriminator", discriminator)):
+        if "in_channels" not in network_options(node._target_, in_channels=0):
+            raise UserError(f"task=pix2pix needs image-to-image networks, but the {side} "
+                            f"{node._target_} makes images from latents. Use model=pix2pix "
+                            "(U-Net), model=pix2pix_resnet or model=srresnet (super-resolution), "
+                            "or a preset: experiment=pix2pix_facades, srgan_x4, inpaint_center.")
     G = instantiate(generator, in_channels=inputs, out_channels=outputs,
                     **network_options(generator._target_, image_size=size, scale=scale))
     if scale != 1 and getattr(G, "scale", 1) != scale:
