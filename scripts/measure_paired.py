@@ -40,7 +40,7 @@ def parse_args() -> argparse.Namespace:
                         help="trainer.max_steps for both presets (default: the presets')")
     parser.add_argument("--num-samples", type=int, default=10000,
                         help="test pairs for PSNR/SSIM (the whole test split by default)")
-    parser.add_argument("--fid-samples", type=int, default=500, help="test pairs for the FIDs")
+    parser.add_argument("--fid-samples", type=int, default=300, help="test pairs for the FIDs")
     parser.add_argument("--out", default="paired_runs", help="folder of the runs")
     parser.add_argument("--device", default="auto", help="where to measure: auto, cpu, cuda")
     parser.add_argument("overrides", nargs="*", help="after --: overrides for ganrun train")

@@ -42,7 +42,9 @@ def runs(mnist, tmp_path_factory) -> dict[str, Path]:
                "model.generator.n_blocks=1", "task.pixel_warmup=1"],
         "inpaint": ["model=pix2pix_resnet", "degrade=mask", "model.generator.n_blocks=1",
                     "task.hole_weight=4"],
-        "edges": ["model=pix2pix", "degrade=edges"],
+        # with the paired metrics during training (PSNR/SSIM only: no FID weights needed)
+        "edges": ["model=pix2pix", "degrade=edges", "metrics=paired", "metrics.num_samples=4",
+                  "metrics.evaluate.paired.fid_samples=0"],
     }
     for name, extra in options.items():
         train(base / name, *MNIST, f"dataset.root={mnist}", "trainer.max_steps=3", *extra,
@@ -59,6 +61,8 @@ def test_derived_pairs_train_with_the_reference_tags(runs):
         state = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
         assert {k.split(".")[2] for k in state["state_dict"] if k.startswith("task.nets.")} == \
             {"G", "D"}
+    logged = scalars(runs["edges"])
+    assert [step for step, _ in logged["metrics/psnr"]] == [3] and "metrics/ssim" in logged
     # SR: D waits during the pixel warm-up (1 batch): 2 D updates for 3 G updates
     state = torch.load(runs["sr"] / "checkpoints" / "last.ckpt", weights_only=True)
     assert state["ganrun"]["counters"] == {"batches": 3, "D": 2, "G": 3}
