@@ -155,7 +155,10 @@ def test_translate_odd_sized_images(runs, tmp_path):
     (source / "sub").mkdir(parents=True)
     Image.new("L", (17, 9), 90).save(source / "a.png")
     Image.new("RGB", (30, 21), (200, 10, 10)).save(source / "sub" / "b.jpg")
-    sizes = lambda out: [Image.open(tmp_path / out / n).size for n in ("a.png", "sub/b.jpg")]  # noqa: E731
+
+    def sizes(out: str) -> list[tuple[int, int]]:
+        return [Image.open(tmp_path / out / n).size for n in ("a.png", "sub/b.jpg")]
+
     for name, scale in (("sr", 2), ("edges", 1), ("inpaint", 1)):
         proc = run_ganrun("translate", f"ckpt={runs[name] / 'checkpoints' / 'last.ckpt'}",
                           "in=in", f"out={name}", cwd=tmp_path)

@@ -156,8 +156,13 @@ class Mask(Degradation):
 
     def random_mask(self, height: int, width: int, seed: int) -> torch.Tensor:
         generator = torch.Generator().manual_seed(seed)
-        uniform = lambda low=0.0, high=1.0: low + (high - low) * torch.rand((), generator=generator).item()  # noqa: E731
-        count = lambda high: int(torch.randint(1, high + 1, (), generator=generator)) if high else 0  # noqa: E731
+
+        def uniform(low: float = 0.0, high: float = 1.0) -> float:
+            return low + (high - low) * torch.rand((), generator=generator).item()
+
+        def count(high: int) -> int:  # 1..high, or 0 when high is 0
+            return int(torch.randint(1, high + 1, (), generator=generator)) if high else 0
+
         mask = torch.zeros(height, width)
         for _ in range(count(self.max_boxes)):
             h = max(1, round(uniform(self.box_min, self.box_max) * height))

@@ -47,7 +47,8 @@ class PairedFiles(UnpairedItems):
                  load_size: int, crop_size: int, augment: bool, flip: bool, swap: bool):
         self.pairs, self.modes = pairs, modes
         self.size_a = self.size_b = len(pairs)
-        self.load_size, self.crop_size, self.augment, self.flip = load_size, crop_size, augment, flip
+        self.load_size, self.crop_size = load_size, crop_size
+        self.augment, self.flip = augment, flip
         self.swap = swap
 
     def __getitems__(self, items: list) -> dict:
@@ -104,7 +105,8 @@ class PairedFolder(UnpairedDataModule):
         check_folder_options(load_size, crop_size, flip, channels_a, channels_b)
         check_choice("direction", direction, DIRECTIONS)
         super().__init__(root, False, crop_size, batch_size, num_workers, split, drop_last)
-        self.direction, self.load_size, self.crop_size, self.flip = direction, load_size, crop_size, flip
+        self.direction, self.flip = direction, flip
+        self.load_size, self.crop_size = load_size, crop_size
         self.channels_a, self.channels_b = channels_a, channels_b
 
     def load_split(self) -> PairedFiles:

@@ -23,7 +23,6 @@ from ganrun.data.degrade import Degradation, split_mask
 from ganrun.errors import UserError
 from ganrun.losses import GANLoss
 from ganrun.tasks.base import Phase, Task
-from ganrun.tasks.cyclegan import translate_with
 
 SEED_RANGE = 2**62
 TEST_SEED = 1_000_003  # test pair k uses seed TEST_SEED + k: the same pairs on every run
