@@ -284,3 +284,23 @@ def test_hole_weight_scales_the_l1_inside_the_hole():
     # G outputs 0 and the known pixels are pasted back: error 1 on the 4 hole pixels, x3
     assert stats["loss/g_l1"].item() == pytest.approx(3 * 4 / 16)
     assert "loss/g_adv" not in stats  # pixel warm-up: L1 alone
+
+
+# --- Configs ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("option", ["downscale", "mask", "edges", "grayscale"])
+def test_every_degrade_option_composes_and_builds(option, tmp_path):
+    from hydra.utils import instantiate
+
+    from test_config import composed
+
+    cfg = composed("task=pix2pix", "model=pix2pix", f"degrade={option}", tmp_path=tmp_path)
+    degrade = instantiate(cfg.task.degrade)
+    assert degrade(torch.zeros(1, 1, 28, 28), [0], train=True).shape[0] == 1
+
+
+def test_a_misspelled_degrade_key_fails_early(tmp_path):
+    from test_config import composed
+
+    with pytest.raises(UserError, match=r"task.degrade.centre.*Did you mean `center`"):
+        composed("task=pix2pix", "degrade=mask", "+task.degrade.centre=0.3", tmp_path=tmp_path)
