@@ -304,3 +304,25 @@ def test_a_misspelled_degrade_key_fails_early(tmp_path):
 
     with pytest.raises(UserError, match=r"task.degrade.centre.*Did you mean `center`"):
         composed("task=pix2pix", "degrade=mask", "+task.degrade.centre=0.3", tmp_path=tmp_path)
+
+
+@pytest.mark.parametrize("preset, shape, input_shape, output_side", [
+    ("pix2pix_facades", {"channels_a": 3, "channels_b": 3, "channels": 3, "image_size": 256},
+     (1, 3, 256, 256), 256),
+    ("srgan_x4", {"channels": 3, "image_size": 96}, (1, 3, 24, 24), 96),
+    ("inpaint_center", {"channels": 3, "image_size": 128}, (1, 4, 128, 128), 128),
+    ("sr_fashion_mnist", {"channels": 1, "image_size": 28}, (2, 1, 14, 14), 28),
+    ("inpaint_fashion_mnist", {"channels": 1, "image_size": 28}, (2, 2, 28, 28), 28),
+    ("pix2pix_fashion_mnist", {"channels": 1, "image_size": 28}, (2, 1, 28, 28), 28),
+])
+def test_every_paired_preset_builds_its_module(preset, shape, input_shape, output_side,
+                                               tmp_path):
+    from test_config import composed
+
+    from ganrun.runner.build import build_module
+
+    cfg = composed(f"experiment={preset}", "dataset.root=/x", tmp_path=tmp_path)
+    module = build_module(cfg, {"num_classes": 0, "class_names": None, **shape})
+    out = module.task.translate(torch.zeros(input_shape))
+    assert out.shape[-2:] == (output_side, output_side)
+    assert module.task.phases()[0].name == "D"
