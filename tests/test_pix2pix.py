@@ -222,3 +222,20 @@ def test_bad_requests_get_one_paragraph(mnist, tmp_path):
                       f"dataset.root={mnist}", f"hydra.run.dir={tmp_path / 'r3'}",
                       cwd=tmp_path, check=False)
     assert proc.returncode == 2 and "model=pix2pix" in proc.stderr
+
+
+def test_ddp_two_processes_keep_identical_weights(mnist, tmp_path):
+    """Batch-norm G and D under DDP (each D runs twice an update: buffers not broadcast),
+    random masks drawn per rank."""
+    run = tmp_path / "run"
+    proc = run_ganrun("train", *TINY, *MNIST, f"dataset.root={mnist}", "model=pix2pix",
+                      "degrade=mask", "hardware=ddp", "hardware.accelerator=cpu",
+                      "hardware.devices=2", "trainer.max_steps=2", f"hydra.run.dir={run}",
+                      "+callbacks.rankdump._target_=rankdump.RankDump",
+                      f"+callbacks.rankdump.dirpath={tmp_path}", cwd=tmp_path,
+                      env={"PYTHONPATH": f"{Path(__file__).parent}:{Path(__file__).parents[1]}"})
+    assert "MEMBER: 2/2" in proc.stderr + proc.stdout
+    rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
+    assert rank0.keys() == rank1.keys() and any("nets.G" in k for k in rank0)
+    for name in rank0:
+        assert torch.equal(rank0[name], rank1[name]), name
