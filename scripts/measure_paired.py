@@ -13,6 +13,7 @@ from its last.ckpt when the script is run again with the same --out).
     python scripts/measure_paired.py                              # both presets as shipped
     python scripts/measure_paired.py --steps 200 --fid-samples 20   # a smoke run
     python scripts/measure_paired.py --only sr_fashion_mnist
+    python scripts/measure_paired.py --stage train   # train now, `--stage eval` later
 """
 
 import argparse
@@ -42,6 +43,8 @@ def parse_args() -> argparse.Namespace:
                         help="test pairs for PSNR/SSIM (the whole test split by default)")
     parser.add_argument("--fid-samples", type=int, default=300, help="test pairs for the FIDs")
     parser.add_argument("--out", default="paired_runs", help="folder of the runs")
+    parser.add_argument("--stage", choices=["all", "train", "eval"], default="all",
+                        help="train only, measure the trained runs only, or both (default)")
     parser.add_argument("--device", default="auto", help="where to measure: auto, cpu, cuda")
     parser.add_argument("overrides", nargs="*", help="after --: overrides for ganrun train")
     return parser.parse_args()
@@ -64,6 +67,14 @@ def train(preset: str, run: Path, args) -> float:
     return seconds
 
 
+def trained_seconds(run: Path) -> float:
+    spent = run.parent / f"{run.name}_train_seconds.txt"
+    if not (run / "checkpoints" / "last.ckpt").is_file() or not spent.is_file():
+        sys.exit(f"--stage eval: {run} holds no trained run. Train it first (--stage train "
+                 "or --stage all) with the same --out.")
+    return float(spent.read_text())
+
+
 def measure(run: Path, args) -> dict:
     from hydra.utils import instantiate
 
@@ -81,14 +92,14 @@ def rows(preset: str, values: dict) -> list[str]:
     gain = values[key] - values[baseline]
     ssim_key, ssim_base = key.replace("psnr", "ssim"), baseline.replace("psnr", "ssim")
     fid_base = next((k for k in values if k.startswith("fid_") and k != "fid_samples"), None)
-    return [
+    lines = [
         f"| {preset} | {key} (dB) | {values[key]:.2f} | {values[baseline]:.2f} | "
         f"{gain:+.2f} dB (target >= +{target:g}) | {'yes' if gain >= target else 'no'} |",
-        f"| {preset} | {ssim_key} | {values[ssim_key]:.3f} | {values[ssim_base]:.3f} | | |",
-        f"| {preset} | FID ({values.get('fid_samples', 0)} images) | "
-        f"{values.get('fid', float('nan')):.1f} | "
-        f"{values.get(fid_base, float('nan')):.1f} | | |",
-    ]
+        f"| {preset} | {ssim_key} | {values[ssim_key]:.3f} | {values[ssim_base]:.3f} | | |"]
+    if "fid" in values:  # --fid-samples 0: none
+        lines.append(f"| {preset} | FID ({values['fid_samples']} images) | {values['fid']:.1f} "
+                     f"| {values.get(fid_base, float('nan')):.1f} | | |")
+    return lines
 
 
 def main() -> None:
@@ -99,7 +110,10 @@ def main() -> None:
     times = []
     for preset in args.only or PRESETS:
         run = out / preset
-        seconds = train(preset, run, args)
+        seconds = trained_seconds(run) if args.stage == "eval" else train(preset, run, args)
+        if args.stage == "train":
+            print(f"{preset}: trained in {run}; measure it with --stage eval", flush=True)
+            continue
         start = time.perf_counter()
         values = measure(run, args)
         values.update(train_minutes=seconds / 60, eval_minutes=(time.perf_counter() - start) / 60,
@@ -109,6 +123,8 @@ def main() -> None:
         times.append(f"{preset}: train {seconds / 60:.1f} min, measure "
                      f"{values['eval_minutes']:.1f} min")
         print(f"{preset}: {json.dumps(values)}", flush=True)
+    if args.stage == "train":
+        return
     print("\n".join(table))
     print("\n" + "; ".join(times) + f"\n{machine()}")
 
