@@ -239,3 +239,20 @@ def test_ddp_two_processes_keep_identical_weights(mnist, tmp_path):
     assert rank0.keys() == rank1.keys() and any("nets.G" in k for k in rank0)
     for name in rank0:
         assert torch.equal(rank0[name], rank1[name]), name
+
+
+def test_measure_script_smoke_run_in_two_stages(fashion_root, tmp_path):
+    script = Path(__file__).resolve().parents[1] / "scripts" / "measure_paired.py"
+    common = [sys.executable, str(script), "--root", str(fashion_root), "--steps", "2",
+              "--num-samples", "8", "--fid-samples", "0", "--out", str(tmp_path / "runs"),
+              "--only", "inpaint_fashion_mnist"]
+    trained = subprocess.run([*common, "--stage", "train", "--", "hardware=cpu"], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=600)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    measured = subprocess.run([*common, "--stage", "eval"], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=600)
+    assert measured.returncode == 0, measured.stderr[-3000:]
+    assert "| inpaint_fashion_mnist | psnr_hole (dB) |" in measured.stdout
+    values = json.loads((tmp_path / "runs" / "inpaint_fashion_mnist" /
+                         "paired_metrics.json").read_text())
+    assert values["num_samples"] == 8 and "psnr_hole_fill" in values
