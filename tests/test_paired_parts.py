@@ -326,3 +326,30 @@ def test_every_paired_preset_builds_its_module(preset, shape, input_shape, outpu
     out = module.task.translate(torch.zeros(input_shape))
     assert out.shape[-2:] == (output_side, output_side)
     assert module.task.phases()[0].name == "D"
+
+
+def test_reference_test_mode_is_repeatable_per_image_and_leaves_g_untouched():
+    from ganrun.losses import NonSaturating
+    from ganrun.tasks.pix2pix import Pix2Pix
+
+    def task(mode, dropout=True):
+        torch.manual_seed(0)
+        G = UnetGenerator(1, 1, image_size=64, width=2, num_downs=6, dropout=dropout)
+        return Pix2Pix(G, Mean(), NonSaturating(), input_channels=1, output_channels=1,
+                       image_size=64, test_mode=mode)
+
+    reference, plain = task("train"), task("eval")
+    images = torch.randn(3, 1, 64, 64)
+    before = {k: v.clone() for k, v in reference.state_dict().items()}
+    state = torch.get_rng_state()
+    first = reference.translate(images)
+    assert torch.equal(torch.get_rng_state(), state)  # training's random stream not moved
+    assert torch.equal(first, reference.translate(images))  # repeatable
+    # each image on its own batch-norm statistics, as the reference's batches of 1
+    no_dropout = task("train", dropout=False)
+    assert torch.equal(no_dropout.translate(images)[1:2], no_dropout.translate(images[1:2]))
+    assert sum(isinstance(m, nn.Dropout) for m in reference.modules()) == 1
+    assert all(torch.equal(v, reference.state_dict()[k]) for k, v in before.items())
+    assert not torch.allclose(first, plain.translate(images))
+    with pytest.raises(UserError, match="task.test_mode"):
+        task("test")

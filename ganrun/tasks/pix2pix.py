@@ -15,6 +15,8 @@ set's images, the inputs their degradation.
 
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -25,6 +27,7 @@ from ganrun.losses import GANLoss
 from ganrun.tasks.base import Phase, Task
 
 SEED_RANGE = 2**62
+TEST_MODES = ("eval", "train")
 TEST_SEED = 1_000_003  # test pair k uses seed TEST_SEED + k: the same pairs on every run
 
 
@@ -35,8 +38,13 @@ class Pix2Pix(Task):
                  output_channels: int, image_size: int, degrade: Degradation | None = None,
                  lambda_l1: float = 100.0, adversarial_weight: float = 1.0,
                  hole_weight: float = 1.0, pixel_warmup: int = 0, regularizers: dict | None = None,
-                 num_fixed: int = 8):
+                 num_fixed: int = 8, test_mode: str = "eval"):
         super().__init__()
+        if test_mode not in TEST_MODES:
+            raise UserError(f"task.test_mode must be one of {', '.join(TEST_MODES)}, got "
+                            f"{test_mode!r}: eval (running statistics, no dropout) or train "
+                            "(the reference's test script: batch statistics, dropout on).")
+        self.test_mode = test_mode
         self.nets = nn.ModuleDict({"G": G, "D": D})
         self.loss, self.degrade = loss, degrade
         self.lambda_l1, self.adversarial_weight = lambda_l1, adversarial_weight
@@ -91,9 +99,9 @@ class Pix2Pix(Task):
             return self.discriminator_loss(inputs, targets, runner.counters["D"] if runner else 0)
         return self.generator_loss(inputs, targets, warmup=0 < count <= self.pixel_warmup)
 
-    def generate(self, inputs: torch.Tensor) -> torch.Tensor:
+    def generate(self, inputs: torch.Tensor, G: nn.Module | None = None) -> torch.Tensor:
         """G's output; for inpainting, the known pixels pasted back around the hole."""
-        out = self.nets["G"](inputs)
+        out = (G or self.nets["G"])(inputs)
         if not self.has_mask:
             return out
         known, mask = split_mask(inputs)
@@ -156,7 +164,10 @@ class Pix2Pix(Task):
     # Sampling: the sample grid, metrics and `ganrun translate`.
 
     def translate(self, inputs: torch.Tensor, direction: str = "AtoB") -> torch.Tensor:
-        """Inputs (with the mask channel for inpainting) -> outputs in [-1, 1], in eval mode."""
+        """Inputs (with the mask channel for inpainting) -> outputs in [-1, 1], in eval mode
+        (``test_mode=eval``) or as the reference's test script runs G (``train``)."""
+        if self.test_mode == "train":
+            return self.translate_as_reference(inputs)
         G = self.nets["G"]
         was_training = G.training
         G.eval()
@@ -165,6 +176,19 @@ class Pix2Pix(Task):
                 return self.generate(inputs).float()
         finally:
             G.train(was_training)
+
+    @torch.no_grad()
+    def translate_as_reference(self, inputs: torch.Tensor) -> torch.Tensor:
+        """G in training mode, as the reference's test.py runs pix2pix (no --eval): batch norm
+        on each image's own statistics (one image at a time, as its batch of 1) and dropout on.
+        A copy of G runs, so the trained G's running statistics stay untouched, under a forked
+        RNG seeded alike on every call, so the outputs are repeatable and training's random
+        stream is not moved."""
+        G = copy.deepcopy(self.nets["G"]).train()
+        devices = [inputs.device] if inputs.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(0)
+            return torch.cat([self.generate(image[None], G).float() for image in inputs])
 
     def sample_grid(self, nrow: int) -> torch.Tensor:
         """Rows of ``nrow``: inputs (shown at the output's size; an inpainting input without
@@ -221,7 +245,7 @@ def network_options(target: str, **available) -> dict:
 
 def build(cfg, shape: dict, degrade=None, lambda_l1: float = 100.0,
           adversarial_weight: float = 1.0, hole_weight: float = 1.0, pixel_warmup: int = 0,
-          num_fixed: int = 8) -> Pix2Pix:
+          num_fixed: int = 8, test_mode: str = "eval") -> Pix2Pix:
     """The pix2pix task: ``model.generator`` (input channels -> output channels, ``scale``
     times larger for super-resolution) and ``model.discriminator`` on input + output channels."""
     from hydra.utils import instantiate
@@ -262,4 +286,5 @@ def build(cfg, shape: dict, degrade=None, lambda_l1: float = 100.0,
         loss=instantiate(cfg.loss), input_channels=inputs, output_channels=outputs,
         image_size=size, degrade=degradation, lambda_l1=lambda_l1,
         adversarial_weight=adversarial_weight, hole_weight=hole_weight,
-        pixel_warmup=pixel_warmup, regularizers=regularizers(cfg), num_fixed=num_fixed)
+        pixel_warmup=pixel_warmup, regularizers=regularizers(cfg), num_fixed=num_fixed,
+        test_mode=test_mode)
