@@ -8,7 +8,7 @@ COMMANDS = {
     "train": ("ganrun.commands.train", "train a GAN from config groups (ganrun train --help lists them)"),
     "sample": ("ganrun.commands.sample", "write generated images of a checkpoint (PNG files, .npz, grid)"),
     "eval": ("ganrun.commands.eval", "FID/KID/IS/precision-recall of a checkpoint or between two image folders"),
-    "translate": ("ganrun.commands.translate", "apply a trained translator (CycleGAN) to a folder of images"),
+    "translate": ("ganrun.commands.translate", "apply a trained translator (CycleGAN, pix2pix, SR, inpainting) to a folder of images"),
     "export": ("ganrun.commands.export", "write a checkpoint's generator as a shareable folder (safetensors + JSON)"),
     "report": ("ganrun.commands.report", "compare the jobs of a sweep: table sorted by FID, CSV/Markdown, plot"),
     "fid-stats": ("ganrun.commands.fid_stats", "write a real set's FID statistics (.npz of mu, sigma), e.g. for real="),

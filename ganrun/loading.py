@@ -67,6 +67,28 @@ class Translator(nn.Module):
 TRANSLATOR_NETS = ("G_AB", "G_BA")
 
 
+class PairedTranslator(nn.Module):
+    """The generator of a paired translator (task=pix2pix: pix2pix, super-resolution,
+    inpainting) with what ``ganrun translate`` needs to know about its inputs."""
+
+    paired = True
+
+    def __init__(self, task, data_shape: dict):
+        super().__init__()
+        self.task, self.data_shape = task, data_shape
+        self.scale, self.has_mask, self.degrade = task.scale, task.has_mask, task.degrade
+        # The image channels of an input (an inpainting input's mask channel is added here).
+        self.image_channels = task.fixed_a.shape[1] - int(task.has_mask)
+        self.size_multiple = getattr(task.nets["G"], "size_multiple", 4)
+
+    @property
+    def device(self) -> torch.device:
+        return self.task.fixed_a.device
+
+    def translate(self, inputs: torch.Tensor, direction: str = "AtoB") -> torch.Tensor:
+        return self.task.translate(inputs)
+
+
 def load_translator(path: str | Path, device, trust=()) -> Translator:
     """The translator of a task=cyclegan checkpoint or of its export folder, on ``device``; a
     ``UserError`` for a generator of images from latents."""
@@ -83,6 +105,8 @@ def load_translator(path: str | Path, device, trust=()) -> Translator:
     module, _ = load_gan(path, device, trust)
     if not hasattr(module.task, "translate"):
         raise not_a_translator(path, f"a {type(module.task).__name__} checkpoint")
+    if hasattr(module.task, "test_pairs"):
+        return PairedTranslator(module.task, module.data_shape)
     return Translator({n: module.task.nets[n] for n in TRANSLATOR_NETS}, module.data_shape)
 
 

@@ -62,6 +62,10 @@ def export(cfg: ExportConfig) -> Path:
         "iteration": state.iteration, "seed": resolved.get("seed"),
         "dataset": resolved["dataset"], "metrics": final_metrics(Path(cfg.ckpt)),
     }
+    if hasattr(module.task, "test_pairs"):
+        raise UserError(f"'{cfg.ckpt}' is a paired translator (task=pix2pix), which ganrun "
+                        "export does not export yet. Use the checkpoint itself with `ganrun "
+                        "translate` and `ganrun eval`.")
     if hasattr(module.task, "translate"):
         config["task"], weights = "cyclegan", translator_part(module, config)
     else:

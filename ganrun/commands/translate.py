@@ -1,8 +1,11 @@
-"""``ganrun translate``: a trained translator (CycleGAN) applied to a folder of images.
+"""``ganrun translate``: a trained translator (CycleGAN, or pix2pix / super-resolution /
+inpainting) applied to a folder of images.
 
 The generators are fully convolutional, so images of any size are translated at their own
-size (padded by reflection to the networks' multiple, then cropped back), in batches of
-same-sized images, keeping each file's name and relative path.
+size (padded by reflection to the networks' multiple, then cropped back; a super-resolution
+output is ``scale`` times the input), in batches of same-sized images, keeping each file's name
+and relative path. An inpainting model takes a folder of masks (``mask=``, white = hole) or
+draws its degradation's test masks (the centre box by default).
 """
 
 from collections import defaultdict
@@ -24,15 +27,19 @@ MULTIPLE = 4  # the ResNet generator's two stride-2 stages
 
 HELP = """usage: ganrun translate ckpt=<file> in=<folder> out=<folder> [key=value ...]
 
-Translates every image under `in` with a trained translator (task=cyclegan) and writes the
-results to `out` under the same names and sub-folders.
+Translates every image under `in` with a trained translator (task=cyclegan or task=pix2pix:
+pix2pix, super-resolution, inpainting) and writes the results to `out` under the same names
+and sub-folders.
 
 keys:
   ckpt=PATH          checkpoint written by ganrun train with task=cyclegan, or its export
                      folder (ganrun export) (required)
   in=FOLDER          images of the source domain, any size (required)
   out=FOLDER         output folder, created if needed (required)
-  direction=AtoB     AtoB (G_AB) or BtoA (G_BA)
+  direction=AtoB     AtoB (G_AB) or BtoA (G_BA); task=pix2pix has only AtoB
+  mask=FOLDER        inpainting: masks named like the inputs (any extension; white/non-zero =
+                     hole, same size as the image); without it, the model's test masks are
+                     drawn (degrade.test_masks: the centre box, or random masks seeded per file)
   batch_size=16      images translated at once (same-sized images are batched together)
   device=auto        auto (a GPU when there is one), cpu, cuda, cuda:1, ...
   overwrite=false    replace files of an earlier run in `out` instead of refusing
@@ -49,6 +56,7 @@ class TranslateConfig:
     input: Optional[str] = None  # `in=` on the command line
     out: Optional[str] = None
     direction: str = "AtoB"
+    mask: Optional[str] = None
     batch_size: int = 16
     device: str = "auto"
     overwrite: bool = False
@@ -106,6 +114,45 @@ def translate_batch(module, images: torch.Tensor, direction: str) -> torch.Tenso
     return module.translate(padded, direction)[..., :height, :width]
 
 
+def read_mask(folder: Path, name: Path, size: tuple[int, int]) -> torch.Tensor:
+    """The mask (1, H, W) of 0/1 for the input ``name``: ``folder/name`` with any extension."""
+    from ganrun.data.folder import is_image
+
+    candidates = sorted(p for p in (folder / name).parent.glob(f"{name.stem}.*") if is_image(p))
+    if not candidates:
+        raise UserError(f"{PROG}: no mask for {name} in {folder} (looked for "
+                        f"{folder / name.with_suffix('.*')}). Give every input a mask of the "
+                        "same name (white = hole), or leave out mask= to use the model's test "
+                        "masks.")
+    mask = read_image(candidates[0], 1).gt(0).float()
+    if tuple(mask.shape[-2:]) != (size[1], size[0]):
+        raise UserError(f"{PROG}: the mask {candidates[0]} is {mask.shape[-1]}x{mask.shape[-2]} "
+                        f"but its image is {size[0]}x{size[1]}. Masks must match their images "
+                        "pixel for pixel.")
+    return mask
+
+
+def paired_inputs(module, images: torch.Tensor, masks: torch.Tensor | None,
+                  seeds: list[int]) -> torch.Tensor:
+    """The generator's inputs: an inpainting model's holes cut and its mask channel added."""
+    from ganrun.data.degrade import apply_mask
+
+    if not module.has_mask:
+        return images
+    if masks is not None:
+        return apply_mask(images, masks)
+    return module.degrade(images, seeds, train=False)
+
+
+def translate_paired_batch(module, inputs: torch.Tensor) -> torch.Tensor:
+    height, width = inputs.shape[-2:]
+    multiple = module.size_multiple
+    pad_h, pad_w = -height % multiple, -width % multiple
+    mode = "reflect" if min(height, width) > max(pad_h, pad_w) else "replicate"
+    padded = F.pad(inputs, (0, pad_w, 0, pad_h), mode=mode)
+    return module.translate(padded)[..., :height * module.scale, :width * module.scale]
+
+
 def translate(cfg: TranslateConfig) -> list[Path]:
     """Writes the translated images; returns their paths relative to ``out``."""
     from ganrun.loading import load_translator
@@ -116,19 +163,41 @@ def translate(cfg: TranslateConfig) -> list[Path]:
     source = Path(cfg.input).expanduser()
     paths = list_images(source, "input")
     module = load_translator(cfg.ckpt, pick_device(cfg.device, PROG), list(cfg.trust_targets))
+    paired = getattr(module, "paired", False)
+    if paired and cfg.direction != "AtoB":
+        raise UserError(f"{PROG}: a task=pix2pix model translates one way only (its input to "
+                        "its output); leave out direction=.")
+    if cfg.mask and not (paired and module.has_mask):
+        raise UserError(f"{PROG}: mask= is for inpainting models (task=pix2pix with "
+                        "degrade=mask); this checkpoint is not one. Leave out mask=.")
+    masks = Path(cfg.mask).expanduser() if cfg.mask else None
+    if masks is not None and not masks.is_dir():
+        raise UserError(f"{PROG}: the mask folder {masks} does not exist.")
     shape = module.data_shape
-    channels = shape["channels_a" if cfg.direction == "AtoB" else "channels_b"]
+    if paired:
+        channels = module.image_channels
+    else:
+        channels = shape["channels_a" if cfg.direction == "AtoB" else "channels_b"]
     names = [p.relative_to(source) for p in paths]
     out = Path(cfg.out).expanduser()
     imagefiles.prepare_folder(out, [str(n) for n in names], cfg.overwrite)
     by_size = defaultdict(list)  # batches hold images of one size
     for path, name in zip(paths, names):
         by_size[image_size(path)].append((path, name))
-    for group in by_size.values():
+    from ganrun.tasks.pix2pix import TEST_SEED
+
+    seed = {name: TEST_SEED + k for k, name in enumerate(names)}  # drawn masks: one per file
+    for size, group in by_size.items():
         for start in range(0, len(group), cfg.batch_size):
             part = group[start:start + cfg.batch_size]
             images = torch.stack([read_image(path, channels) for path, _ in part])
-            translated = translate_batch(module, images.to(module.device), cfg.direction)
+            if paired:
+                hole = None if masks is None else \
+                    torch.stack([read_mask(masks, name, size) for _, name in part])
+                inputs = paired_inputs(module, images, hole, [seed[name] for _, name in part])
+                translated = translate_paired_batch(module, inputs.to(module.device))
+            else:
+                translated = translate_batch(module, images.to(module.device), cfg.direction)
             for (_, name), pixels in zip(part, imagefiles.to_uint8(translated)):
                 (out / name).parent.mkdir(parents=True, exist_ok=True)
                 imagefiles.write_image(out / name, pixels)

@@ -1,0 +1,110 @@
+"""How good a paired translator (task=pix2pix) is, on the first test pairs (the same pairs on
+every run, ``ganrun.tasks.pix2pix.test_pairs``):
+
+- ``psnr`` and ``ssim`` of the outputs against the targets (torchmetrics, images in [0, 1],
+  PSNR averaged per image); for inpainting ``psnr_hole`` and ``ssim_hole``: the PSNR of the
+  hole's pixels only, and torchmetrics' SSIM map averaged over the hole;
+- ``fid``: the outputs against the real targets of the same pairs;
+- the same values for the degradation's non-learnt baseline, suffixed with its name
+  (``psnr_bicubic`` for super-resolution, ``psnr_hole_fill`` for inpainting), measured on the
+  same images, so one line says whether the GAN beats the obvious.
+"""
+
+from __future__ import annotations
+
+import torch
+from torchmetrics.functional.image import (peak_signal_noise_ratio,
+                                           structural_similarity_index_measure)
+
+from ganrun.data.degrade import split_mask
+from ganrun.errors import UserError
+from ganrun.metrics.inception import to_uint8
+from ganrun.metrics.scores import FID
+from ganrun.metrics.suite import InceptionMetrics
+
+
+def unit(images: torch.Tensor) -> torch.Tensor:
+    return images.float().add(1).div(2).clamp(0, 1)
+
+
+def psnr(outputs: torch.Tensor, targets: torch.Tensor) -> float:
+    """Mean per-image PSNR (dB) of [-1, 1] images, compared in [0, 1]."""
+    return peak_signal_noise_ratio(unit(outputs), unit(targets), data_range=1.0,
+                                   dim=(1, 2, 3), reduction="elementwise_mean").item()
+
+
+def ssim(outputs: torch.Tensor, targets: torch.Tensor) -> float:
+    """Mean SSIM of [-1, 1] images, compared in [0, 1] (Gaussian window 11, sigma 1.5)."""
+    return structural_similarity_index_measure(unit(outputs), unit(targets),
+                                               data_range=1.0).item()
+
+
+def hole_psnr(outputs, targets, mask) -> float:
+    """Mean over images of the PSNR of the pixels inside each image's hole."""
+    values = []
+    for output, target, hole in zip(unit(outputs), unit(targets), mask.bool()):
+        inside = hole.expand_as(output)
+        if inside.any():
+            values.append(peak_signal_noise_ratio(output[inside], target[inside],
+                                                  data_range=1.0))
+    return torch.stack(values).mean().item()
+
+
+def hole_ssim(outputs, targets, mask) -> float:
+    """torchmetrics' SSIM map averaged over the hole pixels (of all images and channels)."""
+    _, full = structural_similarity_index_measure(unit(outputs), unit(targets), data_range=1.0,
+                                                  reduction="none", return_full_image=True)
+    weights = mask.expand_as(full)
+    return ((full * weights).sum() / weights.sum().clamp(min=1)).item()
+
+
+def scores(outputs, targets, inputs, has_mask: bool, suffix: str = "") -> dict[str, float]:
+    if has_mask:
+        mask = split_mask(inputs)[1]
+        return {f"psnr_hole{suffix}": hole_psnr(outputs, targets, mask),
+                f"ssim_hole{suffix}": hole_ssim(outputs, targets, mask),
+                f"psnr{suffix}": psnr(outputs, targets), f"ssim{suffix}": ssim(outputs, targets)}
+    return {f"psnr{suffix}": psnr(outputs, targets), f"ssim{suffix}": ssim(outputs, targets)}
+
+
+class PairedMetrics:
+    """Evaluated on the task itself (``evaluate_task``), like the CycleGAN metrics."""
+
+    def __init__(self, num_samples: int = 1000, fid_samples: int = 500,
+                 baseline_fid: bool = True, batch_size: int = 100):
+        self.num_samples, self.fid_samples = num_samples, fid_samples
+        self.baseline_fid, self.batch_size = baseline_fid, batch_size
+
+    def evaluate_task(self, task, data) -> dict[str, float]:
+        if not hasattr(task, "test_pairs"):
+            raise UserError("metrics=paired measures a paired translator (task=pix2pix); this "
+                            f"is a {type(task).__name__} task. Use metrics=translation for "
+                            "task=cyclegan, metrics=fid for generation.")
+        inputs, targets = task.test_pairs(data, max(self.num_samples, self.fid_samples))
+        device = task.fixed_a.device
+        outputs = torch.cat([task.translate(part.to(device)).cpu()
+                             for part in inputs.split(self.batch_size)])
+        n = min(self.num_samples, len(inputs))
+        values = scores(outputs[:n], targets[:n], inputs[:n], task.has_mask)
+        fakes = {"fid": outputs}
+        baseline = task.degrade.baseline(inputs) if task.degrade is not None else None
+        if baseline is not None:
+            name, guess = baseline
+            values.update(scores(guess[:n], targets[:n], inputs[:n], task.has_mask, f"_{name}"))
+            if self.baseline_fid:
+                fakes[f"fid_{name}"] = guess
+        if self.fid_samples:
+            k = min(self.fid_samples, len(inputs))
+            values.update(self.fids(targets[:k], {key: v[:k] for key, v in fakes.items()}))
+            values["fid_samples"] = k
+        return {**values, "num_samples": n}
+
+    def fids(self, real: torch.Tensor, fakes: dict[str, torch.Tensor]) -> dict[str, float]:
+        suite = InceptionMetrics({"fid": FID()}, batch_size=self.batch_size)
+        real_features = suite.extract(self.uint8_batches(real), "Target features", len(real)).pool
+        return {name: suite.score(real_features, suite.extract(
+                    self.uint8_batches(fake), f"Features for {name}", len(fake)))["fid"]
+                for name, fake in fakes.items()}
+
+    def uint8_batches(self, images: torch.Tensor):
+        return (to_uint8(part) for part in images.split(self.batch_size))
