@@ -295,6 +295,7 @@ class MappingNetwork(nn.Module):
         x = torch.cat(parts, dim=1)
         for layer in self.layers:
             x = layer(x)
+        x = x.float()  # w in fp32 under autocast too, as w_avg
         if self.w_avg_beta is not None and self.training and update_w_avg:
             with torch.no_grad():
                 self.w_avg.copy_(x.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
