@@ -111,9 +111,10 @@ def check(cfg: SampleConfig) -> None:
     if cfg.format not in FORMATS:
         raise UserError(f"{PROG}: unknown format '{cfg.format}'. Use format=png (one file per "
                         "sample), format=npz (one array file) or format=grid (one image).")
-    if (cfg.interpolate or cfg.mix) and cfg.format == "npz":
-        raise UserError(f"{PROG}: interpolate=true and mix=true write one PNG grid, not an .npz. "
-                        "Drop format=npz, or drop them to get samples.npz.")
+    for key in ("interpolate", "mix"):
+        if getattr(cfg, key) and cfg.format == "npz":
+            raise UserError(f"{PROG}: {key}=true writes one PNG grid, not an .npz. Drop "
+                            f"format=npz, or drop {key}=true to get samples.npz.")
     if cfg.interpolate and cfg.mix:
         raise UserError(f"{PROG}: interpolate=true and mix=true each write their own grid. "
                         "Pick one.")
