@@ -20,7 +20,6 @@ all phases of a batch (D's phases leave G unchanged). D sees every image through
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ganrun.errors import UserError
