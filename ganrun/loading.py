@@ -40,8 +40,9 @@ class LoadedGenerator:
     def sample_z(self, n: int) -> torch.Tensor:
         return torch.randn(n, self.latent_dim, device=self.device)
 
-    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return run_generator(self.generator, z, labels, self.num_classes)
+    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None,
+                 **options) -> torch.Tensor:
+        return run_generator(self.generator, z, labels, self.num_classes, **options)
 
     def metric_generator(self):
         return lambda n: self.generate(self.sample_z(n))

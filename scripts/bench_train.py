@@ -24,6 +24,12 @@ shared machine only ever slows a run down, so the plain loop's highest rate and 
 short and fastest long run are the least disturbed figures. Extra overrides after ``--`` go to
 `ganrun train` and to the composed config of the plain loop, e.g.
     python scripts/bench_train.py -- model.generator.width=32
+
+``--stylegan2`` measures StyleGAN2 instead (experiment=stylegan2_fashion_mnist: 32x32, G, G_reg
+every 4 batches, D, D_reg every 16, style mixing, EMA): the plain loop is a hand-written
+version of NVIDIA's loop over the same networks, phases, optimizers and batch; images/s =
+iterations * batch / s. Use enough iterations to cover the lazy phases' cycle (16), e.g.
+    python scripts/bench_train.py --stylegan2 --iterations 32 --short 8 --batch-size 32
 """
 
 import argparse
@@ -31,10 +37,12 @@ import multiprocessing
 import subprocess
 import sys
 import tempfile
+import math
 import time
 from math import nan
 
 import torch
+import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
@@ -55,9 +63,13 @@ def parse_args():
                    default="cuda" if torch.cuda.is_available() else "cpu", help="plain loop's device")
     p.add_argument("--hardware", help="ganrun hardware option (default: cpu, or auto with --device cuda)")
     p.add_argument("--keep", action="store_true", help="keep the ganrun run folders")
+    p.add_argument("--stylegan2", action="store_true",
+                   help="StyleGAN2 (experiment=stylegan2_fashion_mnist) instead of DCGAN")
     p.add_argument("overrides", nargs="*", help="extra ganrun overrides, after --")
     args = p.parse_args()
     args.hardware = args.hardware or ("auto" if args.device == "cuda" else "cpu")
+    if args.stylegan2:
+        args.overrides.insert(0, "experiment=stylegan2_fashion_mnist")
     for o in [o for o in args.overrides if o.startswith("hardware=")]:  # -- hardware=[cpu,bf16]
         args.hardware = o.split("=", 1)[1]
         args.overrides.remove(o)
@@ -122,6 +134,92 @@ def plain_loop(args, cfg, images: torch.Tensor, warmup: int = 5) -> float:
     return args.iterations * bs * n_critic / (time.perf_counter() - start)
 
 
+def plain_loop_stylegan2(args, cfg, images: torch.Tensor, warmup: int = 3) -> float:
+    """Images/s of a hand-written StyleGAN2 loop (NVIDIA's training_loop.py and loss.py) over
+    the networks, phases, optimizers and batch of ``cfg`` (task=stylegan2)."""
+    from ganrun.ema import GeneratorEMA
+    from ganrun.optim import lazy_regularized_adam
+
+    dev, bs, task = torch.device(args.device), args.batch_size, cfg.task
+    size = cfg.dataset.image_size
+    torch.manual_seed(0)
+    shape = {"channels": 1, "image_size": size}
+    g = instantiate(cfg.model.generator, latent_dim=cfg.model.latent_dim, **shape).to(dev)
+    d = instantiate(cfg.model.discriminator, **shape).to(dev)
+    ema = GeneratorEMA(g, half_life_kimg=cfg.ema.half_life_kimg, rampup=cfg.ema.rampup).to(dev)
+    opt = cfg.optimizer.generator
+    opt_g = lazy_regularized_adam(g.parameters(), opt.lr, list(opt.betas), opt.eps,
+                                  task.g_reg_interval)
+    opt_d = lazy_regularized_adam(d.parameters(), opt.lr, list(opt.betas), opt.eps,
+                                  task.d_reg_interval)
+    pl_mean = torch.zeros([], device=dev)
+    order, pos, batch_idx = torch.randperm(len(images)), 0, 0
+
+    def real_batch():
+        nonlocal order, pos
+        if pos + bs > len(order):
+            order, pos = torch.randperm(len(images)), 0
+        pos += bs
+        x = to_unit_range(images[order[pos - bs:pos]])
+        x = F.interpolate(x, (size, size), mode="bilinear", antialias=True, align_corners=False)
+        return x.to(dev)
+
+    def run_g(z):
+        ws = g.mapping(z)
+        cutoff = int(torch.randint(1, ws.shape[1], ()))
+        if float(torch.rand(())) < task.style_mixing_prob:
+            ws = torch.cat([ws[:, :cutoff],
+                            g.mapping(torch.randn_like(z), update_w_avg=False)[:, cutoff:]], 1)
+        return g.synthesis(ws), ws
+
+    def step(optimizer, loss):
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    def iteration():
+        nonlocal pl_mean, batch_idx
+        real = real_batch()
+        z = lambda n=bs: torch.randn(n, cfg.model.latent_dim, device=dev)  # noqa: E731
+        g.requires_grad_(True)  # the player's parameters only, as Lightning's toggle_optimizer
+        d.requires_grad_(False)
+        fake, _ = run_g(z())
+        step(opt_g, F.softplus(-d(fake)).mean())
+        if batch_idx % task.g_reg_interval == 0 and task.pl_weight:
+            fake, ws = run_g(z(bs // task.pl_batch_shrink))
+            noise = torch.randn_like(fake) / math.sqrt(fake.shape[2] * fake.shape[3])
+            grads, = torch.autograd.grad((fake * noise).sum(), ws, create_graph=True)
+            lengths = grads.square().sum(2).mean(1).sqrt()
+            mean = pl_mean.lerp(lengths.mean(), task.pl_decay)
+            pl_mean = mean.detach()
+            penalty = (lengths - mean).square() * task.pl_weight
+            step(opt_g, (fake[:, 0, 0, 0] * 0 + penalty).mean() * task.g_reg_interval)
+        g.requires_grad_(False)
+        d.requires_grad_(True)
+        with torch.no_grad():
+            fake, _ = run_g(z())
+        step(opt_d, F.softplus(d(fake)).mean() + F.softplus(-d(real)).mean())
+        if batch_idx % task.d_reg_interval == 0 and task.r1_gamma:
+            x = real.detach().requires_grad_(True)
+            out = d(x)
+            grads, = torch.autograd.grad(out.sum(), x, create_graph=True)
+            penalty = grads.square().sum([1, 2, 3]) * (task.r1_gamma / 2)
+            step(opt_d, (out * 0 + penalty).mean() * task.d_reg_interval)
+        ema.update(g, batch_idx * bs, bs)
+        batch_idx += 1
+
+    for _ in range(warmup):
+        iteration()
+    batch_idx = 0  # the timed iterations run the lazy phases as often as ganrun's
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    sync()
+    start = time.perf_counter()
+    for _ in range(args.iterations):
+        iteration()
+    sync()
+    return args.iterations * bs / (time.perf_counter() - start)
+
+
 def plain_rate(args, overrides: list[str], tuned_malloc: bool) -> float:
     """The plain loop's images/s, measured in a fresh process (see plain_side)."""
     if tuned_malloc:
@@ -130,7 +228,8 @@ def plain_rate(args, overrides: list[str], tuned_malloc: bool) -> float:
         cfg = compose("train", overrides=[f"dataset.batch_size={args.batch_size}", *overrides])
     datamodule = FashionMNIST(root=args.root, download=False)
     datamodule.setup()
-    return plain_loop(args, cfg, datamodule.dataset.images)  # uint8 (60000, 1, 28, 28)
+    loop = plain_loop_stylegan2 if args.stylegan2 else plain_loop
+    return loop(args, cfg, datamodule.dataset.images)  # uint8 (60000, 1, 28, 28)
 
 
 def plain_side(args, overrides: list[str], tuned_malloc: bool) -> float:
@@ -174,7 +273,8 @@ def main():
     best_plain, best_tuned, best_ganrun = max(plain), max(plain_tuned), rate(min(shorts), min(longs))
     device = torch.cuda.get_device_name() if args.device == "cuda" else f"cpu, {torch.get_num_threads()} threads"
     listed = lambda xs: ", ".join(f"{x:.1f}" for x in xs)  # noqa: E731
-    print(f"\nDCGAN on Fashion-MNIST, batch {args.batch_size}, n_critic {n_critic}, "
+    name = "StyleGAN2 (stylegan2_fashion_mnist)" if args.stylegan2 else "DCGAN"
+    print(f"\n{name} on Fashion-MNIST, batch {args.batch_size}, n_critic {n_critic}, "
           f"{args.iterations} timed iterations, best of {args.repeats}")
     print(f"device: {device} | torch {torch.__version__} | ganrun hardware={args.hardware}"
           + (f" | overrides: {' '.join(args.overrides)}" if args.overrides else ""))

@@ -40,7 +40,7 @@ PROTOCOLS = {"full": {"epochs": 20, "num_samples": 10000},
              "short": {"epochs": 5, "num_samples": 5000}}
 LABELLED = {"cgan_fashion_mnist"}  # presets whose generator takes class labels
 PRESETS = ["dcgan_fashion_mnist", "wgan_fashion_mnist", "wgan_gp_fashion_mnist",
-           "cgan_fashion_mnist", "sngan_fashion_mnist"]
+           "cgan_fashion_mnist", "sngan_fashion_mnist", "stylegan2_fashion_mnist"]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

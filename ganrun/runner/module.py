@@ -90,6 +90,9 @@ class Runner(pl.LightningModule):
             return
         latest = {tag: value for stats in self._phase_stats.values() for tag, value in stats.items()}
         self.stats = {**latest, **self.lr_stats(), **self.divergence.stats()}
+        # A phase's stats are logged with the iteration it ran in (lazy phases: not repeated
+        # at the iterations between, which a resumed run could not repeat).
+        self._phase_stats = {}
         if self.max_iterations and self.iteration >= self.max_iterations:
             self.trainer.should_stop = True
 
