@@ -123,15 +123,22 @@ def plain_loop(args, cfg, images: torch.Tensor, warmup: int = 5) -> float:
         opt_g.step()
         d.requires_grad_(True)
 
+    return images_per_second(iteration, warmup, args.iterations, bs * n_critic, dev)
+
+
+def images_per_second(iteration, warmup: int, iterations: int, images: int, dev,
+                      after_warmup=lambda: None) -> float:
+    """Rate of ``iterations`` calls of ``iteration`` (``images`` each) after ``warmup``."""
     for _ in range(warmup):
         iteration()
+    after_warmup()
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     sync()
     start = time.perf_counter()
-    for _ in range(args.iterations):
+    for _ in range(iterations):
         iteration()
     sync()
-    return args.iterations * bs * n_critic / (time.perf_counter() - start)
+    return iterations * images / (time.perf_counter() - start)
 
 
 def plain_loop_stylegan2(args, cfg, images: torch.Tensor, warmup: int = 3) -> float:
@@ -208,16 +215,11 @@ def plain_loop_stylegan2(args, cfg, images: torch.Tensor, warmup: int = 3) -> fl
         ema.update(g, batch_idx * bs, bs)
         batch_idx += 1
 
-    for _ in range(warmup):
-        iteration()
-    batch_idx = 0  # the timed iterations run the lazy phases as often as ganrun's
-    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
-    sync()
-    start = time.perf_counter()
-    for _ in range(args.iterations):
-        iteration()
-    sync()
-    return args.iterations * bs / (time.perf_counter() - start)
+    def restart():  # the timed iterations run the lazy phases as often as ganrun's
+        nonlocal batch_idx
+        batch_idx = 0
+
+    return images_per_second(iteration, warmup, args.iterations, bs, dev, restart)
 
 
 def plain_rate(args, overrides: list[str], tuned_malloc: bool) -> float:

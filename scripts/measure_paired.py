@@ -18,12 +18,11 @@ from its last.ckpt when the script is run again with the same --out).
 
 import argparse
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 from measure_presets import machine
+from timed_runs import seconds_beside, timed_train, trained_seconds
 
 PRESETS = {  # preset: (headline PSNR key, baseline key, target in dB)
     "sr_fashion_mnist": ("psnr", "psnr_bicubic", 1.0),
@@ -51,28 +50,12 @@ def parse_args() -> argparse.Namespace:
 
 
 def train(preset: str, run: Path, args) -> float:
-    spent = run.parent / f"{run.name}_train_seconds.txt"
-    start = time.perf_counter()
     steps = [f"trainer.max_steps={args.steps}"] if args.steps else []
-    command = [sys.executable, "-m", "ganrun", "train", f"experiment={preset}",
+    command = ["train", f"experiment={preset}",
                f"dataset.root={args.root}", "dataset.download=false", f"hydra.run.dir={run}",
                "seed=0", "callbacks.progress.refresh_every_n_iterations=500", *steps,
                *args.overrides]
-    proc = subprocess.run(command, capture_output=True, text=True)
-    seconds = time.perf_counter() - start + (float(spent.read_text()) if spent.is_file() else 0)
-    if run.is_dir():
-        spent.write_text(f"{seconds:.1f}\n")
-    if proc.returncode != 0:
-        sys.exit(f"ganrun train failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    return seconds
-
-
-def trained_seconds(run: Path) -> float:
-    spent = run.parent / f"{run.name}_train_seconds.txt"
-    if not (run / "checkpoints" / "last.ckpt").is_file() or not spent.is_file():
-        sys.exit(f"--stage eval: {run} holds no trained run. Train it first (--stage train "
-                 "or --stage all) with the same --out.")
-    return float(spent.read_text())
+    return timed_train(command, run, seconds_beside(run))
 
 
 def measure(run: Path, args) -> dict:
@@ -110,7 +93,7 @@ def main() -> None:
     times = []
     for preset in args.only or PRESETS:
         run = out / preset
-        seconds = trained_seconds(run) if args.stage == "eval" else train(preset, run, args)
+        seconds = trained_seconds(run, seconds_beside(run)) if args.stage == "eval" else train(preset, run, args)
         if args.stage == "train":
             print(f"{preset}: trained in {run}; measure it with --stage eval", flush=True)
             continue

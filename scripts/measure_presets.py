@@ -32,8 +32,9 @@ import json
 import platform
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from timed_runs import timed_train, trained_seconds
 
 TRAIN_IMAGES = 60000  # Fashion-MNIST's training split
 PROTOCOLS = {"full": {"epochs": 20, "num_samples": 10000},
@@ -67,30 +68,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def ganrun(*args: str, check=None) -> subprocess.CompletedProcess:
+def ganrun(*args: str) -> subprocess.CompletedProcess:
     proc = subprocess.run([sys.executable, "-m", "ganrun", *args], capture_output=True,
                           text=True)
     if proc.returncode != 0:
-        if check:
-            check()
         sys.exit(f"ganrun {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     return proc
 
 
 def train(preset: str, run: Path, args) -> float:
     """Trains (or continues a cut-off run); returns the seconds of all attempts so far."""
-    spent = run / "train_seconds.txt"
-    before = float(spent.read_text()) if spent.is_file() else 0.0
-    start = time.perf_counter()
-
-    def record() -> float:  # also for a run stopped by a signal: its time counts on resume
-        seconds = before + time.perf_counter() - start
-        if run.is_dir():
-            spent.write_text(f"{seconds:.1f}\n")
-        return seconds
-
-    ganrun(*train_command(preset, run, args), check=record)
-    return record()
+    return timed_train(train_command(preset, run, args), run, run / "train_seconds.txt")
 
 
 def train_command(preset: str, run: Path, args) -> list[str]:
@@ -99,14 +87,6 @@ def train_command(preset: str, run: Path, args) -> list[str]:
     return ["train", f"experiment={preset}", f"dataset.root={args.root}",
             "dataset.download=false", *length, f"hydra.run.dir={run}",
             "callbacks.progress.refresh_every_n_iterations=1000", *args.overrides]
-
-
-def trained_seconds(run: Path) -> float:
-    spent = run / "train_seconds.txt"
-    if not (run / "checkpoints" / "last.ckpt").is_file() or not spent.is_file():
-        sys.exit(f"--stage eval: {run} holds no trained run. Train it first (--stage train "
-                 "or --stage all) with the same --out.")
-    return float(spent.read_text())
 
 
 def evaluate(run: Path, metrics: str, args) -> dict:
@@ -127,7 +107,7 @@ def measure(preset: str, args) -> dict:
     if result_file.is_file():
         return json.loads(result_file.read_text())
     if args.stage == "eval":
-        seconds = trained_seconds(run)
+        seconds = trained_seconds(run, run / "train_seconds.txt")
     else:
         seconds = train(preset, run, args)
     if args.stage == "train":

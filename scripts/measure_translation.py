@@ -16,12 +16,10 @@ The measurements run on a GPU when there is one (`--device`).
 
 import argparse
 import json
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 from measure_presets import machine
+from timed_runs import seconds_beside, timed_train, trained_seconds
 
 
 def parse_args() -> argparse.Namespace:
@@ -42,27 +40,10 @@ def parse_args() -> argparse.Namespace:
 
 
 def train(run: Path, args) -> float:
-    spent = run.parent / f"{run.name}_train_seconds.txt"
-    start = time.perf_counter()
-    command = [sys.executable, "-m", "ganrun", "train", f"experiment={args.preset}",
+    command = ["train", f"experiment={args.preset}",
                f"dataset.root={args.root}", "dataset.download=false", f"hydra.run.dir={run}",
                "callbacks.progress.refresh_every_n_iterations=500", *args.overrides]
-    proc = subprocess.run(command, capture_output=True, text=True)
-    # also for a run stopped by a signal: its time counts when it is resumed
-    seconds = time.perf_counter() - start + (float(spent.read_text()) if spent.is_file() else 0)
-    if run.is_dir():
-        spent.write_text(f"{seconds:.1f}\n")
-    if proc.returncode != 0:
-        sys.exit(f"ganrun train failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    return seconds
-
-
-def trained_seconds(run: Path) -> float:
-    spent = run.parent / f"{run.name}_train_seconds.txt"
-    if not (run / "checkpoints" / "last.ckpt").is_file() or not spent.is_file():
-        sys.exit(f"--stage eval: {run} holds no trained run. Train it first (--stage train "
-                 "or --stage all) with the same --out.")
-    return float(spent.read_text())
+    return timed_train(command, run, seconds_beside(run))
 
 
 def measure(run: Path, num_samples: int, classifier_steps: int, device: str) -> dict:
@@ -82,7 +63,7 @@ def measure(run: Path, num_samples: int, classifier_steps: int, device: str) -> 
 def main() -> None:
     args = parse_args()
     run = Path(args.out).resolve() / args.preset
-    seconds = trained_seconds(run) if args.stage == "eval" else train(run, args)
+    seconds = trained_seconds(run, seconds_beside(run)) if args.stage == "eval" else train(run, args)
     if args.stage == "train":
         print(f"trained in {run}; measure it with --stage eval")
         return

@@ -1,9 +1,12 @@
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from fakedata import write_mnist
@@ -26,6 +29,47 @@ def run_ganrun(*args, cwd, env=None, check=True, timeout=600) -> subprocess.Comp
         raise AssertionError(f"ganrun {' '.join(map(str, args))} exited {proc.returncode}:\n"
                              f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
     return proc
+
+
+def reached(run: Path, iteration: int) -> bool:
+    """Whether the run's last.ckpt is at ``iteration`` or later."""
+    last = run / "checkpoints" / "last.ckpt"
+    return last.is_file() and torch.load(last, weights_only=True)["ganrun"]["iteration"] >= iteration
+
+
+def wait_for_iteration(run: Path, proc, at_least: int) -> None:
+    """Returns once the run's last.ckpt is at iteration ``at_least`` or later."""
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if reached(run, at_least):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"no checkpoint at iteration {at_least}: {proc.communicate()[1][-3000:]}")
+
+
+def kill_then_resume(run: Path, train_args, max_steps: int, cwd: Path, at_least: int = 3) -> None:
+    """``ganrun train TRAIN_ARGS`` in ``run``, killed with SIGKILL once its last.ckpt is at
+    iteration ``at_least`` (so it needs ``callbacks.checkpoint.last_every_n_iterations=1``), then
+    resumed to ``max_steps``: a run that must equal an uninterrupted one."""
+    command = [sys.executable, "-m", "ganrun", "train", *map(str, train_args),
+               f"hydra.run.dir={run}", "trainer.max_steps=100000"]
+    proc = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    # Checked while the process is stopped (SIGSTOP), so that it cannot run on past max_steps
+    # between the check and the kill (tiny runs do an iteration in a few milliseconds).
+    deadline = time.time() + 120
+    while not reached(run, at_least):
+        proc.send_signal(signal.SIGCONT)
+        if time.time() > deadline or proc.poll() is not None:
+            raise AssertionError(f"no checkpoint at iteration {at_least}: "
+                                 f"{proc.communicate()[1][-3000:]}")
+        time.sleep(0.005)
+        proc.send_signal(signal.SIGSTOP)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert reached(run, at_least) and not reached(run, max_steps), "killed too late to resume"
+    run_ganrun("train", "resume=true", f"trainer.max_steps={max_steps}", f"hydra.run.dir={run}",
+               cwd=cwd)
 
 
 def scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:

@@ -2,9 +2,6 @@
 domains, the reference losses and schedule, exact resume after SIGKILL, DDP, bf16, and
 `ganrun translate`."""
 
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +9,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from conftest import image_steps, run_ganrun, scalars
+from conftest import image_steps, kill_then_resume, run_ganrun, scalars
 from test_unpaired_data import write_unpaired
 
 TINY_CYCLEGAN = ["experiment=cyclegan_256", "hardware=cpu", "model.generator.width=4",
@@ -111,18 +108,7 @@ def test_sigkill_then_resume_is_exact(folder, tmp_path):
     whole, split = tmp_path / "whole", tmp_path / "split"
     common = ["callbacks.checkpoint.last_every_n_iterations=1", "task.pool_size=3"]
     train(folder, whole, "trainer.max_steps=6", *common, cwd=tmp_path)
-    command = [sys.executable, "-m", "ganrun", "train", *TINY_CYCLEGAN,
-               f"dataset.root={folder}", f"hydra.run.dir={split}", "trainer.max_steps=100000",
-               *common]
-    proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    from test_resume import wait_for_iteration
-
-    wait_for_iteration(split, proc, at_least=3)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    run_ganrun("train", "resume=true", "trainer.max_steps=6", f"hydra.run.dir={split}",
-               cwd=tmp_path)
+    kill_then_resume(split, [*TINY_CYCLEGAN, f"dataset.root={folder}", *common], 6, tmp_path)
     for tag in ("loss/g", "loss/d_a", "loss/d_b", "loss/cycle_a"):
         assert scalars(whole)[tag] == scalars(split)[tag], tag
     a, b = (torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]

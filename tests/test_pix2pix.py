@@ -3,7 +3,6 @@ from a paired folder and derived by each degradation, the sample grid, exact res
 SIGKILL, bf16, `ganrun eval` with metrics=paired and `ganrun translate` on odd-sized images."""
 
 import json
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import image_steps, run_ganrun, scalars
+from conftest import image_steps, kill_then_resume, run_ganrun, scalars
 from fakedata import write_image_folder, write_mnist
 from test_paired_parts import write_folders, write_side_by_side
 
@@ -124,17 +123,7 @@ def test_sigkill_then_resume_is_exact(mnist, tmp_path):
               "callbacks.checkpoint.last_every_n_iterations=1"]
     whole, split = tmp_path / "whole", tmp_path / "split"
     train(whole, *common, "trainer.max_steps=12", cwd=tmp_path)
-    command = [sys.executable, "-m", "ganrun", "train", *TINY, *common,
-               f"hydra.run.dir={split}", "trainer.max_steps=100000"]
-    proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    from test_resume import wait_for_iteration
-
-    wait_for_iteration(split, proc, at_least=3)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    run_ganrun("train", "resume=true", "trainer.max_steps=12", f"hydra.run.dir={split}",
-               cwd=tmp_path)
+    kill_then_resume(split, [*TINY, *common], 12, tmp_path)
     for tag in ("loss/g", "loss/g_l1", "loss/d"):
         assert scalars(whole)[tag] == scalars(split)[tag], tag
     a, b = (torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]

@@ -6,13 +6,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from conftest import TINY, run_ganrun, scalars
+from conftest import TINY, run_ganrun, scalars, wait_for_iteration
 from ganrun.callbacks.checkpoint import IterationCheckpoint
 from ganrun.errors import UserError
 
@@ -39,16 +38,6 @@ def start(root, run, cwd):
                *args(root, "trainer.max_steps=100000", f"hydra.run.dir={run}")]
     return subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
-
-
-def wait_for_iteration(run: Path, proc, at_least: int) -> None:
-    last = run / "checkpoints" / "last.ckpt"
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-        if last.is_file() and torch.load(last, weights_only=True)["ganrun"]["iteration"] >= at_least:
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"no checkpoint at iteration {at_least}: {proc.communicate()[1][-3000:]}")
 
 
 def resume(root, run, cwd):

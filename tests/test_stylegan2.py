@@ -4,16 +4,13 @@ counters), `ganrun sample` with truncation, style mixing and W interpolation, co
 sampling, export, bf16 and DDP."""
 
 import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from PIL import Image
 
-from conftest import image_steps, run_ganrun, scalars
+from conftest import image_steps, kill_then_resume, run_ganrun, scalars
 from fakedata import write_mnist
 
 TINY_SG2 = ["experiment=stylegan2_fashion_mnist", "dataset=mnist", "dataset.download=false",
@@ -146,17 +143,7 @@ def test_sigkill_then_resume_is_exact(data, tmp_path):
     whole, split = tmp_path / "whole", tmp_path / "split"
     common = ["callbacks.checkpoint.last_every_n_iterations=1"]
     train(data, whole, "trainer.max_steps=6", *common, cwd=tmp_path)
-    command = [sys.executable, "-m", "ganrun", "train", *TINY_SG2, f"dataset.root={data}",
-               f"hydra.run.dir={split}", "trainer.max_steps=100000", *common]
-    proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    from test_resume import wait_for_iteration
-
-    wait_for_iteration(split, proc, at_least=3)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    run_ganrun("train", "resume=true", "trainer.max_steps=6", f"hydra.run.dir={split}",
-               cwd=tmp_path)
+    kill_then_resume(split, [*TINY_SG2, f"dataset.root={data}", *common], 6, tmp_path)
     for tag in ("loss/g", "loss/d", "reg/pl_mean", "reg/pl_penalty", "reg/r1_penalty"):
         assert scalars(whole)[tag] == scalars(split)[tag], tag
     a, b = checkpoint(whole), checkpoint(split)

@@ -18,9 +18,7 @@ from torchmetrics.functional.image import (peak_signal_noise_ratio,
 
 from ganrun.data.degrade import split_mask
 from ganrun.errors import UserError
-from ganrun.metrics.inception import to_uint8
-from ganrun.metrics.scores import FID
-from ganrun.metrics.suite import InceptionMetrics
+from ganrun.metrics.suite import fids_against
 
 
 def unit(images: torch.Tensor) -> torch.Tensor:
@@ -95,16 +93,7 @@ class PairedMetrics:
                 fakes[f"fid_{name}"] = guess
         if self.fid_samples:
             k = min(self.fid_samples, len(inputs))
-            values.update(self.fids(targets[:k], {key: v[:k] for key, v in fakes.items()}))
+            values.update(fids_against(targets[:k], {key: v[:k] for key, v in fakes.items()},
+                                       self.batch_size, "Target features"))
             values["fid_samples"] = k
         return {**values, "num_samples": n}
-
-    def fids(self, real: torch.Tensor, fakes: dict[str, torch.Tensor]) -> dict[str, float]:
-        suite = InceptionMetrics({"fid": FID()}, batch_size=self.batch_size)
-        real_features = suite.extract(self.uint8_batches(real), "Target features", len(real)).pool
-        return {name: suite.score(real_features, suite.extract(
-                    self.uint8_batches(fake), f"Features for {name}", len(fake)))["fid"]
-                for name, fake in fakes.items()}
-
-    def uint8_batches(self, images: torch.Tensor):
-        return (to_uint8(part) for part in images.split(self.batch_size))

@@ -11,7 +11,7 @@ from ganrun.metrics.base import Generate, GeneratorMetric
 from ganrun.metrics.cache import FeatureCache
 from ganrun.metrics.inception import (NETWORK, RESIZE, Features, InceptionFeatures, to_uint8,
                                       weights_digest)
-from ganrun.metrics.scores import FeatureScore, check_counts, check_statistics
+from ganrun.metrics.scores import FID, FeatureScore, check_counts, check_statistics
 from ganrun.metrics.stats import Statistics, load_stats
 from ganrun.progress import track
 
@@ -165,3 +165,20 @@ class InceptionMetrics(GeneratorMetric):
                 "image_size": data.image_size, "channels": data.channels, "num_real": n,
                 "subset": "randperm seed 0", "network": NETWORK, "weights": weights_digest(),
                 "resize": RESIZE}
+
+
+def fids_against(real: torch.Tensor, fakes: dict[str, torch.Tensor], batch_size: int = 100,
+                 real_name: str = "Real features",
+                 device: torch.device | None = None) -> dict[str, float]:
+    """FID of each named set of [-1, 1] images against the ``real`` images, whose features are
+    extracted once; the Inception runs on ``device`` (default: where the images are)."""
+    suite = InceptionMetrics({"fid": FID()}, batch_size=batch_size)
+
+    def batches(images: torch.Tensor):
+        return (to_uint8(part if device is None else part.to(device))
+                for part in images.split(batch_size))
+
+    real_features = suite.extract(batches(real), real_name, len(real)).pool
+    return {name: suite.score(real_features, suite.extract(
+                batches(fake), f"Features for {name}", len(fake)))["fid"]
+            for name, fake in fakes.items()}

@@ -14,9 +14,7 @@ from torch.utils.data import Dataset
 
 from ganrun.errors import UserError
 from ganrun.metrics.classifier import Recipe, train
-from ganrun.metrics.inception import to_uint8
-from ganrun.metrics.scores import FID
-from ganrun.metrics.suite import InceptionMetrics
+from ganrun.metrics.suite import fids_against
 
 
 class Domain(Dataset):
@@ -58,20 +56,11 @@ class TranslationMetrics:
         self.device = task.fixed_a.device
         fake_b = torch.cat([task.translate(part.to(self.device)).cpu()
                             for part in real_a.split(self.batch_size)])
-        values = self.fids(real_b, {"fid_ab": fake_b, "fid_identity": real_a})
+        values = fids_against(real_b, {"fid_ab": fake_b, "fid_identity": real_a},
+                              self.batch_size, "Test B features", self.device)
         if data.num_classes:
             values.update(self.label_preservation(data, batch, fake_b))
         return {**values, "num_samples": n}
-
-    def fids(self, real: torch.Tensor, fakes: dict[str, torch.Tensor]) -> dict[str, float]:
-        suite = InceptionMetrics({"fid": FID()}, batch_size=self.batch_size)
-        real_features = suite.extract(self.uint8_batches(real), "Test B features", len(real)).pool
-        return {name: suite.score(real_features, suite.extract(
-                    self.uint8_batches(fake), f"Features for {name}", len(fake)))["fid"]
-                for name, fake in fakes.items()}
-
-    def uint8_batches(self, images: torch.Tensor):
-        return (to_uint8(part.to(self.device)) for part in images.split(self.batch_size))
 
     def label_preservation(self, data, batch: dict, fake_b: torch.Tensor) -> dict[str, float]:
         classifier = self.domain_b_classifier(data)
