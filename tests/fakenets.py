@@ -1,4 +1,5 @@
-"""Networks for tests: a class-conditional generator whose images show their label."""
+"""Networks for tests: a class-conditional generator whose images show their label, and a
+'network' multiplying by a constant, so that task losses can be computed by hand."""
 
 import torch
 from torch import nn
@@ -17,3 +18,14 @@ class LabelledGenerator(nn.Module):
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         level = (-1 + 0.2 * labels.float()).view(-1, 1, 1, 1)
         return level + 0.01 * torch.tanh(self.net(z)).view(len(z), *self.shape)
+
+
+class Scale(nn.Module):
+    """A 'network' multiplying by a learnable constant: losses can be computed by hand."""
+
+    def __init__(self, factor: float):
+        super().__init__()
+        self.factor = nn.Parameter(torch.tensor(factor))
+
+    def forward(self, x):
+        return x * self.factor

@@ -10,6 +10,7 @@ from PIL import Image
 from torch import nn
 
 from conftest import image_steps, kill_then_resume, run_ganrun, scalars
+from fakenets import Scale
 from test_unpaired_data import write_unpaired
 
 TINY_CYCLEGAN = ["experiment=cyclegan_256", "hardware=cpu", "model.generator.width=4",
@@ -67,17 +68,6 @@ def test_linear_decay_is_the_reference_formula():
     decay = LinearDecay(n_constant=100, n_decay=100, unit="epoch")
     for epoch in (0, 50, 99, 100, 101, 150, 199, 250):
         assert decay.factor(epoch) == pytest.approx(max(0, 1 - max(0, epoch + 1 - 100) / 101))
-
-
-class Scale(nn.Module):
-    """A 'network' multiplying by a constant: losses can be computed by hand."""
-
-    def __init__(self, factor: float):
-        super().__init__()
-        self.factor = nn.Parameter(torch.tensor(factor))
-
-    def forward(self, x):
-        return x * self.factor
 
 
 def test_cycle_and_identity_losses_equal_hand_computed_values():

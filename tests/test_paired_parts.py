@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from fakenets import Scale
 from ganrun.data.degrade import Downscale, Edges, Grayscale, Mask, diffusion_fill, split_mask
 from ganrun.data.paired import PairedFolder
 from ganrun.errors import UserError
@@ -235,15 +236,6 @@ def test_a_missing_layout_is_explained(tmp_path):
 
 
 # --- The task's losses --------------------------------------------------------------------------
-
-class Scale(nn.Module):
-    def __init__(self, factor: float):
-        super().__init__()
-        self.factor = nn.Parameter(torch.tensor(factor))
-
-    def forward(self, x):
-        return x * self.factor
-
 
 class Mean(nn.Module):
     """A 'discriminator' scoring a pair by the mean of its channels."""
