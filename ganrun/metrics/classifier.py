@@ -98,9 +98,14 @@ def train(dataset, channels: int, num_classes: int, recipe: Recipe,
           device: torch.device) -> SmallCNN:
     """Adam on random mini-batches of the real split. Seeded from ``recipe.seed`` with its own
     generators, so that building the cache never moves the training run's global RNG."""
+    # The whole training under a forked, seeded RNG: dropout draws from it too, so the
+    # classifier is the same on every run and the training run's own RNG never moves.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(recipe.seed)
-        model = SmallCNN(channels, num_classes).to(device)
+        return _train(dataset, SmallCNN(channels, num_classes).to(device), recipe, device)
+
+
+def _train(dataset, model: SmallCNN, recipe: Recipe, device: torch.device) -> SmallCNN:
     sampler = torch.Generator().manual_seed(recipe.seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr)
     model.train()
