@@ -155,6 +155,24 @@ def test_cifar10_corrupt(tmp_path):
         CIFAR10(root=str(tmp_path), download=False, split="test", batch_size=1).setup()
 
 
+class RunsCode:
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_cifar10_pickle_that_runs_code_is_refused(tmp_path):
+    folder = write_cifar(tmp_path)
+    marker = tmp_path / "code-ran"
+    with open(folder / "data_batch_1", "wb") as f:
+        pickle.dump({b"data": RunsCode(marker), b"labels": [0]}, f)
+    with pytest.raises(UserError, match="data_batch_1.*pathlib.*could run code"):
+        CIFAR10(root=str(tmp_path), download=False, batch_size=4).setup()
+    assert not marker.exists()
+
+
 def test_cifar10_missing(tmp_path):
     with pytest.raises(UserError, match="cifar-10-batches-py") as err:
         CIFAR10(root=str(tmp_path), download=False).setup()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import pickle
 from pathlib import Path
 
@@ -16,11 +17,37 @@ FILES = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 
 
+def _numpy_core():
+    try:
+        from numpy import _core as core  # numpy >= 2
+    except ImportError:  # numpy 1
+        from numpy import core
+    return core
+
+
+class ArrayUnpickler(pickle.Unpickler):
+    """Unpickles dicts, lists, bytes and numpy arrays only: a CIFAR-10 batch file is data, and a
+    tampered one must not run code (plain ``pickle.load`` would call anything it names). The
+    allowlist covers the original Python 2 files and numpy 1 and 2 pickles of protocols 2-5."""
+
+    def find_class(self, module: str, name: str):
+        core = _numpy_core()
+        allowed = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
+                   ("_codecs", "encode"): codecs.encode}
+        for prefix in ("numpy.core", "numpy._core"):
+            allowed[(f"{prefix}.multiarray", "_reconstruct")] = core.multiarray._reconstruct
+            allowed[(f"{prefix}.numeric", "_frombuffer")] = core.numeric._frombuffer
+        if (module, name) not in allowed:
+            raise pickle.UnpicklingError(f"it names {module}.{name}, which a CIFAR-10 batch file "
+                                         "does not hold (refused: it could run code)")
+        return allowed[(module, name)]
+
+
 def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Images (N, 3, 32, 32) uint8 and labels (N,) int64 of one pickled CIFAR-10 batch."""
     try:
         with open(path, "rb") as f:
-            batch = pickle.load(f, encoding="bytes")
+            batch = ArrayUnpickler(f, encoding="bytes").load()
         data, labels = batch[b"data"], np.asarray(batch[b"labels"], dtype=np.int64)
         ok = (isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.ndim == 2
               and data.shape[1] == 3 * 32 * 32 and labels.shape == (len(data),))
