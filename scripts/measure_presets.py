@@ -1,9 +1,11 @@
 """Trains each Fashion-MNIST preset and measures its FID: the README's preset table.
 
-Two protocols (``--protocol``), named in every row:
+Three protocols (``--protocol``), named in every row:
 - ``full`` (Lucic et al. 2018, "Are GANs Created Equal?"): 20 epochs on the 60,000 training
   images, then FID-10k: 10,000 generated images against the 10,000 test images. For a GPU.
 - ``short`` (for a CPU): 5 epochs, FID of 5,000 generated images against the 10,000 test images.
+- ``studiogan`` (StudioGAN's CIFAR-10 benchmark, for ``stylegan2_cifar10`` on a GPU): 100,000
+  iterations, FID-10k against the 10,000 test images; its target there is FID < 10.
 FID uses the Inception 2048-d features with the TF1 resize; precision/recall (k=3) come from the
 same features, and labelled presets also get the class coverage of ``metrics=class_coverage``.
 Wall time is the `ganrun train` command's, start-up and data loading included (summed over
@@ -16,6 +18,8 @@ off during training continues from its ``last.ckpt``: re-running the same comman
     python scripts/measure_presets.py --protocol short      # all presets, on a CPU
     python scripts/measure_presets.py                       # the full protocol (GPU)
     python scripts/measure_presets.py --presets wgan_gp_fashion_mnist -- hardware=[gpu,bf16]
+    python scripts/measure_presets.py --protocol studiogan --presets stylegan2_cifar10 \
+        --root /path/to/cifar10 -- hardware=gpu     # the folder that holds cifar-10-batches-py
     python scripts/measure_presets.py --max-steps 2 --num-samples 20 --real-samples 20  # smoke
     python scripts/measure_presets.py --stage train    # train now, `--stage eval` later
 
@@ -36,9 +40,10 @@ from pathlib import Path
 
 from timed_runs import timed_train, trained_seconds
 
-TRAIN_IMAGES = 60000  # Fashion-MNIST's training split
+# A protocol trains for a number of epochs or of iterations (max_steps), then measures FID.
 PROTOCOLS = {"full": {"epochs": 20, "num_samples": 10000},
-             "short": {"epochs": 5, "num_samples": 5000}}
+             "short": {"epochs": 5, "num_samples": 5000},
+             "studiogan": {"max_steps": 100000, "num_samples": 10000}}
 LABELLED = {"cgan_fashion_mnist"}  # presets whose generator takes class labels
 PRESETS = ["dcgan_fashion_mnist", "wgan_fashion_mnist", "wgan_gp_fashion_mnist",
            "cgan_fashion_mnist", "sngan_fashion_mnist", "stylegan2_fashion_mnist"]
@@ -48,11 +53,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", nargs="+", default=PRESETS)
     parser.add_argument("--root", default="/usr/share/datasets/fashion-mnist",
-                        help="folder with the four Fashion-MNIST IDX .gz files")
+                        help="the data set's folder (dataset.root), by default the one with "
+                             "the four Fashion-MNIST IDX .gz files")
     parser.add_argument("--protocol", choices=sorted(PROTOCOLS), default="full")
     parser.add_argument("--epochs", type=int, default=None, help="default: the protocol's")
     parser.add_argument("--max-steps", type=int, default=None,
-                        help="stop after this many iterations instead (smoke tests)")
+                        help="iterations instead of epochs (default: the protocol's, if it "
+                             "counts iterations; small numbers make smoke tests)")
     parser.add_argument("--num-samples", type=int, default=None,
                         help="generated images (default: the protocol's)")
     parser.add_argument("--real-samples", type=int, default=None,
@@ -62,9 +69,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="train only, evaluate trained runs only, or both (default)")
     parser.add_argument("overrides", nargs="*", help="after --: overrides for ganrun train")
     args = parser.parse_args(argv)
-    for key, value in PROTOCOLS[args.protocol].items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
+    protocol = PROTOCOLS[args.protocol]
+    if args.epochs is None and args.max_steps is None:
+        args.epochs, args.max_steps = protocol.get("epochs"), protocol.get("max_steps")
+    if args.num_samples is None:
+        args.num_samples = protocol["num_samples"]
     return args
 
 
@@ -82,7 +91,7 @@ def train(preset: str, run: Path, args) -> float:
 
 
 def train_command(preset: str, run: Path, args) -> list[str]:
-    length = [f"trainer.max_steps={args.max_steps}"] if args.max_steps else \
+    length = [f"trainer.max_steps={args.max_steps}", "trainer.max_epochs=null"] if args.max_steps else \
         [f"trainer.max_epochs={args.epochs}", "trainer.max_steps=null"]
     return ["train", f"experiment={preset}", f"dataset.root={args.root}",
             "dataset.download=false", *length, f"hydra.run.dir={run}",
@@ -146,12 +155,17 @@ def machine() -> str:
 
 
 def epochs_done(run: Path) -> str:
-    """Passes over the training data: every batch is drawn once."""
+    """Passes over the run's training split (its size read from the data set itself): every
+    batch is drawn once."""
+    from hydra.utils import instantiate
+
     from ganrun.runner.checkpoints import read_checkpoint, run_state
 
     state = run_state(read_checkpoint(run / "checkpoints" / "last.ckpt"))
     images = state.counters["batches"] * state.config["dataset"]["batch_size"]
-    return f"{images / TRAIN_IMAGES:.3g}"
+    data = instantiate({**state.config["dataset"], "split": "train", "download": False})
+    data.setup()
+    return f"{images / len(data.dataset):.3g}"
 
 
 def main() -> None:

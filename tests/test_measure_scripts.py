@@ -28,15 +28,17 @@ def run_script(name: str, *args, cwd, env=None) -> subprocess.CompletedProcess:
                           env=env)
 
 
-@pytest.mark.parametrize("protocol, epochs, num_samples", [("full", 20, 10000),
-                                                           ("short", 5, 5000)])
-def test_protocol_composes_its_train_and_eval_commands(protocol, epochs, num_samples):
+@pytest.mark.parametrize("protocol, length, num_samples", [
+    ("full", ["trainer.max_epochs=20", "trainer.max_steps=null"], 10000),
+    ("short", ["trainer.max_epochs=5", "trainer.max_steps=null"], 5000),
+    ("studiogan", ["trainer.max_steps=100000", "trainer.max_epochs=null"], 10000)])
+def test_protocol_composes_its_train_and_eval_commands(protocol, length, num_samples):
     measure = load_script("measure_presets")
     args = measure.parse_args(["--protocol", protocol, "--", "hardware=cpu"])
     run = Path("runs/dcgan_fashion_mnist")
     train = measure.train_command("dcgan_fashion_mnist", run, args)
     assert train[:2] == ["train", "experiment=dcgan_fashion_mnist"]
-    assert f"trainer.max_epochs={epochs}" in train and "trainer.max_steps=null" in train
+    assert set(length) <= set(train)
     assert train[-1] == "hardware=cpu"  # the user's overrides come last, so they win
     evaluate = measure.eval_command(run, "fid_kid_pr", args)
     assert f"num_samples={num_samples}" in evaluate
@@ -67,3 +69,26 @@ def test_short_protocol_smoke_run_in_two_stages(tmp_path, fashion_root, with_tor
     assert result["protocol"] == "short" and result["num_samples"] == 40
     assert result["real_samples"] == 40 and result["fid"] > 0
     assert "| `dcgan_fashion_mnist` | short |" in measured.stdout
+
+
+def test_studiogan_protocol_runs_stylegan2_cifar10(tmp_path, with_torch_home):
+    """The GPU user's command on a tiny CIFAR-10 folder: epochs are counted against the run's
+    own training split (20 images here), not Fashion-MNIST's 60,000."""
+    import os
+
+    from fakedata import write_cifar
+
+    write_cifar(tmp_path / "cifar")
+    env = {**os.environ, "GANRUN_CACHE_DIR": str(tmp_path / "cache")}
+    tiny = ["dataset.batch_size=4", "model.latent_dim=16", "model.generator.channel_base=256",
+            "model.generator.channel_max=16", "model.discriminator.channel_base=256",
+            "model.discriminator.channel_max=16", "model.discriminator.mbstd_group=4",
+            "hardware=cpu"]
+    measured = run_script("measure_presets", "--protocol", "studiogan", "--presets",
+                          "stylegan2_cifar10", "--root", tmp_path / "cifar", "--max-steps", 5,
+                          "--num-samples", 8, "--real-samples", 4, "--out", tmp_path / "runs",
+                          "--", *tiny, cwd=tmp_path, env=env)
+    assert measured.returncode == 0, measured.stderr[-3000:]
+    result = json.loads((tmp_path / "runs" / "stylegan2_cifar10" / "result.json").read_text())
+    assert result["protocol"] == "studiogan" and result["epochs"] == "1"  # 5 x 4 of 20 images
+    assert "| `stylegan2_cifar10` | studiogan | 1 |" in measured.stdout
