@@ -79,9 +79,10 @@ def main() -> None:
         kept = values["label_preservation"]
         identity = values.get("label_preservation_identity")
         shown = f"{identity:.1%} (identity map)" if identity is not None else "–"
-        rows.append(f"| label preservation | {kept:.1%} | {shown} | >= 90% | "
-                    f"{'yes' if kept >= 0.9 else 'no'} |")
-        rows.append(f"| B classifier on real test B | | {values['label_accuracy_b']:.1%} | | |")
+        rows.append(f"| label preservation ({values['label_samples']} images) | {kept:.1%} | "
+                    f"{shown} | >= 90% | {'yes' if kept >= 0.9 else 'no'} |")
+        rows.append(f"| B classifier on real test B (all) | | {values['label_accuracy_b']:.1%} "
+                    "| | |")
     print("\n".join(rows))
     print(f"\ntrain {seconds / 60:.1f} min; {values['machine']}")
 
