@@ -13,6 +13,12 @@ from fakedata import write_mnist
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 
+# Parallel workers (pytest-xdist, one per core) each get one thread, and so do the `ganrun`
+# processes they start: two workers with a thread per core each would slow each other down.
+if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+
 # Tiny networks and runs: every CLI test trains in a few seconds on a CPU.
 TINY = ["model.latent_dim=8",
         "dataset.batch_size=8", "trainer.max_steps=3", "hardware=cpu",
