@@ -94,23 +94,24 @@ def label_histogram(dataset, num_classes: int) -> torch.Tensor:
     return counts[:num_classes].double() / counts.sum()
 
 
-def train(dataset, channels: int, num_classes: int, recipe: Recipe,
-          device: torch.device) -> SmallCNN:
-    """Adam on random mini-batches of the real split. Seeded from ``recipe.seed`` with its own
-    generators, so that building the cache never moves the training run's global RNG."""
+def train(dataset, channels: int, num_classes: int, recipe: Recipe, device: torch.device,
+          hint: str = "a GPU") -> SmallCNN:
+    """Adam on random mini-batches of ``dataset``. Seeded from ``recipe.seed`` with its own
+    generators, so that building the cache never moves the training run's global RNG.
+    ``hint``: what would shorten the training, for the progress line."""
     # The whole training under a forked, seeded RNG: dropout draws from it too, so the
     # classifier is the same on every run and the training run's own RNG never moves.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(recipe.seed)
-        return _train(dataset, SmallCNN(channels, num_classes).to(device), recipe, device)
+        return _train(dataset, SmallCNN(channels, num_classes).to(device), recipe, device, hint)
 
 
-def _train(dataset, model: SmallCNN, recipe: Recipe, device: torch.device) -> SmallCNN:
+def _train(dataset, model: SmallCNN, recipe: Recipe, device: torch.device,
+           hint: str) -> SmallCNN:
     sampler = torch.Generator().manual_seed(recipe.seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr)
     model.train()
-    with track("Classifier", recipe.steps, "step",
-               hint="a GPU (it is trained once per data set, then cached)") as bar:
+    with track("Classifier", recipe.steps, "step", hint=hint) as bar:
         for _ in range(recipe.steps):
             indices = torch.randint(len(dataset), (recipe.batch_size,),
                                     generator=sampler).tolist()
@@ -167,7 +168,8 @@ def real_classifier(data, recipe: Recipe, cache_dir: Path | None = None,
     train_split.setup()
     device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
     log.info("Training the class-coverage classifier (%d steps); cached in %s.", recipe.steps, path)
-    model = train(train_split.dataset, data.channels, data.num_classes, recipe, device).cpu()
+    model = train(train_split.dataset, data.channels, data.num_classes, recipe, device,
+                  hint="a GPU (it is trained once per data set, then cached)").cpu()
     histogram = label_histogram(train_split.dataset, data.num_classes)
     save_cached(path, key, model, histogram)
     return model, histogram
