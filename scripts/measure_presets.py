@@ -7,7 +7,8 @@ Three protocols (``--protocol``), named in every row:
 - ``studiogan`` (StudioGAN's CIFAR-10 benchmark, for ``stylegan2_cifar10`` on a GPU): 100,000
   iterations, FID-10k against the 10,000 test images; its target there is FID < 10.
 FID uses the Inception 2048-d features with the TF1 resize; precision/recall (k=3) come from the
-same features, and labelled presets also get the class coverage of ``metrics=class_coverage``.
+same features, and labelled presets also get the class coverage of ``metrics=class_coverage``
+and the Classification Accuracy Score of ``metrics=cas`` (next to the real-data classifier's).
 Wall time is the `ganrun train` command's, start-up and data loading included (summed over
 attempts when a cut-off run was resumed); machine is the CPU and GPU that ran it. Prints one
 Markdown row per preset as it finishes, then the table.
@@ -125,6 +126,7 @@ def measure(preset: str, args) -> dict:
     result = evaluate(run, "fid_kid_pr" if args.num_samples >= 1000 else "fid", args)
     if preset in LABELLED:
         result.update(evaluate(run, "class_coverage", args))
+        result.update(evaluate(run, "cas", args))
     result.update(protocol=args.protocol, epochs=epochs_done(run), train_seconds=seconds,
                   num_samples=args.num_samples, machine=machine())
     result_file.write_text(json.dumps(result, indent=2) + "\n")
@@ -135,9 +137,10 @@ def row(preset: str, r: dict) -> str:
     def num(key, fmt):
         return format(r[key], fmt) if key in r else "–"
 
+    cas = f"{r['cas']:.1%} (real {r['cas_real']:.1%})" if "cas" in r else "–"
     return (f"| `{preset}` | {r['protocol']} | {r['epochs']} | {num('fid', '.1f')} | "
             f"{num('precision', '.2f')} | {num('recall', '.2f')} | "
-            f"{num('classes_covered', '.0f')} | {r['train_seconds'] / 60:.1f} min | "
+            f"{num('classes_covered', '.0f')} | {cas} | {r['train_seconds'] / 60:.1f} min | "
             f"{r['machine']} |")
 
 
@@ -171,7 +174,7 @@ def epochs_done(run: Path) -> str:
 def main() -> None:
     args = parse_args()
     rows = ["| preset | protocol | epochs | FID | precision | recall | classes covered | "
-            "train time | machine |", "|---|---|---|---|---|---|---|---|---|"]
+            "CAS | train time | machine |", "|---|---|---|---|---|---|---|---|---|---|"]
     for preset in args.presets:
         result = measure(preset, args)
         if not result:

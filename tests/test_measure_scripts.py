@@ -92,3 +92,16 @@ def test_studiogan_protocol_runs_stylegan2_cifar10(tmp_path, with_torch_home):
     result = json.loads((tmp_path / "runs" / "stylegan2_cifar10" / "result.json").read_text())
     assert result["protocol"] == "studiogan" and result["epochs"] == "1"  # 5 x 4 of 20 images
     assert "| `stylegan2_cifar10` | studiogan | 1 |" in measured.stdout
+
+
+def test_rows_show_the_cas_of_labelled_presets_next_to_real_data():
+    measure = load_script("measure_presets")
+    result = {"protocol": "short", "epochs": "5", "fid": 30.04, "precision": 0.5, "recall": 0.4,
+              "classes_covered": 10, "cas": 0.712, "cas_real": 0.851, "train_seconds": 600,
+              "machine": "cpu"}
+    assert measure.row("cgan_fashion_mnist", result) == (
+        "| `cgan_fashion_mnist` | short | 5 | 30.0 | 0.50 | 0.40 | 10 | 71.2% (real 85.1%) | "
+        "10.0 min | cpu |")
+    for key in ("cas", "cas_real", "classes_covered"):
+        del result[key]
+    assert "| 0.40 | – | – | 10.0 min |" in measure.row("dcgan_fashion_mnist", result)
