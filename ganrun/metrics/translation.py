@@ -60,14 +60,16 @@ class TranslationMetrics:
         values = fids_against(real_b, {"fid_ab": fake_b, "fid_identity": real_a},
                               self.batch_size, "Test B features", self.device)
         if data.num_classes:
-            values.update(self.label_preservation(data, task, test.dataset))
+            values.update(self.label_preservation(data, task, test.dataset, fake_b))
         return {**values, "num_samples": n}
 
     def translate(self, task, images: torch.Tensor) -> torch.Tensor:
         return torch.cat([task.translate(part.to(self.device)).cpu()
                           for part in images.split(self.batch_size)])
 
-    def label_preservation(self, data, task, items) -> dict[str, float]:
+    def label_preservation(self, data, task, items, fake_b: torch.Tensor) -> dict[str, float]:
+        """On every test image; ``fake_b`` (G_AB of the first test A images, for the FID) is
+        reused rather than translated again."""
         classifier = self.domain_b_classifier(data)
 
         def accuracy(images, labels) -> float:
@@ -78,7 +80,8 @@ class TranslationMetrics:
 
         test_a, test_b = items.fixed_items(items.size_a), items.fixed_items(items.size_b)
         real_a, label_a = test_a["A"], test_a["label_A"]
-        values = {"label_preservation": accuracy(self.translate(task, real_a), label_a),
+        translated = torch.cat([fake_b, self.translate(task, real_a[len(fake_b):])])
+        values = {"label_preservation": accuracy(translated, label_a),
                   "label_accuracy_b": accuracy(test_b["B"], test_b["label_B"]),
                   "label_samples": len(real_a)}
         if data.channels_a == data.channels_b:
