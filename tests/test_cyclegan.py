@@ -200,9 +200,11 @@ def test_eval_of_a_translator_reports_fid_against_the_untranslated_baseline(
     assert refused.returncode == 2 and "metrics=translation" in refused.stderr
 
 
-def test_label_preservation_of_the_true_map_beats_the_identity(fashion_root, with_torch_home):
+def test_label_preservation_of_the_true_map_beats_the_identity(fashion_root, with_torch_home,
+                                                               tmp_path, monkeypatch):
     """On the offline domains (B: the other half, inverted), a translator that inverts keeps
-    the labels about as well as the B classifier reads real B; the identity map does not."""
+    the labels about as well as the B classifier reads real B; the identity map does not.
+    The domain-B classifier is cached: the next evaluation does not train it again."""
     from ganrun.data import FashionDomains
     from ganrun.metrics.translation import TranslationMetrics
 
@@ -215,12 +217,18 @@ def test_label_preservation_of_the_true_map_beats_the_identity(fashion_root, wit
     data = FashionDomains(root=str(fashion_root), download=False, transform="invert",
                           batch_size=64)
     data.setup()
-    values = TranslationMetrics(num_samples=24, classifier_steps=150).evaluate_task(
-        Inverter(), data)
+    metrics = lambda: TranslationMetrics(num_samples=24, classifier_steps=150,  # noqa: E731
+                                         cache_dir=str(tmp_path))
+    values = metrics().evaluate_task(Inverter(), data)
     assert values["label_preservation"] > values["label_preservation_identity"] + 0.3
     assert abs(values["label_preservation"] - values["label_accuracy_b"]) < 0.2
     assert values["fid_ab"] < values["fid_identity"] and values["num_samples"] == 24
     assert values["label_samples"] == 5000  # every test image of A: accuracies are cheap
+    monkeypatch.setattr("ganrun.metrics.classifier.train", None)  # training again would fail
+    test = data.with_split("test")
+    test.setup()
+    again = metrics().label_preservation(data, Inverter(), test.dataset, torch.empty(0, 1, 32, 32))
+    assert again["label_accuracy_b"] == values["label_accuracy_b"]
 
 
 def test_an_exported_translator_translates_like_its_checkpoint(trained, tmp_path):

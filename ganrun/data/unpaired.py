@@ -213,6 +213,23 @@ class TensorDomains(UnpairedItems):
         return batch
 
 
+class OneDomain(Dataset):
+    """One domain of labelled two-domain items as ``(images, labels)`` batches: what a
+    classifier of that domain trains on (label preservation)."""
+
+    def __init__(self, items: TensorDomains, domain: str):
+        self.items, self.domain = items, domain
+        self.labels = items.labels[domain]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitems__(self, indices: list[int]):
+        pick = [(i, 0, None) if self.domain == "A" else (0, i, None) for i in indices]
+        batch = self.items.__getitems__(pick)
+        return batch[self.domain], batch[f"label_{self.domain}"]
+
+
 SOURCES = {"fashion_mnist": FashionMNIST, "mnist": MNIST}
 
 

@@ -1,8 +1,9 @@
 """A small CNN classifier of a data set's real images, trained once and cached on disk.
 
-The class-coverage metric needs a classifier for the run's data set. Training one takes
-minutes on a small CPU, so it happens once per (data set, root, image size, channels, classes,
-training recipe) and the weights are kept in ``<cache_dir>/classifiers/``. The next run, or the
+The class-coverage metric needs a classifier for the run's data set, label preservation
+(translation) one of domain B's images. Training one takes minutes on a small CPU, so it
+happens once per (data set, root, image size, channels, classes, domain and its appearance
+change, training recipe) and the weights are kept in ``<cache_dir>/classifiers/``. The next run, or the
 next job of a sweep, loads them. A cache file that cannot be read, or that was written for
 another key or network, is ignored and rebuilt.
 
@@ -20,6 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ganrun.data.unpaired import OneDomain
 from ganrun.progress import track
 
 log = logging.getLogger("ganrun")
@@ -61,12 +63,17 @@ class Recipe:
     seed: int = 0
 
 
-def cache_key(data, recipe: Recipe) -> dict:
-    return {"version": VERSION,
-            "dataset": f"{type(data).__module__}.{type(data).__qualname__}",
-            "root": str(Path(data.root).expanduser().resolve()),
-            "image_size": data.image_size, "channels": data.channels,
-            "num_classes": data.num_classes, **asdict(recipe)}
+def cache_key(data, recipe: Recipe, domain: str | None = None) -> dict:
+    """What the classifier depends on. ``domain``: one domain ("A" or "B") of a two-domain
+    data set, whose source and appearance change (``transform``) are then part of the key."""
+    key = {"version": VERSION,
+           "dataset": f"{type(data).__module__}.{type(data).__qualname__}",
+           "root": str(Path(data.root).expanduser().resolve()),
+           "image_size": data.image_size, "num_classes": data.num_classes, **asdict(recipe)}
+    if domain is None:
+        return {**key, "channels": data.channels}
+    return {**key, "domain": domain, "channels": getattr(data, f"channels_{domain.lower()}"),
+            "source": getattr(data, "source", None), "transform": getattr(data, "transform", None)}
 
 
 def cache_path(cache_dir: Path, key: dict) -> Path:
@@ -156,20 +163,24 @@ def save_cached(path: Path, key: dict, model: SmallCNN, histogram: torch.Tensor)
 
 
 def real_classifier(data, recipe: Recipe, cache_dir: Path | None = None,
-                    device: torch.device | None = None) -> tuple[SmallCNN, torch.Tensor]:
+                    device: torch.device | None = None,
+                    domain: str | None = None) -> tuple[SmallCNN, torch.Tensor]:
     """The classifier of ``data``'s train split and that split's class histogram, from the
-    cache when it holds them, else trained (and cached)."""
-    key = cache_key(data, recipe)
+    cache when it holds them, else trained (and cached). ``domain``: of a two-domain data set
+    (``dataset=fashion_domains``), the classifier of that domain's images only."""
+    key = cache_key(data, recipe, domain)
     path = cache_path(cache_dir or default_cache_dir(), key)
-    cached = load_cached(path, key, data.channels, data.num_classes)
+    cached = load_cached(path, key, key["channels"], data.num_classes)
     if cached is not None:
         return cached
     train_split = data.with_split("train")
     train_split.setup()
+    images = train_split.dataset if domain is None else OneDomain(train_split.dataset, domain)
     device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    log.info("Training the class-coverage classifier (%d steps); cached in %s.", recipe.steps, path)
-    model = train(train_split.dataset, data.channels, data.num_classes, recipe, device,
+    log.info("Training the %s classifier (%d steps); cached in %s.",
+             "class-coverage" if domain is None else f"domain-{domain}", recipe.steps, path)
+    model = train(images, key["channels"], data.num_classes, recipe, device,
                   hint="a GPU (it is trained once per data set, then cached)").cpu()
-    histogram = label_histogram(train_split.dataset, data.num_classes)
+    histogram = label_histogram(images, data.num_classes)
     save_cached(path, key, model, histogram)
     return model, histogram

@@ -11,27 +11,13 @@
   1,000 images an accuracy still moves by about a point from one draw to the next.
 """
 
+from pathlib import Path
+
 import torch
-from torch.utils.data import Dataset
 
 from ganrun.errors import UserError
-from ganrun.metrics.classifier import Recipe, train
+from ganrun.metrics.classifier import Recipe, real_classifier
 from ganrun.metrics.suite import fids_against
-
-
-class Domain(Dataset):
-    """One domain of an unpaired data set as ``(image, label)`` items, for the classifier."""
-
-    def __init__(self, items, domain: str):
-        self.items, self.domain = items, domain
-
-    def __len__(self) -> int:
-        return self.items.size_a if self.domain == "A" else self.items.size_b
-
-    def __getitems__(self, indices: list[int]):
-        pick = [(i, 0, None) if self.domain == "A" else (0, i, None) for i in indices]
-        batch = self.items.__getitems__(pick)
-        return batch[self.domain], batch[f"label_{self.domain}"]
 
 
 class TranslationMetrics:
@@ -39,10 +25,11 @@ class TranslationMetrics:
     (A plain class: inside Hydra's instantiated config a dataclass would become a config.)"""
 
     def __init__(self, num_samples: int = 1000, batch_size: int = 100,
-                 classifier_steps: int = 2000):
+                 classifier_steps: int = 2000, cache_dir: str | None = None):
         self.num_samples = num_samples  # test images per domain
-        self.batch_size, self.classifier_steps = batch_size, classifier_steps
-        self._classifier = None  # trained once per process: every evaluation reuses it
+        self.batch_size, self.cache_dir = batch_size, cache_dir
+        self.recipe = Recipe(steps=classifier_steps)
+        self._classifier = None  # trained once (then cached on disk); every evaluation reuses it
         self.device = torch.device("cpu")  # the translator's: Inception and classifier run there
 
     def evaluate_task(self, task, data) -> dict[str, float]:
@@ -90,9 +77,7 @@ class TranslationMetrics:
 
     def domain_b_classifier(self, data):
         if self._classifier is None:
-            train_split = data.with_split("train")
-            train_split.setup()
-            self._classifier = train(Domain(train_split.dataset, "B"), data.channels_b,
-                                     data.num_classes, Recipe(steps=self.classifier_steps),
-                                     self.device)
+            cache_dir = Path(self.cache_dir).expanduser() if self.cache_dir else None
+            self._classifier, _ = real_classifier(data, self.recipe, cache_dir, self.device,
+                                                  domain="B")
         return self._classifier.to(self.device)
