@@ -28,9 +28,9 @@ def parse_args() -> argparse.Namespace:
                         help="folder with the four Fashion-MNIST IDX .gz files")
     parser.add_argument("--preset", default="cyclegan_fashion_mnist")
     parser.add_argument("--num-samples", type=int, default=1000, help="test images per domain")
-    parser.add_argument("--classifier-steps", type=int, default=2000,
+    parser.add_argument("--classifier-steps", type=int, default=4000,
                         help="training steps of the domain-B classifier (its accuracy on real "
-                             "test B is the ceiling of label preservation)")
+                             "test B is the ceiling of label preservation; cosine decay, flips)")
     parser.add_argument("--out", default="translation_runs", help="folder of the run")
     parser.add_argument("--stage", choices=["all", "train", "eval"], default="all",
                         help="train only, measure the trained run only, or both (default)")

@@ -14,6 +14,7 @@ set's files in place, delete the cache folder.
 import hashlib
 import json
 import logging
+import math
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -61,6 +62,9 @@ class Recipe:
     batch_size: int = 128
     lr: float = 1e-3
     seed: int = 0
+    cosine: bool = False  # the learning rate decays to 0 along a cosine instead of staying put
+    flip: bool = False    # random horizontal flips (garments, objects; not digits or text)
+    shift: int = 0        # random translations by up to this many pixels (edges replicated)
 
 
 def cache_key(data, recipe: Recipe, domain: str | None = None) -> dict:
@@ -117,18 +121,38 @@ def _train(dataset, model: SmallCNN, recipe: Recipe, device: torch.device,
            hint: str) -> SmallCNN:
     sampler = torch.Generator().manual_seed(recipe.seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr)
+    decay = (lambda step: 0.5 * (1 + math.cos(math.pi * step / recipe.steps))) if recipe.cosine \
+        else (lambda step: 1.0)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, decay)
     model.train()
     with track("Classifier", recipe.steps, "step", hint=hint) as bar:
         for _ in range(recipe.steps):
             indices = torch.randint(len(dataset), (recipe.batch_size,),
                                     generator=sampler).tolist()
             images, labels = batch(dataset, indices)
+            images = augmented(images, recipe, sampler)
             loss = nn.functional.cross_entropy(model(images.to(device)), labels.to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            schedule.step()
             bar.advance()
     return model.eval()
+
+
+def augmented(images: torch.Tensor, recipe: Recipe, generator: torch.Generator) -> torch.Tensor:
+    """The recipe's random flips and shifts of a batch, drawn from ``generator``."""
+    if recipe.flip:
+        flipped = torch.rand(len(images), generator=generator) < 0.5
+        images = torch.where(flipped[:, None, None, None], images.flip(3), images)
+    if recipe.shift:
+        n, _, height, width = images.shape
+        pad = recipe.shift
+        padded = nn.functional.pad(images, (pad,) * 4, mode="replicate")
+        dx, dy = torch.randint(0, 2 * pad + 1, (2, n), generator=generator).tolist()
+        images = torch.stack([padded[i, :, y:y + height, x:x + width]
+                              for i, (x, y) in enumerate(zip(dx, dy))])
+    return images
 
 
 def load_cached(path: Path, key: dict, channels: int, num_classes: int):

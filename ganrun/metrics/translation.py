@@ -25,10 +25,12 @@ class TranslationMetrics:
     (A plain class: inside Hydra's instantiated config a dataclass would become a config.)"""
 
     def __init__(self, num_samples: int = 1000, batch_size: int = 100,
-                 classifier_steps: int = 2000, cache_dir: str | None = None):
+                 classifier_steps: int = 4000, classifier_cosine: bool = True,
+                 classifier_flip: bool = True, cache_dir: str | None = None):
         self.num_samples = num_samples  # test images per domain
         self.batch_size, self.cache_dir = batch_size, cache_dir
-        self.recipe = Recipe(steps=classifier_steps)
+        self.recipe = Recipe(steps=classifier_steps, cosine=classifier_cosine,
+                             flip=classifier_flip)
         self._classifier = None  # trained once (then cached on disk); every evaluation reuses it
         self.device = torch.device("cpu")  # the translator's: Inception and classifier run there
 
