@@ -3,8 +3,8 @@
 The class-coverage metric needs a classifier for the run's data set, label preservation
 (translation) one of domain B's images. Training one takes minutes on a small CPU, so it
 happens once per (data set, root, image size, channels, classes, domain and its appearance
-change, training recipe) and the weights are kept in ``<cache_dir>/classifiers/``. The next run, or the
-next job of a sweep, loads them. A cache file that cannot be read, or that was written for
+change, training recipe) and the weights are kept in ``<cache_dir>/classifiers/``. The next
+run, or the next job of a sweep, loads them. A cache file that cannot be read, or that was written for
 another key or network, is ignored and rebuilt.
 
 The cache is keyed by where the data lives, not by the file contents: after replacing a data
@@ -120,9 +120,7 @@ def _train(dataset, model: SmallCNN, recipe: Recipe, device: torch.device,
            hint: str) -> SmallCNN:
     sampler = torch.Generator().manual_seed(recipe.seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr)
-    decay = (lambda step: 0.5 * (1 + math.cos(math.pi * step / recipe.steps))) if recipe.cosine \
-        else (lambda step: 1.0)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, decay)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(recipe, step))
     model.train()
     with track("Classifier", recipe.steps, "step", hint=hint) as bar:
         for _ in range(recipe.steps):
@@ -137,6 +135,12 @@ def _train(dataset, model: SmallCNN, recipe: Recipe, device: torch.device,
             schedule.step()
             bar.advance()
     return model.eval()
+
+
+def lr_factor(recipe: Recipe, step: int) -> float:
+    if not recipe.cosine:
+        return 1.0
+    return 0.5 * (1 + math.cos(math.pi * step / recipe.steps))
 
 
 def augmented(images: torch.Tensor, recipe: Recipe, generator: torch.Generator) -> torch.Tensor:
