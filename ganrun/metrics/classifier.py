@@ -4,8 +4,8 @@ The class-coverage metric needs a classifier for the run's data set, label prese
 (translation) one of domain B's images. Training one takes minutes on a small CPU, so it
 happens once per (data set, root, image size, channels, classes, domain and its appearance
 change, training recipe) and the weights are kept in ``<cache_dir>/classifiers/``. The next
-run, or the next job of a sweep, loads them. A cache file that cannot be read, or that was written for
-another key or network, is ignored and rebuilt.
+run, or the next job of a sweep, loads them. A cache file that cannot be read, or that was
+written for another key or network, is ignored and rebuilt.
 
 The cache is keyed by where the data lives, not by the file contents: after replacing a data
 set's files in place, delete the cache folder.
