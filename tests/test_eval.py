@@ -56,7 +56,8 @@ def test_training_logs_metrics_every_n_iterations_and_at_the_end(trained):
     assert proc.stdout.count("Real features: cache hit") == 1
 
 
-def test_eval_of_a_checkpoint_prints_json_and_writes_metrics_json(trained, env, tmp_path):
+def test_eval_of_a_checkpoint_prints_json_and_records_it_beside_that_checkpoint(trained, env,
+                                                                                tmp_path):
     run, _ = trained
     ckpt = run / "checkpoints" / "last.ckpt"
     proc = run_ganrun("eval", f"ckpt={ckpt}", "metrics=fid_kid_pr", "num_samples=16",
@@ -67,8 +68,37 @@ def test_eval_of_a_checkpoint_prints_json_and_writes_metrics_json(trained, env, 
     assert values["fid"] > 0 and values["num_samples"] == values["real_samples"] == 16
     assert "FID from 16 generated and 16 real images" in proc.stderr
     assert "strongly biased at that size (below 2,000)" in proc.stderr
-    assert json.loads((ckpt.parent / "metrics.json").read_text()) == values
+    recorded = json.loads((ckpt.parent / "last.metrics.json").read_text())
+    assert recorded.pop("checkpoint")["file"] == "last.ckpt" and recorded == values
     assert "Real features: cache hit" in proc.stderr  # the training run's real features
+
+    # Another checkpoint of the run gets its own file: last.ckpt's values stay.
+    best = run_ganrun("eval", f"ckpt={ckpt.parent / 'best.ckpt'}", "metrics=fid",
+                      "num_samples=16", "metrics.real_samples=16", cwd=tmp_path, env=env)
+    assert best.returncode == 0, best.stderr[-2000:]
+    assert set(json.loads((ckpt.parent / "best.metrics.json").read_text())) == {
+        "fid", "num_samples", "real_samples", "checkpoint"}
+    assert json.loads((ckpt.parent / "last.metrics.json").read_text())["kid"] == values["kid"]
+
+
+def test_metrics_of_one_checkpoint_add_up_and_are_dropped_when_it_changes(tmp_path):
+    from ganrun.commands.export import final_metrics
+    from ganrun.metrics.record import read_metrics, record_metrics
+
+    ckpt = tmp_path / "last.ckpt"
+    ckpt.write_bytes(b"weights")
+    record_metrics(ckpt, {"fid": 20.0, "num_samples": 10000})
+    record_metrics(ckpt, {"cas": 0.8})  # metrics=cas after metrics=fid: both kept
+    assert read_metrics(ckpt) == final_metrics(ckpt) == {"fid": 20.0, "num_samples": 10000,
+                                                         "cas": 0.8}
+    record_metrics(ckpt, {"fid": 19.0})
+    assert read_metrics(ckpt)["fid"] == 19.0
+    ckpt.write_bytes(b"resumed, longer")  # a resumed run wrote a new last.ckpt
+    assert read_metrics(ckpt) == final_metrics(ckpt) == {}
+    record_metrics(ckpt, {"fid": 15.0})
+    assert read_metrics(ckpt) == {"fid": 15.0}
+    (tmp_path / "last.metrics.json").write_text("{not json")
+    assert read_metrics(ckpt) == {}
 
 
 def write_images(folder, sizes_and_modes, seed=0):

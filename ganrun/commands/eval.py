@@ -51,8 +51,8 @@ def counts_of(metrics: dict) -> dict[str, int]:
 def of_checkpoint(path: Path, metrics: dict, device: torch.device, seed: int,
                   trust: list[str]) -> dict:
     """Metrics of a checkpoint or an export folder against its training data set's real
-    images; also written to metrics.json beside the file (inside the folder)."""
-    from ganrun.loading import is_export
+    images; also added to the checkpoint's metrics file (``ganrun.metrics.record``)."""
+    from ganrun.metrics.record import record_metrics
 
     subject, dataset = evaluated(path, device, trust)
     if not dataset:
@@ -66,8 +66,7 @@ def of_checkpoint(path: Path, metrics: dict, device: torch.device, seed: int,
         for metric in metrics.values():
             values.update(evaluate_on_task(metric, subject, data))
     values.update(counts_of(metrics))
-    folder = path if is_export(path) else path.parent
-    (folder / "metrics.json").write_text(json.dumps(values, indent=2) + "\n")
+    log.info("Metrics recorded in %s", record_metrics(path, values))
     return values
 
 

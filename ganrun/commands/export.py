@@ -103,13 +103,10 @@ def translator_part(module, config: dict) -> dict:
 
 
 def final_metrics(ckpt: Path) -> dict:
-    """The run's metrics: ``metrics.json`` that `ganrun eval` wrote next to the checkpoint."""
-    path = ckpt.parent / "metrics.json"
-    try:
-        values = json.loads(path.read_text()) if path.is_file() else {}
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return {}
-    return values if isinstance(values, dict) else {}
+    """What `ganrun eval` measured for this checkpoint file, as it is now."""
+    from ganrun.metrics.record import read_metrics
+
+    return read_metrics(ckpt)
 
 
 def main(argv: list[str]) -> None:
