@@ -13,8 +13,9 @@ Wall time is the `ganrun train` command's, start-up and data loading included (s
 attempts when a cut-off run was resumed); machine is the CPU and GPU that ran it. Prints one
 Markdown row per preset as it finishes, then the table.
 
-A preset whose run folder already holds ``result.json`` is not measured again, and a run cut
-off during training continues from its ``last.ckpt``: re-running the same command resumes.
+A preset whose run folder already holds ``result.json`` is not measured again, a run cut off
+during training continues from its ``last.ckpt``, and an evaluation cut off keeps the metrics
+groups it finished (``evaluations.json``): re-running the same command resumes.
 
     python scripts/measure_presets.py --protocol short      # all presets, on a CPU
     python scripts/measure_presets.py                       # the full protocol (GPU)
@@ -122,15 +123,29 @@ def measure(preset: str, args) -> dict:
         seconds = train(preset, run, args)
     if args.stage == "train":
         return {}
-    # KID needs num_samples >= its subset size: FID and precision/recall alone for smoke runs.
-    result = evaluate(run, "fid_kid_pr" if args.num_samples >= 1000 else "fid", args)
-    if preset in LABELLED:
-        result.update(evaluate(run, "class_coverage", args))
-        result.update(evaluate(run, "cas", args))
+    result = {}
+    for values in evaluations(preset, run, args):
+        result.update(values)
     result.update(protocol=args.protocol, epochs=epochs_done(run), train_seconds=seconds,
                   num_samples=args.num_samples, machine=machine())
     result_file.write_text(json.dumps(result, indent=2) + "\n")
     return result
+
+
+def evaluations(preset: str, run: Path, args) -> list[dict]:
+    """Each metrics group's values; kept in ``evaluations.json`` as each one finishes, so an
+    evaluation cut off in its last group (CAS trains classifiers) does not measure FID again."""
+    # KID needs num_samples >= its subset size: FID and precision/recall alone for smoke runs.
+    groups = ["fid_kid_pr" if args.num_samples >= 1000 else "fid"]
+    if preset in LABELLED:
+        groups += ["class_coverage", "cas"]
+    record = run / "evaluations.json"
+    done = json.loads(record.read_text()) if record.is_file() else {}
+    for group in groups:
+        if group not in done:
+            done[group] = evaluate(run, group, args)
+            record.write_text(json.dumps(done, indent=2) + "\n")
+    return [done[group] for group in groups]
 
 
 def row(preset: str, r: dict) -> str:

@@ -70,6 +70,14 @@ def test_short_protocol_smoke_run_in_two_stages(tmp_path, fashion_root, with_tor
     assert result["real_samples"] == 40 and result["fid"] > 0
     assert "| `dcgan_fashion_mnist` | short |" in measured.stdout
 
+    # An evaluation cut off after its FID keeps it: measuring again does not evaluate again.
+    assert json.loads((run / "evaluations.json").read_text())["fid"]["fid"] == result["fid"]
+    (run / "result.json").unlink()
+    measure = load_script("measure_presets")
+    measure.evaluate = lambda *a: pytest.fail("evaluated again")
+    args = measure.parse_args([str(a) for a in [*common, "--stage", "eval"]])
+    assert measure.measure("dcgan_fashion_mnist", args)["fid"] == result["fid"]
+
 
 def test_studiogan_protocol_runs_stylegan2_cifar10(tmp_path, with_torch_home):
     """The GPU user's command on a tiny CIFAR-10 folder: epochs are counted against the run's
