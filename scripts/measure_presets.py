@@ -10,8 +10,9 @@ FID uses the Inception 2048-d features with the TF1 resize; precision/recall (k=
 same features, and labelled presets also get the class coverage of ``metrics=class_coverage``
 and the Classification Accuracy Score of ``metrics=cas`` (next to the real-data classifier's).
 Wall time is the `ganrun train` command's, start-up and data loading included (summed over
-attempts when a cut-off run was resumed); machine is the CPU and GPU that ran it. Prints one
-Markdown row per preset as it finishes, then the table.
+attempts when a cut-off run was resumed); machine is the CPU and GPU that trained it, and the
+one that evaluated it where that was another (``--stage train`` on one, ``--stage eval`` on the
+other). Prints one Markdown row per preset as it finishes, then the table.
 
 A preset whose run folder already holds ``result.json`` is not measured again, a run cut off
 during training continues from its ``last.ckpt``, and an evaluation cut off keeps the metrics
@@ -121,13 +122,14 @@ def measure(preset: str, args) -> dict:
         seconds = trained_seconds(run, run / "train_seconds.txt")
     else:
         seconds = train(preset, run, args)
+        (run / "train_machine.txt").write_text(machine() + "\n")
     if args.stage == "train":
         return {}
     result = {}
     for values in evaluations(preset, run, args):
         result.update(values)
     result.update(protocol=args.protocol, epochs=epochs_done(run), train_seconds=seconds,
-                  num_samples=args.num_samples, machine=machine())
+                  num_samples=args.num_samples, machine=machines(run))
     result_file.write_text(json.dumps(result, indent=2) + "\n")
     return result
 
@@ -170,6 +172,14 @@ def machine() -> str:
                  if line.startswith("model name")]
         cpu = f"{names[0]} x{len(names)}" if names else cpu
     return f"{cpu}, {gpu}"
+
+
+def machines(run: Path) -> str:
+    """The machine that trained the run, and the one that evaluated it where they differ
+    (trained on a GPU loan, FID measured later on a CPU)."""
+    here, record = machine(), run / "train_machine.txt"
+    trained = record.read_text().strip() if record.is_file() else here
+    return here if trained == here else f"trained on {trained}; evaluated on {here}"
 
 
 def epochs_done(run: Path) -> str:

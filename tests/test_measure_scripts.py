@@ -113,3 +113,14 @@ def test_rows_show_the_cas_of_labelled_presets_next_to_real_data():
     for key in ("cas", "cas_real", "classes_covered"):
         del result[key]
     assert "| 0.40 | – | – | 10.0 min |" in measure.row("dcgan_fashion_mnist", result)
+
+
+def test_a_run_evaluated_on_another_machine_names_both(tmp_path):
+    measure = load_script("measure_presets")
+    here = measure.machine()
+    assert measure.machines(tmp_path) == here  # no record: trained where it is evaluated
+    (tmp_path / "train_machine.txt").write_text(here + "\n")
+    assert measure.machines(tmp_path) == here
+    (tmp_path / "train_machine.txt").write_text("Intel Xeon x16, NVIDIA H200\n")
+    assert measure.machines(tmp_path) == ("trained on Intel Xeon x16, NVIDIA H200; "
+                                          f"evaluated on {here}")
