@@ -320,11 +320,12 @@ def test_resume_is_exact_with_ema_lazy_r1_warmup_diffaugment_and_ttur(tmp_path, 
 
 
 PRESETS = ["dcgan_mnist", "wgan_mnist", "wgan_gp_mnist", "cgan_mnist", "sngan_cifar10"]
+CONDITIONAL = {"cgan_mnist", "cgan_fashion_mnist", "best_fashion_mnist"}
 
 
 @pytest.mark.parametrize("preset", PRESETS + [p.replace("mnist", "fashion_mnist")
                                               for p in PRESETS if p.endswith("_mnist")] +
-                         ["sngan_fashion_mnist"])
+                         ["sngan_fashion_mnist", "best_fashion_mnist"])
 def test_every_preset_builds_its_module(preset, tmp_path):
     from test_config import composed
 
@@ -335,5 +336,18 @@ def test_every_preset_builds_its_module(preset, tmp_path):
     shape = {"channels": 3 if "cifar" in preset else 1, "image_size": size, "num_classes": 10}
     module = build_module(cfg, shape)
     assert module.task.generate(torch.randn(2, cfg.model.latent_dim)).shape[-1] == size
-    assert (module.task.num_classes == 10) == preset.startswith("cgan")
+    assert (module.task.num_classes == 10) == (preset in CONDITIONAL)
     assert ("wgan" in preset) == (cfg.loss._target_ == "ganrun.losses.Wasserstein")
+
+
+def test_best_fashion_mnist_is_the_recipe_the_readme_measured(tmp_path):
+    """README's FID 12.6 (full protocol) was measured with `cgan_fashion_mnist` as it is now;
+    best_fashion_mnist pins that recipe: the same composed config."""
+    from omegaconf import OmegaConf
+    from test_config import composed
+
+    best, cgan = (OmegaConf.to_container(composed(f"experiment={name}", tmp_path=tmp_path))
+                  for name in ("best_fashion_mnist", "cgan_fashion_mnist"))
+    assert best == cgan
+    assert best["model"]["generator"]["embed_dim"] == 10 and best["trainer"]["max_epochs"] == 20
+    assert best["model"]["conditioning"]["_target_"] == "ganrun.nets.conditioning.Projection"
