@@ -25,9 +25,8 @@ def metrics_file(path: Path) -> Path:
 
 def stamp_of(path: Path) -> dict:
     source = path / WEIGHTS if path.is_dir() else path
-    stat = source.stat() if source.is_file() else None
-    return {"file": source.name, "bytes": stat.st_size if stat else None,
-            "modified_ns": stat.st_mtime_ns if stat else None}
+    stat = source.stat()  # the file was just loaded or evaluated: it exists
+    return {"file": source.name, "bytes": stat.st_size, "modified_ns": stat.st_mtime_ns}
 
 
 def read_metrics(path: Path) -> dict:
