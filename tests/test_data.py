@@ -77,7 +77,11 @@ def test_mnist_truncated_file(tmp_path):
         MNIST(root=str(tmp_path), download=False, batch_size=2).setup()
 
 
-@pytest.mark.parametrize("garbage", [b"not a gzip stream at all", gzip.compress(b"\x00\x00\x09\x03garbage")])
+# Explicit ids and mtime=0: a gzip header holds the time it was written, and an id made from it
+# differs between pytest-xdist workers that collect in different seconds.
+@pytest.mark.parametrize("garbage", [b"not a gzip stream at all",
+                                     gzip.compress(b"\x00\x00\x09\x03garbage", mtime=0)],
+                         ids=["not_gzip", "gzip_of_garbage"])
 def test_mnist_garbage_file(tmp_path, garbage):
     raw = write_mnist(tmp_path)
     (raw / "train-labels-idx1-ubyte.gz").write_bytes(garbage)
