@@ -65,3 +65,7 @@ def _complete_as_train() -> None:
         os.environ["COMP_LINE"] = " ".join(words[:1] + words[2:])
         point = int(os.environ.get("COMP_POINT", len(line)))
         os.environ["COMP_POINT"] = str(max(0, point - len("train ")))
+
+
+if __name__ == "__main__":  # python -m ganrun.cli, as python -m ganrun
+    main()

@@ -2,6 +2,7 @@
 
 import difflib
 import inspect
+import math
 import typing
 from pathlib import Path
 from typing import Any
@@ -140,9 +141,14 @@ def _check_ranges(cfg: dict) -> None:
         raise UserError(f"model.latent_dim must be at least 1, got {cfg['model']['latent_dim']}.")
     for side in ("generator", "discriminator"):
         lr = cfg["optimizer"][side].get("lr")
-        if lr is not None and not lr > 0:
-            raise UserError(f"The {side} learning rate must be positive, got {lr}. Set "
-                            f"optimizer.lr (both) or optimizer.{side}.lr to a value > 0.")
+        if lr is not None and not 0 < lr < math.inf:
+            raise UserError(f"The {side} learning rate must be positive and finite, got "
+                            f"{lr}. Set optimizer.lr (both) or optimizer.{side}.lr to a value "
+                            "> 0, e.g. 2e-4.")
+    seed = cfg.get("seed")
+    if seed is not None and not 0 <= seed < 2**32:
+        raise UserError(f"seed must be an integer from 0 to {2**32 - 1} (the range numpy and "
+                        f"CUDA accept), got {seed}. Use e.g. seed=0, or leave it out to draw one.")
 
 
 def check_target_nodes(node: Any, path: str) -> None:

@@ -2,6 +2,8 @@
 
 import math
 import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -9,13 +11,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from ganrun.runner import run_folder
-
-
-def failed(job: JobReturn) -> bool:
-    """A job failed if it raised, or if it returned NaN (a run stopped by a user error)."""
-    value = getattr(job, "_return_value", None)
-    return job.status != JobStatus.COMPLETED or (isinstance(value, float) and math.isnan(value))
+from ganrun.runner import jobstatus, run_folder
 
 
 class OutputFolderCheck(Callback):
@@ -46,25 +42,55 @@ class OutputFolderCheck(Callback):
 
 class SweepSummary(Callback):
     """At the end of a sweep: which jobs finished and which failed, and the command that
-    compares them; exit 1 if any failed."""
+    compares them; exit 1 if any failed.
 
-    def __init__(self) -> None:
-        self.jobs: list[tuple[Any, list[str], bool]] = []
+    The jobs are read from their folders' ``status.json``, not from ``on_job_end``: parallel
+    launchers (joblib, submitit) run that hook in the worker processes, where this object's
+    list would never see them. A job whose status still says running when the sweep ends
+    (killed, or crashed before it could record the end) counts as failed."""
 
-    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
-        if config.hydra.mode is not None and str(config.hydra.mode) == "RunMode.MULTIRUN":
-            self.jobs.append((config.hydra.job.num, list(job_return.overrides or []),
-                              failed(job_return)))
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.started = time.time()
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        bad = [job for job in self.jobs if job[2]]
-        print(f"ganrun train: sweep finished: {len(self.jobs) - len(bad)} of {len(self.jobs)} "
-              f"jobs succeeded (outputs in {config.hydra.sweep.dir}).", file=sys.stderr)
-        for num, overrides, _ in bad:
-            print(f"  job {num} failed: {' '.join(overrides)}", file=sys.stderr)
-        print(f"see: ganrun report {config.hydra.sweep.dir}", file=sys.stderr)
+        sweep = Path(config.hydra.sweep.dir)
+        jobs = sweep_jobs(sweep, getattr(self, "started", 0.0))
+        bad = [job for job in jobs if job.status != "finished"]
+        print(f"ganrun train: sweep finished: {len(jobs) - len(bad)} of {len(jobs)} jobs "
+              f"succeeded (outputs in {sweep}).", file=sys.stderr)
+        for job in bad:
+            reason = "failed" if job.status == "failed" else f"{job.status} (did not finish)"
+            print(f"  job {job.name} {reason}: {' '.join(job.overrides)}", file=sys.stderr)
+        print(f"see: ganrun report {sweep}", file=sys.stderr)
         if bad:
             sys.exit(1)
+
+
+@dataclass
+class SweepJob:
+    name: str
+    status: str
+    overrides: list[str]
+
+
+def sweep_jobs(sweep: Path, since: float) -> list[SweepJob]:
+    """The jobs of the sweep in ``sweep`` that started at or after ``since`` (a folder reused
+    by an earlier sweep keeps its older jobs out of the count), in job order."""
+    import yaml
+
+    jobs = []
+    for status_file in sweep.rglob(jobstatus.FILE):
+        folder = status_file.parent
+        record = jobstatus.read(folder)
+        if record.get("started", 0.0) < since - 1.0:
+            continue
+        try:
+            overrides = yaml.safe_load((folder / ".hydra" / "overrides.yaml").read_text()) or []
+        except (OSError, yaml.YAMLError):
+            overrides = []
+        name = str(folder.relative_to(sweep))
+        jobs.append(SweepJob(name, str(record.get("status", "running")), list(overrides)))
+    return sorted(jobs, key=lambda job: (len(job.name), job.name))
 
 
 class ObjectiveCheck(Callback):

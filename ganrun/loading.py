@@ -223,11 +223,10 @@ def build_exported(config: dict, folder: Path, trust=(), name: str | None = None
     from omegaconf import OmegaConf
 
     from ganrun.config import check_target_nodes
-    from ganrun.trust import check_targets
+    from ganrun.trust import check_data
 
     source = f"Export '{folder}'"
-    check_targets({"generator": config["generator"], "dataset": config.get("dataset")},
-                  source, trust)
+    check_data(config, source, trust)  # the whole file: generator_kwargs can name targets too
     try:
         check_target_nodes(config["generator"], "generator")
         if config.get("dataset") is not None:

@@ -6,6 +6,8 @@ import os
 import re
 from pathlib import Path
 
+import yaml
+
 from hydra._internal.hydra import Hydra
 from hydra._internal.utils import create_automatic_config_search_path
 from hydra.core.global_hydra import GlobalHydra
@@ -19,6 +21,7 @@ from ganrun.config import closest, config_dir
 from ganrun.errors import UserError
 
 MISSING_KEY = re.compile(r"Could not override '([^']+)'")
+MISSING_OPTION = re.compile(r"Could not (?:find|load) '([^']+)/([^'/]+)'")
 
 
 def compose(config_name: str, overrides: list[str], user_dir: str | None) -> DictConfig:
@@ -54,18 +57,49 @@ def first_job(overrides: list[str]) -> list[str]:
 def check_overrides(prog: str, config_name: str, overrides: list[str],
                     user_dir: str | None) -> DictConfig | None:
     """The composed config of the (first) job; a ``UserError`` for a key the config does not
-    have. None where composing fails otherwise: Hydra then reports that itself."""
+    have, an option a group does not have, or a YAML file that cannot be read. None where
+    composing fails otherwise: Hydra then reports that itself."""
     try:
         return compose(config_name, first_job(overrides), user_dir)
     except ConfigCompositionException as err:
         match = MISSING_KEY.search(str(err))
-        if match is None:
-            return None
+        option = MISSING_OPTION.search(str(err))
+        if match is None and option is None:
+            raise UserError(f"The config cannot be composed: {_first_line(err)}. Fix the "
+                            "override or the YAML file it names.") from None
+        if option is not None:
+            raise UserError(unknown_option(prog, *option.groups(), user_dir)) from None
         key = match.group(1)
         cfg = _without(config_name, first_job(overrides), key, user_dir)
         raise UserError(_unknown_key(prog, key, _given(overrides, key), cfg)) from None
+    except yaml.YAMLError as err:
+        raise UserError(f"A config file is not valid YAML: {_first_line(err)}. Fix that "
+                        "file (in --config-dir or conf/).") from None
     except Exception:
         return None
+
+
+def _first_line(err: Exception) -> str:
+    text = " ".join(str(err).split())
+    return text.split(" Available options:")[0].split(" Config search path:")[0][:400]
+
+
+def group_options(group: str, user_dir: str | None) -> list[str]:
+    """The options of a config group: ganrun's own and those of ``--config-dir``."""
+    folders = [config_dir() / group] + ([Path(user_dir) / group] if user_dir else [])
+    return sorted({p.stem for folder in folders if folder.is_dir() for p in folder.glob("*.yaml")})
+
+
+def unknown_option(prog: str, group: str, option: str, user_dir: str | None) -> str:
+    options = group_options(group, user_dir)
+    if not options:
+        return (f"`{group}` is not a config group, so `{group}={option}` selects "
+                f"nothing. `{prog} --help` lists the groups.")
+    guess = closest(option, options)
+    hint = f" Did you mean `{group}={guess}`?" if guess else ""
+    return (f"`{option}` is not an option of the `{group}` group.{hint} Its options: "
+            f"{', '.join(options)} (add your own with --config-dir DIR holding "
+            f"{group}/<name>.yaml).")
 
 
 def _without(config_name: str, overrides: list[str], key: str, user_dir: str | None) -> DictConfig:

@@ -89,9 +89,12 @@ def test_a_config_naming_a_foreign_target_is_refused(ckpt, tmp_path, target):
     checkpoint["ganrun"]["config"]["model"]["generator"]["_target_"] = target
     bad = tmp_path / "bad.ckpt"
     torch.save(checkpoint, bad)
-    refused("sample", f"ckpt={bad}", "out=x", cwd=tmp_path,
-            message=f"asks to build '{target}', which is not one of ganrun's own",
-            untouched=tmp_path)
+    proc = refused("sample", f"ckpt={bad}", "out=x", cwd=tmp_path,
+                   message=f"asks to build '{target}', which is not one of ganrun's own",
+                   untouched=tmp_path)
+    # The standard library can never be trusted: the message must not suggest it.
+    standard = target.split(".")[0] in ("os", "subprocess", "builtins")
+    assert ("trust_targets" in proc.stderr) != standard, proc.stderr
 
 
 def test_trusting_a_target_is_the_users_choice(ckpt, tmp_path):

@@ -31,8 +31,9 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         raise UserError("No metric is selected (metrics=none). Choose some, e.g. metrics=fid.")
     device = pick_device(cfg.device, "ganrun eval")
     if cfg.ckpt:
+        root = to_absolute_path(cfg.data_root) if cfg.get("data_root") else None
         return of_checkpoint(Path(to_absolute_path(cfg.ckpt)), metrics, device, cfg.seed,
-                             list(cfg.get("trust_targets") or []))
+                             list(cfg.get("trust_targets") or []), root)
     return {**of_folders(cfg.real, cfg.fake, metrics), **counts_of(metrics)}
 
 
@@ -49,25 +50,53 @@ def counts_of(metrics: dict) -> dict[str, int]:
 
 
 def of_checkpoint(path: Path, metrics: dict, device: torch.device, seed: int,
-                  trust: list[str]) -> dict:
+                  trust: list[str], data_root: str | None = None) -> dict:
     """Metrics of a checkpoint or an export folder against its training data set's real
     images; also added to the checkpoint's metrics file (``ganrun.metrics.record``)."""
-    from ganrun.metrics.record import record_metrics
-
     subject, dataset = evaluated(path, device, trust)
     if not dataset:
         raise UserError(f"'{path}' does not say which data set it was trained on, so there "
                         "are no real images to compare with. Use real=DIR fake=DIR with "
                         "images written by `ganrun sample`.")
-    data = instantiate(dataset)  # its root was saved absolute: works from any folder
+    data = instantiate(located(dataset, path, data_root))
     values = {}
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         for metric in metrics.values():
             values.update(evaluate_on_task(metric, subject, data))
     values.update(counts_of(metrics))
-    log.info("Metrics recorded in %s", record_metrics(path, values))
+    keep(path, values)
     return values
+
+
+def located(dataset: dict, path: Path, data_root: str | None) -> dict:
+    """The data set a file names, read from where the user says. A path inside a file from
+    someone else is never written to: an export's data set is looked for in ``data_root``
+    (default ``data/``, as ``ganrun train``'s), a checkpoint's in its own (absolute) root
+    unless ``data_root`` is given, and never downloaded there."""
+    from ganrun.loading import is_export
+
+    name = str(dataset.get("_target_", "?")).rsplit(".", 1)[-1]
+    if data_root is not None:
+        return {**dataset, "root": data_root}
+    if is_export(path):
+        root = to_absolute_path("data/")
+        log.info("Data set: %s (named by the export) is read from %s, not from the path in the "
+                 "export; data_root=<folder> reads it from elsewhere.", name, root)
+        return {**dataset, "root": root}
+    return {**dataset, "download": False} if "download" in dataset else dataset
+
+
+def keep(path: Path, values: dict) -> None:
+    """Adds the values to the checkpoint's metrics file; a folder that cannot be written costs
+    the record, not the result (it is printed either way)."""
+    from ganrun.metrics.record import metrics_file, record_metrics
+
+    try:
+        log.info("Metrics recorded in %s", record_metrics(path, values))
+    except OSError as err:
+        log.warning("Could not keep the metrics in %s (%s); they are printed below only.",
+                    metrics_file(path), err.strerror or err)
 
 
 def evaluated(path: Path, device: torch.device, trust: list[str]):

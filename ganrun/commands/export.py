@@ -6,6 +6,7 @@ Hugging Face's ``save_pretrained``, so that it can be pushed to a model hub unch
 """
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -74,8 +75,18 @@ def export(cfg: ExportConfig) -> Path:
     imagefiles.prepare_folder(out, [WEIGHTS, CONFIG], cfg.overwrite)
     weights = {k: v.detach().contiguous() for k, v in weights.items()}
     save_file(weights, str(out / WEIGHTS), metadata={"format": "pt"})
+    readable_as_created(out / WEIGHTS)
     (out / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
     return out
+
+
+def readable_as_created(path: Path) -> None:
+    """The permissions a new file gets from the umask (0644 by default): safetensors writes
+    through a private temporary file (0600), which would keep a folder meant for sharing
+    unreadable to others."""
+    umask = os.umask(0)
+    os.umask(umask)
+    path.chmod(0o666 & ~umask)
 
 
 def generator_part(module, run_cfg, config: dict) -> dict:

@@ -88,13 +88,9 @@ def image_size(path: Path) -> tuple[int, int]:
 
 def read_image(path: Path, channels: int) -> torch.Tensor:
     """A [-1, 1] image (channels, H, W) in the source domain's channels."""
-    from PIL import Image
+    from ganrun.data.decode import open_image
 
-    try:
-        with Image.open(path) as image:
-            pixels = np.array(image.convert("L" if channels == 1 else "RGB"))
-    except (OSError, ValueError, Image.DecompressionBombError) as err:
-        raise unreadable(path, err) from None
+    pixels = np.array(open_image(path, "L" if channels == 1 else "RGB", "The input folder"))
     tensor = torch.from_numpy(pixels).float().div(127.5).sub(1)
     return tensor.unsqueeze(0) if channels == 1 else tensor.permute(2, 0, 1)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,10 @@ from PIL import Image, ImageOps
 from torch.utils.data import Dataset
 
 from ganrun.data.base import GANDataModule, one_line, to_unit_range
+from ganrun.data.decode import open_image
 from ganrun.errors import UserError
+
+log = logging.getLogger("ganrun")
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff")
 
@@ -20,7 +24,14 @@ def is_image(path: Path) -> bool:
 
 
 def find_images(folder: Path) -> list[Path]:
-    return sorted(path for path in folder.rglob("*") if is_image(path))
+    """The image files under ``folder``, sorted; empty (0-byte) files, which an interrupted
+    copy leaves behind, are skipped with a warning rather than counted as images."""
+    found = sorted(path for path in folder.rglob("*") if is_image(path))
+    empty = [path for path in found if path.stat().st_size == 0]
+    if empty:
+        log.warning("Skipped %d empty (0-byte) image file(s) in %s, e.g. %s: delete or replace "
+                    "them.", len(empty), folder, empty[0])
+    return [path for path in found if path.stat().st_size > 0] if empty else found
 
 
 def class_folders(folder: Path) -> list[Path]:
@@ -32,22 +43,20 @@ def class_folders(folder: Path) -> list[Path]:
 class ImageFiles(Dataset):
     """Images decoded on demand, centre-cropped to a square and resized to image_size."""
 
-    def __init__(self, paths: list[Path], labels: list[int], image_size: int, mode: str):
+    def __init__(self, paths: list[Path], labels: list[int], image_size: int, mode: str,
+                 owner: str | None = None):
         self.paths, self.labels, self.image_size, self.mode = paths, labels, image_size, mode
+        self.owner = owner  # the data set's folder, named in the note about transparency
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         path, size = self.paths[index], self.image_size
-        try:
-            with Image.open(path) as image:
-                # fit() crops the centred square, then resizes (antialiased): the same as resizing
-                # the shorter side and centre-cropping, e.g. CelebA's 178x218 -> 178x178 -> size.
-                image = ImageOps.fit(image.convert(self.mode), (size, size), Image.Resampling.BILINEAR)
-        except (OSError, ValueError, Image.DecompressionBombError) as err:
-            raise UserError(f"{path} is not a readable image ({one_line(err)}). "
-                            "Delete or replace the file.") from err
+        # fit() crops the centred square, then resizes (antialiased): the same as resizing
+        # the shorter side and centre-cropping, e.g. CelebA's 178x218 -> 178x178 -> size.
+        image = ImageOps.fit(open_image(path, self.mode, self.owner), (size, size),
+                             Image.Resampling.BILINEAR)
         pixels = torch.from_numpy(np.array(image)).view(size, size, -1).permute(2, 0, 1)
         return to_unit_range(pixels), self.labels[index]
 
@@ -89,7 +98,8 @@ class ImageFolder(GANDataModule):
             raise UserError(f"No images found in {self.folder} (looked recursively for files ending "
                             f"in {', '.join(EXTENSIONS)}, any case). Set dataset.root to a folder of images.")
         paths, labels = zip(*items)
-        return ImageFiles(list(paths), list(labels), self.image_size, "RGB" if self.channels == 3 else "L")
+        return ImageFiles(list(paths), list(labels), self.image_size,
+                          "RGB" if self.channels == 3 else "L", str(self.folder))
 
 
 class CelebA(ImageFolder):

@@ -16,7 +16,8 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from ganrun.data.appearance import APPEARANCE_CHANNELS, change_appearance
-from ganrun.data.base import GANDataModule, keep_batch, one_line, to_unit_range
+from ganrun.data.base import GANDataModule, keep_batch, to_unit_range
+from ganrun.data.decode import open_image
 from ganrun.data.folder import EXTENSIONS, find_images
 from ganrun.data.mnist import MNIST, FashionMNIST
 from ganrun.data.unpaired_sampler import UnpairedSampler
@@ -91,12 +92,7 @@ def check_choice(name: str, value, choices) -> None:
 # --- A user's folder ----------------------------------------------------------------------------
 
 def read_image(path: Path, mode: str) -> Image.Image:
-    try:
-        with Image.open(path) as image:
-            return image.convert(mode)
-    except (OSError, ValueError, Image.DecompressionBombError) as err:
-        raise UserError(f"{path} is not a readable image ({one_line(err)}). "
-                        "Delete or replace the file.") from err
+    return open_image(path, mode)
 
 
 class UnpairedFiles(UnpairedItems):

@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from ganrun.data.base import one_line
+from ganrun.data.decode import open_image
 from ganrun.data.folder import find_images
 from ganrun.errors import UserError
 
@@ -27,12 +28,7 @@ def list_images(folder: str | Path, what: str) -> list[Path]:
 
 
 def read_rgb(path: Path) -> torch.Tensor:
-    try:
-        with Image.open(path) as image:
-            pixels = np.array(image.convert("RGB"))  # grayscale repeated to 3 channels
-    except (OSError, ValueError, Image.DecompressionBombError) as err:
-        raise UserError(f"{path} is not a readable image ({one_line(err)}). "
-                        "Delete or replace the file.") from err
+    pixels = np.array(open_image(path, "RGB"))  # grayscale repeated to 3 channels
     return torch.from_numpy(pixels).permute(2, 0, 1)
 
 

@@ -7,6 +7,7 @@ is read through ``RunState``, which checks its format version and its fields.
 """
 
 import pickle
+import warnings
 import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -62,8 +63,15 @@ def safe_load(path: Path, kind: str) -> Any:
     if not path.is_file():
         raise UserError(f"{kind} '{path}' does not exist. Give the path of a .ckpt file, "
                         "e.g. outputs/<date>/<time>/checkpoints/last.ckpt.")
+    if not zipfile.is_zipfile(path) and first_byte(path) == b"\x80":
+        raise UserError(f"{kind} '{path}' was refused: it is a plain pickle file, not a "
+                        "checkpoint (torch.save and ganrun write zip archives), and a pickle "
+                        "can run code when read, so ganrun did not open it. Give a checkpoint "
+                        "written by `ganrun train` (a .ckpt file) or an export folder.")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's note on pickle protocols: not the user's fix
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         if "GLOBAL" in str(err):
             name = str(err).split("GLOBAL", 1)[1].split()[0]
@@ -76,6 +84,11 @@ def safe_load(path: Path, kind: str) -> Any:
         raise _unreadable(path, kind, reason or type(err).__name__) from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as err:
         raise _unreadable(path, kind, f"{type(err).__name__}: {err}") from None
+
+
+def first_byte(path: Path) -> bytes:
+    with path.open("rb") as f:
+        return f.read(1)
 
 
 def _unreadable(path: Path, kind: str, reason: str) -> UserError:
@@ -178,9 +191,9 @@ def stored_config(config: dict, source, trust=()):
     from omegaconf import OmegaConf
 
     from ganrun.config import validate
-    from ganrun.trust import check_targets
+    from ganrun.trust import check_data
 
-    check_targets(config, f"'{source}'", trust)
+    check_data(config, f"'{source}'", trust)
     # Only what is built from a file is validated: a checkpoint's callbacks, logger and metrics
     # settings (whose keys change between versions) are never instantiated from it.
     built = {key: value for key, value in config.items() if key not in NOT_BUILT}

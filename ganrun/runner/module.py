@@ -8,6 +8,7 @@ updates of the task's iteration phase, not Lightning's ``global_step``, which co
 optimizer step) is the run length, the checkpoint cadence and the x-axis of every log.
 """
 
+import logging
 from typing import Any, Callable
 
 import pytorch_lightning as pl
@@ -21,6 +22,13 @@ from ganrun.schedules import Constant, Schedule
 from ganrun.tasks.base import Task
 
 OptimizerFactory = Callable[[Any], torch.optim.Optimizer]
+log = logging.getLogger("ganrun")
+
+
+def hyperparameters(group: dict) -> dict:
+    """An optimizer param group's settings: everything but its parameters and current rate
+    (which the schedule sets from ``initial_lr``)."""
+    return {k: v for k, v in group.items() if k not in ("params", "lr")}
 
 
 class Runner(pl.LightningModule):
@@ -50,12 +58,26 @@ class Runner(pl.LightningModule):
 
     def configure_optimizers(self):
         optimizers = []
+        self._configured = {}
         for player in self.task.players():
             optimizer = self.optimizer_factories[player](self.task.player_parameters(player))
             for group in optimizer.param_groups:
                 group.setdefault("initial_lr", group["lr"])  # the schedule's base rate
+            self._configured[player] = [hyperparameters(g) for g in optimizer.param_groups]
             optimizers.append(optimizer)
         return optimizers
+
+    def apply_configured_hyperparameters(self) -> None:
+        """The run config's optimizer settings (learning rate, betas, ...) over the ones a
+        resumed run's optimizer states restored: a resumed run uses the rate its config says."""
+        for player, optimizer in self.player_optimizers().items():
+            for group, configured in zip(optimizer.param_groups, self._configured[player]):
+                changed = {k: (group.get(k), v) for k, v in configured.items() if group.get(k) != v}
+                if changed:
+                    log.info("Resumed %s optimizer with the config's %s", player, ", ".join(
+                        f"{'lr' if k == 'initial_lr' else k} {old} -> {new}"
+                        for k, (old, new) in changed.items()))
+                group.update(configured)
 
     def player_optimizers(self) -> dict[str, Any]:
         optimizers = self.optimizers()
@@ -63,6 +85,8 @@ class Runner(pl.LightningModule):
         return dict(zip(self.task.players(), optimizers))
 
     def on_train_start(self):
+        # After Lightning restored the optimizer states of a resumed run.
+        self.apply_configured_hyperparameters()
         self._first_batch = True
 
     def on_train_batch_start(self, batch, batch_idx):

@@ -33,24 +33,60 @@ def checkpoint_to_resume(cfg: DictConfig) -> tuple[Path, dict] | tuple[None, Non
     else:
         return None, None
     checkpoint = read_checkpoint(path)
-    check_same_model(path, checkpoint, cfg)
+    check_resumable(path, checkpoint, cfg)
     return path, checkpoint
 
 
-def check_same_model(path: Path, checkpoint: dict, cfg: DictConfig) -> None:
-    saved = run_state(checkpoint, path).config.get("model", {})
-    differences = _differences(saved, OmegaConf.to_container(cfg.model, resolve=True), "model")
-    if differences:
-        raise UserError(f"Checkpoint {path} was trained with another model config ("
-                        f"{'; '.join(differences)}), so its weights do not fit. Resume with the "
-                        "model settings it was trained with, or start a new run.")
+# What a resumed run may change, and gets: the run length, the optimizers' hyperparameters
+# (applied to the restored optimizers, see Runner.on_train_start), the schedule, the
+# divergence policy, logging, metrics, callbacks, hardware and where the data and outputs are.
+# Everything else (model, loss, task, batch size, image size, regularizers, EMA, n_critic, the
+# optimizer's class, the seed) decides what the weights, optimizer states and data order mean.
+CHANGEABLE = ("trainer.max_steps", "trainer.max_epochs", "trainer.deterministic",
+              "trainer.compile", "trainer.channels_last", "trainer.keep_freed_memory",
+              "optimizer", "scheduler", "divergence", "callbacks", "metrics", "logger",
+              "hardware", "paths", "dataset.root", "dataset.download", "dataset.num_workers",
+              "dataset.on_device", "ckpt_path", "resume", "optimized_metric", "hparams_search")
+FIXED_INSIDE_CHANGEABLE = ("_target_",)  # an optimizer of another class cannot take the state
 
 
-def _differences(saved, now, prefix: str) -> list[str]:
+def check_resumable(path: Path, checkpoint: dict, cfg: DictConfig) -> None:
+    """A ``UserError`` listing the settings that differ from the checkpoint's run and that a
+    resumed run cannot honour (see ``CHANGEABLE``)."""
+    saved = run_state(checkpoint, path).config
+    now = OmegaConf.to_container(cfg, resolve=True)
+    if now.get("seed") is None:
+        now["seed"] = saved.get("seed")  # unset: the run's own seed is taken from the checkpoint
+    fixed = [d for key, description in _differences(saved, now, "")
+             if not changeable(key) for d in [description]]
+    if fixed:
+        shown = "; ".join(fixed[:6]) + (f"; and {len(fixed) - 6} more" if len(fixed) > 6 else "")
+        raise UserError(
+            f"Checkpoint {path} was trained with other settings that a resumed run cannot "
+            f"change ({shown}): its weights, optimizer states and data order depend on them. "
+            "Resume with the settings it was trained with, or start a new run (another "
+            "hydra.run.dir, without resume/ckpt_path). A resume may change the run length "
+            "(trainer.max_steps/max_epochs), the optimizers' hyperparameters (optimizer.lr, "
+            "betas: applied), scheduler, divergence, callbacks, metrics, logger, hardware, "
+            "paths and dataset.root/num_workers/download/on_device.")
+
+
+def changeable(key: str) -> bool:
+    parts = key.split(".")
+    if parts[-1] in FIXED_INSIDE_CHANGEABLE:
+        return False
+    return any(key == allowed or key.startswith(allowed + ".") for allowed in CHANGEABLE)
+
+
+def _differences(saved, now, prefix: str) -> list[tuple[str, str]]:
+    """(key, description) of each leaf that differs; keys one side lacks (settings added or
+    dropped by another ganrun version) are left out."""
     if isinstance(saved, dict) and isinstance(now, dict):
-        return [d for key in sorted(set(saved) | set(now))
-                for d in _differences(saved.get(key), now.get(key), f"{prefix}.{key}")]
-    return [] if saved == now else [f"{prefix} is {saved!r} in the checkpoint, {now!r} now"]
+        return [d for key in sorted(set(saved) & set(now))
+                for d in _differences(saved[key], now[key], f"{prefix}.{key}" if prefix else key)]
+    if saved == now:
+        return []
+    return [(prefix, f"{prefix} is {saved!r} in the checkpoint, {now!r} now")]
 
 
 def resume_overrides(argv: list[str], outputs: Path = Path("outputs")) -> list[str]:
