@@ -42,7 +42,24 @@ def validate(cfg: DictConfig) -> DictConfig:
     return merged
 
 
-def _describe(err: OmegaConfBaseException) -> str:
+def validate_eval(cfg: DictConfig) -> DictConfig:
+    """``ganrun eval``'s config merged onto its schema: a UserError naming a mistyped key."""
+    from ganrun.schema import EvalConfig
+
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(EvalConfig), cfg)
+        resolved = OmegaConf.to_container(merged, resolve=True)
+    except OmegaConfBaseException as err:
+        raise UserError(_describe(err, "ganrun eval --help")) from None
+    _check_targets(resolved, "")
+    if resolved["num_samples"] < 1:
+        raise UserError(f"num_samples must be at least 1, got {resolved['num_samples']}.")
+    if not 0 <= resolved["seed"] < 2**32:
+        raise UserError(f"seed must be an integer from 0 to {2**32 - 1}, got {resolved['seed']}.")
+    return merged
+
+
+def _describe(err: OmegaConfBaseException, show: str = "ganrun train --cfg job") -> str:
     key = getattr(err, "full_key", None) or "?"
     reason = str(err).splitlines()[0]
     hint = ""
@@ -51,7 +68,7 @@ def _describe(err: OmegaConfBaseException) -> str:
         leaf = key.rsplit(".", 1)[-1]
         hint = _suggest(leaf, list(parent.keys()))
     return f"Invalid config at `{key}`: {reason}.{hint} Fix the key or value on the command " \
-           "line or in the YAML file that sets it (`ganrun train --cfg job` shows the config)."
+           f"line or in the YAML file that sets it (`{show}` shows the config)."
 
 
 def closest(name: str, valid: list[str]) -> str | None:

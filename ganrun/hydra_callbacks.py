@@ -58,9 +58,12 @@ class SweepSummary(Callback):
         bad = [job for job in jobs if job.status != "finished"]
         print(f"ganrun train: sweep finished: {len(jobs) - len(bad)} of {len(jobs)} jobs "
               f"succeeded (outputs in {sweep}).", file=sys.stderr)
+        swept = swept_overrides(jobs)
         for job in bad:
             reason = "failed" if job.status == "failed" else f"{job.status} (did not finish)"
-            print(f"  job {job.name} {reason}: {' '.join(job.overrides)}", file=sys.stderr)
+            shown = " ".join(o for o in job.overrides if o in swept) or " ".join(job.overrides)
+            error = f": {job.error}" if job.error else ""
+            print(f"  job {job.name} {reason} ({shown}){error}", file=sys.stderr)
         print(f"see: ganrun report {sweep}", file=sys.stderr)
         if bad:
             sys.exit(1)
@@ -71,6 +74,15 @@ class SweepJob:
     name: str
     status: str
     overrides: list[str]
+    error: str = ""
+
+
+def swept_overrides(jobs: list[SweepJob]) -> set[str]:
+    """The overrides that tell the jobs apart (those not shared by every job)."""
+    if len(jobs) < 2:
+        return set()
+    shared = set.intersection(*(set(job.overrides) for job in jobs))
+    return {o for job in jobs for o in job.overrides if o not in shared}
 
 
 def sweep_jobs(sweep: Path, since: float) -> list[SweepJob]:
@@ -89,7 +101,8 @@ def sweep_jobs(sweep: Path, since: float) -> list[SweepJob]:
         except (OSError, yaml.YAMLError):
             overrides = []
         name = str(folder.relative_to(sweep))
-        jobs.append(SweepJob(name, str(record.get("status", "running")), list(overrides)))
+        jobs.append(SweepJob(name, str(record.get("status", "running")), list(overrides),
+                             str(record.get("error", ""))[:300]))
     return sorted(jobs, key=lambda job: (len(job.name), job.name))
 
 

@@ -6,7 +6,7 @@ Groups whose options build objects (``loss``, ``dataset``, ``model.generator``, 
 """
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from omegaconf import MISSING
 
@@ -87,3 +87,24 @@ class TrainConfig:
     ckpt_path: Optional[str] = None
     resume: Optional[bool] = None  # null: continue the run folder's last.ckpt if there is one
     optimized_metric: Optional[str] = "metrics/fid"  # what train() returns (Optuna's objective)
+
+
+@dataclass
+class EvalPathsConfig:
+    cache_dir: str = "~/.cache/ganrun"
+
+
+@dataclass
+class EvalConfig:
+    """The root config of ``ganrun eval`` (conf/eval.yaml)."""
+
+    ckpt: Optional[str] = None
+    trust_targets: List[str] = field(default_factory=list)
+    data_root: Optional[str] = None
+    real: Optional[str] = None
+    fake: Optional[str] = None
+    num_samples: int = 10000
+    seed: int = 0
+    device: str = "auto"
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    paths: EvalPathsConfig = field(default_factory=EvalPathsConfig)

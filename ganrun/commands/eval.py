@@ -11,7 +11,7 @@ from hydra._internal.utils import _run_hydra, get_args_parser
 from hydra.utils import instantiate, to_absolute_path
 from omegaconf import DictConfig
 
-from ganrun.config import config_dir
+from ganrun.config import config_dir, validate_eval
 from ganrun.metrics.sample_counts import few_samples_warning, fid_counts
 from ganrun.runner.devices import pick_device
 from ganrun.errors import UserError, user_error_behind
@@ -22,6 +22,7 @@ log = logging.getLogger("ganrun")
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
+    cfg = validate_eval(cfg)
     if bool(cfg.ckpt) == bool(cfg.real or cfg.fake) or bool(cfg.real) != bool(cfg.fake):
         raise UserError("Give either ckpt=PATH (a checkpoint of `ganrun train`) or both "
                         "real=DIR and fake=DIR (two folders of images), e.g. `ganrun eval "
@@ -65,7 +66,9 @@ def of_checkpoint(path: Path, metrics: dict, device: torch.device, seed: int,
         for metric in metrics.values():
             values.update(evaluate_on_task(metric, subject, data))
     values.update(counts_of(metrics))
-    keep(path, values)
+    images = {name: values.pop(name) for name in list(values)
+              if isinstance(values[name], torch.Tensor)}
+    keep(path, values, images)
     return values
 
 
@@ -87,16 +90,24 @@ def located(dataset: dict, path: Path, data_root: str | None) -> dict:
     return {**dataset, "download": False} if "download" in dataset else dataset
 
 
-def keep(path: Path, values: dict) -> None:
-    """Adds the values to the checkpoint's metrics file; a folder that cannot be written costs
-    the record, not the result (it is printed either way)."""
+def keep(path: Path, values: dict, images: dict) -> None:
+    """Adds the values to the checkpoint's metrics file and writes the metrics' pictures
+    (e.g. the mode-coverage scatter plot) beside it as ``<name>.<metric>.png``; a folder that
+    cannot be written costs the record, not the result (it is printed either way)."""
+    from torchvision.utils import save_image
+
     from ganrun.metrics.record import metrics_file, record_metrics
 
+    file = metrics_file(path)
     try:
         log.info("Metrics recorded in %s", record_metrics(path, values))
+        for name, image in images.items():
+            picture = file.with_name(file.name.removesuffix("metrics.json") + f"{name}.png")
+            save_image(image, picture)
+            log.info("Wrote %s", picture)
     except OSError as err:
         log.warning("Could not keep the metrics in %s (%s); they are printed below only.",
-                    metrics_file(path), err.strerror or err)
+                    file, err.strerror or err)
 
 
 def evaluated(path: Path, device: torch.device, trust: list[str]):

@@ -36,6 +36,7 @@ keys:
   batch_size=100      images per Inception pass
   device=auto         auto (a GPU when there is one), cpu, cuda, ...
   cache_dir=~/.cache/ganrun   real-feature cache ($GANRUN_CACHE_DIR when set)
+  overwrite=false     replace an existing `out` file instead of refusing
 
 Examples:
   ganrun fid-stats fashion_mnist root=/usr/share/datasets/fashion-mnist out=fmnist_test.npz
@@ -53,6 +54,7 @@ class FidStatsConfig:
     batch_size: int = 100
     device: str = "auto"
     cache_dir: str = os.environ.get("GANRUN_CACHE_DIR", "~/.cache/ganrun")
+    overwrite: bool = False
 
 
 def dataset_names() -> list[str]:
@@ -105,6 +107,7 @@ def features(source: str, cfg) -> tuple[torch.Tensor, str]:
 
 
 def run(argv: list[str]) -> Path:
+    from ganrun.imagefiles import prepare_folder
     from ganrun.metrics.inception import quiet_torch_fidelity
     from ganrun.metrics.stats import save_stats
 
@@ -119,11 +122,13 @@ def run(argv: list[str]) -> Path:
     if not cfg.out.endswith(".npz"):
         raise UserError(f"{PROG}: out={cfg.out} must end in .npz (pytorch-fid's layout), e.g. "
                         f"out={Path(cfg.out).with_suffix('.npz')}.")
+    out = Path(cfg.out).expanduser()
+    prepare_folder(out.parent, [out.name], cfg.overwrite)  # before minutes of Inception passes
     quiet_torch_fidelity()
     feats, what = features(positional[0], cfg)
     if len(feats) < 2:
         raise UserError(f"{PROG}: {what}: a covariance needs at least 2 images.")
-    path = save_stats(Path(cfg.out).expanduser(), feats)
+    path = save_stats(out, feats)
     print(f"Wrote the FID statistics (mu, sigma) of {what} to {path}", flush=True)
     return path
 

@@ -98,9 +98,11 @@ class CIFAR10(GANDataModule):
                 missing, f"Downloading it (dataset.download=true) failed: {one_line(err)}.")) from err
 
     def load_split(self) -> TensorImages:
+        self.prepare_data()  # downloads when allowed and missing (a no-op otherwise)
         if missing := self.missing(FILES[self.split]):
             raise UserError(self.missing_message(missing, (
-                "Set dataset.download=true (and call prepare_data(), as the Trainer does) to download it.")))
+                "Point at a folder that holds it (ganrun train: dataset.root=...; ganrun eval: "
+                "data_root=...), or let ganrun train download it (dataset.download=true).")))
         images, labels = zip(*(read_batch(self.folder / name) for name in FILES[self.split]))
         return TensorImages(torch.from_numpy(np.concatenate(images)),
                             torch.from_numpy(np.concatenate(labels)), self.image_size)

@@ -59,11 +59,13 @@ class MNIST(GANDataModule):
                 "network, or download the files by hand and put them in one of those folders.")) from err
 
     def load_split(self) -> TensorImages:
+        self.prepare_data()  # downloads when allowed and missing (a no-op otherwise)
         image_file, label_file = (self.find(stem) for stem in FILES[self.split])
         if image_file is None or label_file is None:
             raise UserError(self.missing_message(
-                "Set dataset.download=true (and call prepare_data(), as the Trainer does) to download "
-                "them, or put the files there by hand."))
+                "Put the files there by hand, point at a folder that holds them (ganrun train: "
+                "dataset.root=...; ganrun eval: data_root=...), or let ganrun train download "
+                "them (dataset.download=true)."))
         images = read_idx(image_file, IMAGES_MAGIC)
         labels = read_idx(label_file, LABELS_MAGIC)
         if len(images) != len(labels):

@@ -5,11 +5,14 @@ features: a file written for another key (stale) or damaged (truncated, edited) 
 when it is read, and the caller recomputes and rewrites it.
 """
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import logging
 import os
 from pathlib import Path
+from typing import Iterator
 
 import torch
 
@@ -54,15 +57,40 @@ class FeatureCache:
         log.info("Real features: cache hit %s", path)
         return features
 
-    def save(self, key: dict, features: torch.Tensor) -> Path:
+    def save(self, key: dict, features: torch.Tensor) -> Path | None:
         """Written to a temporary file and renamed, so a concurrent reader (another sweep job)
-        never sees half a file."""
+        never sees half a file. None (with a warning) where the folder cannot be written: the
+        features are then computed again next time, nothing else is lost."""
         path = self.path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
         features = features.contiguous()
         entry = {"key": {"format": FORMAT, **key}, "features": features,
                  "checksum": checksum(features)}
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        torch.save(entry, tmp)
-        os.replace(tmp, path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            torch.save(entry, tmp)
+            os.replace(tmp, path)
+        except OSError as err:
+            log.warning("Real features: cannot write the cache %s (%s); they will be computed "
+                        "again next time.", path, err.strerror or err)
+            return None
         return path
+
+    @contextlib.contextmanager
+    def lock(self, key: dict) -> Iterator[None]:
+        """Held while one process looks up, computes and writes the entry of ``key``: a second
+        process evaluating at the same time waits, then reads what the first wrote instead of
+        computing the same features again. Without a writable folder, no lock (and no cache)."""
+        lock_path = self.path(key).with_suffix(".lock")
+        try:
+            lock_path.parent.mkdir(parents=True, exist_ok=True)
+            handle = lock_path.open("a")
+        except OSError:
+            yield
+            return
+        with handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)

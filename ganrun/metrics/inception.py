@@ -3,6 +3,7 @@ image for every metric (FID, KID, IS and precision/recall all read the same feat
 
 import hashlib
 import logging
+import pickle
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +12,8 @@ import torch
 from torch import nn
 
 from ganrun.errors import UserError
-from ganrun.metrics.weights import has_classifier, missing_weights_error, weights_path
+from ganrun.metrics.weights import (damaged_weights_error, has_classifier, missing_weights_error,
+                                    weights_path)
 
 log = logging.getLogger("ganrun")
 
@@ -113,7 +115,11 @@ class InceptionFeatures(nn.Module):
         try:
             self.net = NoTrainInceptionV3("inception-v3-compat", ["2048"], antialias=False)
         except (OSError, RuntimeError) as err:  # URLError is an OSError
+            if weights_path().is_file():
+                raise damaged_weights_error(err) from None
             raise missing_weights_error(err) from None
+        except (pickle.UnpicklingError, EOFError, ValueError, KeyError) as err:
+            raise damaged_weights_error(err) from None
         if fast:
             self.net = fold_for_inference(self.net)
         self.fast, self.logits = fast, logits

@@ -138,14 +138,16 @@ class InceptionMetrics(GeneratorMetric):
 
     def real_features(self, data: GANDataModule, n: int) -> torch.Tensor:
         key = self.cache_key(data, n)
-        features = self.cache.load(key)
-        if features is None:
-            features = self.extract((to_uint8(images.to(self.device)) for images in
-                                     self.real_batches(data, n)),
-                                    "Real features", n, REAL_HINT).pool
-            self.real_passes += 1
-            log.info("Real features: computed for %d images of the %s split; cached for next "
-                     "time in %s", n, data.split, self.cache.save(key, features))
+        with self.cache.lock(key):  # a concurrent evaluation waits and reads this one's cache
+            features = self.cache.load(key)
+            if features is None:
+                features = self.extract((to_uint8(images.to(self.device)) for images in
+                                         self.real_batches(data, n)),
+                                        "Real features", n, REAL_HINT).pool
+                self.real_passes += 1
+                saved = self.cache.save(key, features)
+                log.info("Real features: computed for %d images of the %s split%s", n,
+                         data.split, f"; cached for next time in {saved}" if saved else "")
         return features
 
     def real_batches(self, data: GANDataModule, n: int) -> Iterator[torch.Tensor]:

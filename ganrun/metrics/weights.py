@@ -43,6 +43,14 @@ def missing_weights_error(err: BaseException) -> UserError:
         f"convert NVIDIA's export of the same network: {NVIDIA_HINT}")
 
 
+def damaged_weights_error(err: BaseException) -> UserError:
+    return UserError(
+        f"The FID Inception weights file {weights_path()} cannot be read "
+        f"({type(err).__name__}: {' '.join(str(err).split())[:150]}): it is damaged or is not "
+        "that file. Delete it; with internet access ganrun downloads it again, without it "
+        f"install it with `ganrun fid-weights`. {NVIDIA_HINT}")
+
+
 def fidelity_skeleton() -> torch.nn.Module:
     """torch-fidelity's Inception with its own (uninitialised) layout, without loading weights."""
     from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3

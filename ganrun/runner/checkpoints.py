@@ -172,12 +172,16 @@ def load_gan(path: str | Path, device: str | torch.device = "cpu", trust: list[s
     state = run_state(checkpoint, path)
     cfg = stored_config(state.config, path, trust)
     module = build_module(cfg, state.data_shape, state.choices)
-    missing, unexpected = module.load_state_dict(checkpoint.get("state_dict", {}), strict=False)
+    try:
+        missing, unexpected = module.load_state_dict(checkpoint.get("state_dict", {}),
+                                                     strict=False)
+    except RuntimeError as err:  # tensors of other shapes
+        missing, unexpected = [" ".join(str(err).split())[:300]], []
     if missing or unexpected:
         raise UserError(f"Checkpoint '{path}' does not fit the model its config describes "
-                        f"(missing: {', '.join(missing) or 'none'}; unexpected: "
+                        f"(missing or mismatched: {', '.join(missing) or 'none'}; unexpected: "
                         f"{', '.join(unexpected) or 'none'}). It was written by an incompatible "
-                        "version of the model code.")
+                        "version of the model code, or its config was edited.")
     module.on_load_checkpoint(checkpoint)
     return module.to(device).eval(), cfg
 
