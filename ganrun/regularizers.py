@@ -87,3 +87,23 @@ class WeightClip(Regularizer):
     def after_step(self, discriminator):
         for param in discriminator.parameters():
             param.clamp_(-self.clip_value, self.clip_value)
+
+
+def d_penalties(regularizers: dict[str, Regularizer], discriminator, real: torch.Tensor,
+                fake: torch.Tensor, labels: torch.Tensor | None,
+                d_updates: int) -> dict[str, torch.Tensor]:
+    """The penalties due at D's ``d_updates``-th update (from 0; one with interval k is due
+    every k-th update), each multiplied by its interval. ``discriminator(x, labels)`` is the D
+    the penalties differentiate (a conditional pix2pix D closes over its input)."""
+    due = {name: reg for name, reg in regularizers.items()
+           if reg.player == "D" and d_updates % reg.interval == 0}
+    values = {name: reg.penalty(discriminator, real, fake, labels) for name, reg in due.items()}
+    return {name: due[name].interval * value for name, value in values.items()
+            if value is not None}
+
+
+def after_d_step(regularizers: dict[str, Regularizer], discriminator) -> None:
+    """The constraints (weight clipping) after a D update."""
+    for regularizer in regularizers.values():
+        if regularizer.player == "D":
+            regularizer.after_step(discriminator)

@@ -37,7 +37,7 @@ def shipped() -> tuple[frozenset[str], frozenset[str]]:
     without an edit here."""
     from ganrun.config import config_dir
 
-    targets: set[str] = set()
+    targets: set[str] = set(inference_classes())
     partial: set[str] = set()
     for path in config_dir().rglob("*.yaml"):
         for node in target_nodes(yaml.safe_load(path.read_text()) or {}):
@@ -45,6 +45,27 @@ def shipped() -> tuple[frozenset[str], frozenset[str]]:
             if node.get("_partial_") is True:
                 partial.add(str(node["_target_"]))
     return frozenset(targets), frozenset(partial)
+
+
+def inference_classes() -> set[str]:
+    """The inference classes of ganrun's own tasks (what an export's ``model`` names): every
+    subclass of ``Inference`` defined in ganrun, found by importing ganrun's task modules (its
+    own code, never a name read from a file)."""
+    import importlib
+    import pkgutil
+
+    import ganrun.tasks
+    from ganrun.inference.model import Inference
+
+    for module in pkgutil.iter_modules(ganrun.tasks.__path__):
+        importlib.import_module(f"ganrun.tasks.{module.name}")
+    found, todo = set(), [Inference]
+    while todo:
+        cls = todo.pop()
+        todo.extend(cls.__subclasses__())
+        if cls.__module__.startswith("ganrun."):
+            found.add(f"{cls.__module__}.{cls.__qualname__}")
+    return found
 
 
 def shipped_targets() -> frozenset[str]:

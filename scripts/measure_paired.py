@@ -61,13 +61,13 @@ def train(preset: str, run: Path, args) -> float:
 def measure(run: Path, args) -> dict:
     from hydra.utils import instantiate
 
+    from ganrun.inference.loading import load
     from ganrun.metrics.paired import PairedMetrics
-    from ganrun.runner.checkpoints import load_gan
     from ganrun.runner.devices import pick_device
 
-    module, cfg = load_gan(run / "checkpoints" / "last.ckpt", pick_device(args.device))
+    loaded = load(run / "checkpoints" / "last.ckpt", pick_device(args.device))
     metrics = PairedMetrics(num_samples=args.num_samples, fid_samples=args.fid_samples)
-    return metrics.evaluate_task(module.task, instantiate(cfg.dataset))
+    return metrics.evaluate_model(loaded.model, instantiate(loaded.dataset))
 
 
 def rows(preset: str, values: dict) -> list[str]:

@@ -49,15 +49,15 @@ def train(run: Path, args) -> float:
 def measure(run: Path, num_samples: int, classifier_steps: int, device: str) -> dict:
     from hydra.utils import instantiate
 
-    from ganrun.runner.checkpoints import load_gan
-    from ganrun.runner.devices import pick_device
+    from ganrun.inference.loading import load
     from ganrun.metrics.translation import TranslationMetrics
+    from ganrun.runner.devices import pick_device
 
-    module, cfg = load_gan(run / "checkpoints" / "last.ckpt", pick_device(device))
-    data = instantiate(cfg.dataset)
+    loaded = load(run / "checkpoints" / "last.ckpt", pick_device(device))
+    data = instantiate(loaded.dataset)
     data.setup()
     metrics = TranslationMetrics(num_samples=num_samples, classifier_steps=classifier_steps)
-    return metrics.evaluate_task(module.task, data)
+    return metrics.evaluate_model(loaded.model, data)
 
 
 def main() -> None:

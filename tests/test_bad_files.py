@@ -189,10 +189,10 @@ for target in ("subprocess.run", "builtins.exec"):
 
 
 @case(KIND, "checkpoint_naming_a_ganrun_function",
-      message=["asks to build 'ganrun.imagefiles.write_png'", "trust_targets=[ganrun.imagefiles]"])
+      message=["asks to build 'ganrun.inference.imagefiles.write_png'", "trust_targets=[ganrun.inference.imagefiles]"])
 def _(box, shared):
     edit = config_edit(lambda c: c["model"]["generator"].update(
-        _target_="ganrun.imagefiles.write_png"))
+        _target_="ganrun.inference.imagefiles.write_png"))
     return sample(damaged_checkpoint(box, shared, edit))
 
 
@@ -259,7 +259,7 @@ def _(box, shared):
     target = box.canary / "written.txt"
     payload = {"_target_": "pathlib.Path.write_text", "self": str(target), "data": "x"}
     return sample(damaged_export(box, shared, edit_json(
-        lambda c: c["generator_kwargs"].update(width=payload))))
+        lambda c: c["nets"]["G"].update(width=payload))))
 
 
 @case(KIND, "export_kwargs_nested_open", message="asks to build 'builtins.open'",
@@ -268,7 +268,7 @@ def _(box, shared):
     payload = {"a": [{"_target_": "builtins.open", "file": str(box.canary / "written.txt"),
                       "mode": "w"}]}
     return sample(damaged_export(box, shared, edit_json(
-        lambda c: c["generator_kwargs"].update(nested=payload))))
+        lambda c: c["nets"]["G"].update(nested=payload))))
 
 
 @case(KIND, "export_kwargs_mkdir", message="asks to build 'pathlib.Path.mkdir'",
@@ -276,20 +276,20 @@ def _(box, shared):
 def _(box, shared):
     payload = {"_target_": "pathlib.Path.mkdir", "self": str(box.canary / "made")}
     return sample(damaged_export(box, shared, edit_json(
-        lambda c: c["generator_kwargs"].update(latent_dim=payload))))
+        lambda c: c["model"].update(latent_dim=payload))))
 
 
 @case(KIND, "export_generator_built_partially", message="partially")
 def _(box, shared):
     return sample(damaged_export(box, shared, edit_json(
-        lambda c: c["generator"].update(_partial_=True))))
+        lambda c: c["nets"]["G"].update(_partial_=True))))
 
 
 @case(KIND, "export_with_an_interpolation", message="holds an interpolation",
       absent=str(Path.home()))
 def _(box, shared):
     return sample(damaged_export(box, shared, edit_json(
-        lambda c: c["generator"].update(norm="${oc.env:HOME}"))))
+        lambda c: c["nets"]["G"].update(norm="${oc.env:HOME}"))))
 
 
 @case(KIND, "export_target_in_an_unread_field", message="asks to build 'os.remove'")
@@ -342,12 +342,64 @@ def _(box, shared):
       message="does not match the network that config.json describes")
 def _(box, shared):
     return sample(damaged_export(box, shared, edit_json(
-        lambda c: c["generator"].update(width=16))))
+        lambda c: c["nets"]["G"].update(width=16))))
 
 
 @case(KIND, "export_without_version", message="no `ganrun_export` version")
 def _(box, shared):
     return sample(damaged_export(box, shared, edit_json(lambda c: c.pop("ganrun_export"))))
+
+
+@case(KIND, "export_naming_a_foreign_model_class", message="asks to build 'evil.Sampler'")
+def _(box, shared):
+    return sample(damaged_export(box, shared, edit_json(
+        lambda c: c["model"].update(_target_="evil.Sampler"))))
+
+
+@case(KIND, "export_model_class_not_an_inference", message="not a ganrun inference class")
+def _(box, shared):
+    return sample(damaged_export(box, shared, edit_json(
+        lambda c: c["model"].update(_target_="ganrun.nets.dcgan.Generator"))))
+
+
+def format_1(box, shared) -> Path:
+    """The export written by ganrun before the task contract (format 1), from today's."""
+    from safetensors.torch import load_file, save_file
+
+    folder = box.src / "format1"
+    folder.mkdir()
+    config = json.loads((shared.gen_export / "config.json").read_text())
+    generator = config["nets"]["G"]
+    kwargs = {k: generator.pop(k) for k in ("latent_dim", "channels", "image_size",
+                                            "num_classes")}
+    old = {"ganrun_export": 1, "task": "generation", "generator": generator,
+           "generator_kwargs": kwargs, "latent_dim": kwargs["latent_dim"],
+           "data_shape": config["data_shape"], "dataset": config["dataset"]}
+    (folder / "config.json").write_text(json.dumps(old))
+    weights = load_file(str(shared.gen_export / "model.safetensors"))
+    save_file({k.removeprefix("nets.G."): v for k, v in weights.items()},
+              str(folder / "model.safetensors"))
+    return folder
+
+
+def format_1_samples_alike(box, result, shared):
+    from ganrun import generate_images, load_generator
+
+    old = generate_images(load_generator(box.src / "format1"), 4, seed=0)
+    assert torch.equal(old, generate_images(load_generator(shared.gen_export), 4, seed=0))
+
+
+@case(KIND, "export_of_format_1_still_loads", code=0, check=format_1_samples_alike)
+def _(box, shared):
+    return sample(format_1(box, shared))
+
+
+@case(KIND, "export_of_format_1_with_a_nested_target", message="asks to build 'os.system'")
+def _(box, shared):
+    folder = format_1(box, shared)
+    edit_json(lambda c: c["generator_kwargs"].update(
+        width={"_target_": "os.system", "command": "touch x"}))(folder)
+    return sample(folder)
 
 
 @pytest.mark.parametrize("c", cases(KIND))

@@ -53,7 +53,8 @@ SAMPLE_NUMBERS = [
     ("sample_truncation_negative", "truncation=-1", "truncation must be 0 or more"),
     ("sample_label_out_of_range", "label=10", "label=10 is out of range"),
     ("sample_num_a_word", "num=ten", "invalid value for `num`"),
-    ("sample_style_option_on_dcgan", "noise_mode=const", "style-based generators"),
+    ("sample_style_option_on_dcgan", "noise_mode=const",
+     "unknown key `noise_mode` (this model is an image generator"),
 ]
 
 for name, option, text in SAMPLE_NUMBERS:

@@ -5,25 +5,22 @@ import pytest
 import torch
 
 from conftest import TINY, run_ganrun
+from ganrun.inference.model import Sampler
 from ganrun.metrics.cas import ClassificationAccuracyScore, real_subset
 
 
-class RealImagesAsGenerator:
+class RealImagesAsGenerator(Sampler):
     """A 'generator' whose image of class k is a real test image of class k: CAS should then
     score about as well as training on real images."""
 
-    num_classes = 10
-
     def __init__(self, data, noise: bool = False):
+        super().__init__({}, {"channels": 1, "image_size": 28}, latent_dim=1, num_classes=10)
         test = data.with_split("test")
         test.setup()
         self.images, self.labels = test.dataset.__getitems__(list(range(len(test.dataset))))
         self.noise, self.drawn = noise, 0
 
-    def sample_z(self, n):
-        return torch.zeros(n, 1)
-
-    def generate(self, z, labels):
+    def generate(self, z, labels, options=None):
         if self.noise:
             return torch.rand(len(labels), *self.images.shape[1:]) * 2 - 1
         picks = []
@@ -48,10 +45,10 @@ def fashion(tmp_path_factory):
 
 def test_real_images_score_like_real_data_and_noise_like_chance(fashion):
     metric = ClassificationAccuracyScore(num_samples=2000, steps=150)
-    real = metric.evaluate_task(RealImagesAsGenerator(fashion), fashion)
+    real = metric.evaluate_model(RealImagesAsGenerator(fashion), fashion)
     assert real["cas_real"] > 0.6
     assert abs(real["cas"] - real["cas_real"]) < 0.1
-    noise = metric.evaluate_task(RealImagesAsGenerator(fashion, noise=True), fashion)
+    noise = metric.evaluate_model(RealImagesAsGenerator(fashion, noise=True), fashion)
     assert noise["cas"] < 0.2
 
 
@@ -63,7 +60,7 @@ def test_augmentation_uses_exactly_n_real_images_per_class(fashion):
     assert torch.equal(chosen, real_subset(torch.as_tensor(labels), 10, 10, seed=0))
     metric = ClassificationAccuracyScore(num_samples=200, real_per_class=[10],
                                          synthetic_per_class=20, steps=30)
-    values = metric.evaluate_task(RealImagesAsGenerator(fashion), fashion)
+    values = metric.evaluate_model(RealImagesAsGenerator(fashion), fashion)
     assert {"cas", "cas_real", "aug10_real", "aug10_mixed"} <= set(values)
 
 

@@ -11,6 +11,15 @@ def test_ganrun_help_lists_the_commands(tmp_path):
     assert "train" in out and "usage: ganrun <command>" in out
 
 
+def test_python_m_ganrun_cli_runs_the_command_line(tmp_path):
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "ganrun.cli", "--help"], cwd=tmp_path,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0 and "usage: ganrun <command>" in proc.stdout
+
+
 def test_unknown_command(tmp_path):
     proc = run_ganrun("trian", cwd=tmp_path, check=False)
     assert proc.returncode == 2

@@ -8,7 +8,8 @@ import torch
 
 from conftest import TINY, run_ganrun
 from fakedata import write_celeba, write_cifar, write_image_folder, write_mnist
-from ganrun.runner.checkpoints import load_gan, read_checkpoint
+from ganrun.inference.loading import load_model
+from ganrun.runner.checkpoints import read_checkpoint
 from ganrun.data import CIFAR10, MNIST, CelebA, ImageFolder
 from ganrun.errors import UserError
 
@@ -66,7 +67,7 @@ def test_checkpoint_reader_names_the_damaged_file(damage, checkpoint, tmp_path):
     copy = tmp_path / "damaged.ckpt"
     copy.write_bytes(checkpoint.read_bytes())
     damage(copy)
-    for reader in (read_checkpoint, load_gan):
+    for reader in (read_checkpoint, load_model):
         with pytest.raises(UserError, match="damaged.ckpt.*cannot be read"):
             reader(copy)
 
@@ -83,8 +84,8 @@ def test_a_checkpoint_whose_weights_do_not_fit_its_config(checkpoint, tmp_path):
     del ckpt["state_dict"]["task.nets.G.net.0.weight"]
     broken = tmp_path / "broken.ckpt"
     torch.save(ckpt, broken)
-    with pytest.raises(UserError, match="missing: task.nets.G.net.0.weight"):
-        load_gan(broken)
+    with pytest.raises(UserError, match="missing or mismatched: nets.G.net.0.weight"):
+        load_model(broken)
 
 
 def test_a_bad_image_inside_a_loader_worker_gives_one_clean_line(tmp_path):

@@ -72,13 +72,14 @@ def test_linear_decay_is_the_reference_formula():
 
 def test_cycle_and_identity_losses_equal_hand_computed_values():
     from ganrun.losses import LeastSquares
-    from ganrun.tasks.base import Phase
+    from ganrun.tasks.base import Phase, Step
     from ganrun.tasks.cyclegan import CycleGAN
 
     task = CycleGAN(Scale(2.0), Scale(0.25), Scale(1.0), Scale(1.0), LeastSquares(scale=1.0),
                     channels_a=1, channels_b=1, image_size=2, pool_size=0)
     a, b = torch.full((1, 1, 2, 2), 0.5), torch.full((1, 1, 2, 2), -0.2)
-    loss, stats = task.phase_loss(Phase("G", "G"), {"A": a, "B": b}, runner=None)
+    batch = task.begin_batch({"A": a, "B": b}, Step())
+    loss, stats = task.phase_loss(Phase("G", "G"), batch, Step())
     # fake_b = 2a = 1, rec_a = 0.25 * 1 = 0.25; fake_a = 0.25 b = -0.05, rec_b = -0.1
     assert stats["loss/cycle_a"].item() == pytest.approx(10 * 0.25)
     assert stats["loss/cycle_b"].item() == pytest.approx(10 * 0.1)
@@ -89,7 +90,7 @@ def test_cycle_and_identity_losses_equal_hand_computed_values():
     assert stats["loss/g_ab"].item() == pytest.approx(0.0)
     assert stats["loss/g_ba"].item() == pytest.approx(1.05 ** 2)
     assert loss.item() == pytest.approx(2.5 + 1.0 + 1.875 + 1.0 + 1.05 ** 2)
-    _, d_stats = task.phase_loss(Phase("D", "D"), {"A": a, "B": b}, runner=None)
+    _, d_stats = task.phase_loss(Phase("D", "D"), batch, Step())
     # D_B: 0.5 * ((1 - 1)^2 + 1^2) on real b = -0.2 and fake b = 1: 0.5 * (1.44 + 1)
     assert d_stats["loss/d_b"].item() == pytest.approx(0.5 * (1.2 ** 2 + 1.0))
 
@@ -207,9 +208,11 @@ def test_label_preservation_of_the_true_map_beats_the_identity(fashion_root, wit
     The domain-B classifier is cached: the next evaluation does not train it again."""
     from ganrun.data import FashionDomains
     from ganrun.metrics.translation import TranslationMetrics
+    from ganrun.tasks.cyclegan import CycleTranslator
 
-    class Inverter(nn.Module):
-        fixed_a = torch.zeros(1)
+    class Inverter(CycleTranslator):
+        def __init__(self):
+            super().__init__({"G_AB": nn.Identity(), "G_BA": nn.Identity()}, {})
 
         def translate(self, images, direction="AtoB"):
             return -images
@@ -219,7 +222,7 @@ def test_label_preservation_of_the_true_map_beats_the_identity(fashion_root, wit
     data.setup()
     metrics = lambda: TranslationMetrics(num_samples=24, classifier_steps=150,  # noqa: E731
                                          cache_dir=str(tmp_path))
-    values = metrics().evaluate_task(Inverter(), data)
+    values = metrics().evaluate_model(Inverter(), data)
     assert values["label_preservation"] > values["label_preservation_identity"] + 0.3
     assert abs(values["label_preservation"] - values["label_accuracy_b"]) < 0.2
     assert values["fid_ab"] < values["fid_identity"] and values["num_samples"] == 24
@@ -237,7 +240,8 @@ def test_an_exported_translator_translates_like_its_checkpoint(trained, tmp_path
     ckpt = trained / "checkpoints" / "last.ckpt"
     run_ganrun("export", f"ckpt={ckpt}", "out=export", cwd=tmp_path)
     config = __import__("json").loads((tmp_path / "export" / "config.json").read_text())
-    assert config["task"] == "cyclegan" and set(config["generator_kwargs"]) == {"G_AB", "G_BA"}
+    assert config["model"]["_target_"].endswith("CycleTranslator")
+    assert set(config["nets"]) == {"G_AB", "G_BA"}
     for source, out in ((ckpt, "a"), (tmp_path / "export", "b")):
         run_ganrun("translate", f"ckpt={source}", "in=in", f"out={out}", cwd=tmp_path)
     assert (tmp_path / "a" / "x.png").read_bytes() == (tmp_path / "b" / "x.png").read_bytes()

@@ -246,20 +246,20 @@ class Mean(nn.Module):
 
 def test_losses_equal_hand_computed_values_and_d_comes_first():
     from ganrun.losses import LeastSquares
-    from ganrun.tasks.base import Phase
+    from ganrun.tasks.base import Phase, Step
     from ganrun.tasks.pix2pix import Pix2Pix
 
     task = Pix2Pix(Scale(0.5), Mean(), LeastSquares(scale=1.0), input_channels=1,
                    output_channels=1, image_size=2, lambda_l1=100.0)
     assert [p.name for p in task.phases()] == ["D", "G"]
     a, b = torch.full((1, 1, 2, 2), 0.4), torch.full((1, 1, 2, 2), 0.8)
-    _, g = task.phase_loss(Phase("G", "G"), {"A": a, "B": b}, runner=None)
+    batch = task.begin_batch({"A": a, "B": b}, Step())
+    _, g = task.phase_loss(Phase("G", "G"), batch, Step())
     # fake = 0.2; L1 = |0.2 - 0.8| = 0.6; D(pair) = (0.4 + 0.2) / 2 = 0.3; LSGAN g: (0.3 - 1)^2
     assert g["loss/g_l1"].item() == pytest.approx(100 * 0.6)
     assert g["loss/g_adv"].item() == pytest.approx(0.7 ** 2)
     assert g["loss/g"].item() == pytest.approx(60 + 0.49)
-    task._pairs = None
-    _, d = task.phase_loss(Phase("D", "D"), {"A": a, "B": b}, runner=None)
+    _, d = task.phase_loss(Phase("D", "D"), batch, Step())
     # D(real pair) = 0.6, D(fake pair) = 0.3: halved (0.4^2 + 0.3^2)
     assert d["loss/d"].item() == pytest.approx(0.5 * (0.4 ** 2 + 0.3 ** 2))
 
@@ -315,7 +315,7 @@ def test_every_paired_preset_builds_its_module(preset, shape, input_shape, outpu
 
     cfg = composed(f"experiment={preset}", "dataset.root=/x", tmp_path=tmp_path)
     module = build_module(cfg, {"num_classes": 0, "class_names": None, **shape})
-    out = module.task.translate(torch.zeros(input_shape))
+    out = module.task.inference().translate(torch.zeros(input_shape))
     assert out.shape[-2:] == (output_side, output_side)
     assert module.task.phases()[0].name == "D"
 
@@ -334,14 +334,14 @@ def test_reference_test_mode_is_repeatable_per_image_and_leaves_g_untouched():
     images = torch.randn(3, 1, 64, 64)
     before = {k: v.clone() for k, v in reference.state_dict().items()}
     state = torch.get_rng_state()
-    first = reference.translate(images)
+    first = reference.inference().translate(images)
     assert torch.equal(torch.get_rng_state(), state)  # training's random stream not moved
-    assert torch.equal(first, reference.translate(images))  # repeatable
+    assert torch.equal(first, reference.inference().translate(images))  # repeatable
     # each image on its own batch-norm statistics, as the reference's batches of 1
-    no_dropout = task("train", dropout=False)
+    no_dropout = task("train", dropout=False).inference()
     assert torch.equal(no_dropout.translate(images)[1:2], no_dropout.translate(images[1:2]))
     assert sum(isinstance(m, nn.Dropout) for m in reference.modules()) == 1
     assert all(torch.equal(v, reference.state_dict()[k]) for k, v in before.items())
-    assert not torch.allclose(first, plain.translate(images))
+    assert not torch.allclose(first, plain.inference().translate(images))
     with pytest.raises(UserError, match="task.test_mode"):
         task("test")

@@ -176,7 +176,7 @@ def test_translate_inpaints_only_the_masked_pixels(runs, tmp_path):
     assert refused.returncode == 2 and "no mask for x.png" in refused.stderr
     refused = run_ganrun("translate", f"ckpt={runs['sr'] / 'checkpoints' / 'last.ckpt'}",
                          "in=in", "out=o4", "direction=BtoA", cwd=tmp_path, check=False)
-    assert refused.returncode == 2 and "one way only" in refused.stderr
+    assert refused.returncode == 2 and "it translates AtoB; leave out direction=" in refused.stderr
 
 
 def test_eval_reports_psnr_ssim_fid_and_the_baselines(runs, tmp_path, with_torch_home):

@@ -90,9 +90,10 @@ def test_trusting_a_target_is_the_users_choice(ckpt, tmp_path):
 
 def test_an_export_gives_the_checkpoints_images_bit_for_bit(ckpt, export_dir, tmp_path):
     config = json.loads((export_dir / "config.json").read_text())
-    assert config["ema"] is True and config["task"] == "generation"
+    assert config["choices"]["ema"] == "decay"  # the EMA generator's weights
+    assert config["model"]["_target_"] == "ganrun.inference.model.Sampler"
     assert config["class_names"] == [str(d) for d in range(10)]
-    assert config["generator_kwargs"]["num_classes"] == 10
+    assert config["nets"]["G"]["num_classes"] == 10 and config["model"]["num_classes"] == 10
     from_ckpt = run_ganrun("sample", f"ckpt={ckpt}", "num=12", "format=npz", "out=a",
                            "seed=3", cwd=tmp_path)
     from_export = run_ganrun("sample", f"ckpt={export_dir}", "num=12", "format=npz", "out=b",
@@ -104,7 +105,7 @@ def test_an_export_gives_the_checkpoints_images_bit_for_bit(ckpt, export_dir, tm
 
 def test_python_api(ckpt, export_dir):
     import ganrun
-    from ganrun.loading import load_trained
+    from ganrun.inference.loading import load_model
 
     G = ganrun.load_generator(export_dir)
     assert isinstance(G, torch.nn.Module) and not G.training
@@ -117,8 +118,12 @@ def test_python_api(ckpt, export_dir):
     far = ganrun.generate_images(G, 64, seed=1, truncation=3.0)
     assert close.std(0).mean() < far.std(0).mean()  # less variety, as the trick trades
     # the EMA copy, not the raw generator, is what a checkpoint samples from
-    loaded = load_trained(ckpt)
-    assert loaded.generator is not None and not loaded.generator.training
+    model = load_model(ckpt)
+    stored = torch.load(ckpt, weights_only=True)["state_dict"]
+    ema = {k.removeprefix("task.ema.generator."): v for k, v in stored.items()
+           if k.startswith("task.ema.generator.")}
+    assert not model.generator.training and ema
+    assert all(torch.equal(v, ema[k]) for k, v in model.generator.state_dict().items())
 
 
 def test_export_refuses_to_overwrite(ckpt, export_dir, tmp_path):

@@ -10,7 +10,7 @@ from PIL import Image
 from conftest import TINY, run_ganrun
 from fakedata import write_mnist
 from ganrun.commands import sample as sample_command
-from ganrun.latents import lerp, seeded_latents, slerp
+from ganrun.inference.latents import lerp, seeded_latents, slerp
 
 TINY_MLP = [*TINY, "model=mlp", "model.generator.hidden=[32]", "model.discriminator.hidden=[32]"]
 

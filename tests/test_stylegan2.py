@@ -92,23 +92,24 @@ def test_sample_truncation_zero_gives_the_image_of_w_avg(trained, tmp_path):
 
 
 def test_sample_mixing_grid_and_w_interpolation(trained, tmp_path):
-    from ganrun.latents import seeded_latents
-    from ganrun.loading import load_trained
-    from ganrun.style_sampling import mapped_ws, mixing_ws, synthesize
+    from ganrun.inference.latents import seeded_latents
+    from ganrun.inference.loading import load_model
+    from ganrun.tasks.stylegan2 import mixing_ws
 
     ckpt = trained / "checkpoints" / "last.ckpt"
     run_ganrun("sample", f"ckpt={ckpt}", "num=2", "nrow=3", "mix=true", "mix_layers=2-5",
                f"out={tmp_path}", cwd=tmp_path)
     grid = read_png(tmp_path / "mixing.png")
     assert grid.shape[:2] == (2 + 3 * 18, 2 + 4 * 18)  # 3 rows x 4 columns of 16 px + borders
-    G = load_trained(ckpt).generator
-    rows = mapped_ws(G, seeded_latents(2, 8, 0))
-    cols = mapped_ws(G, seeded_latents(3, 8, 1))
+    sampler = load_model(ckpt)
+    rows = sampler.ws(seeded_latents(2, 8, 0), None, None)
+    cols = sampler.ws(seeded_latents(3, 8, 1), None, None)
     mixed = mixing_ws(rows, cols, [2, 3, 4, 5])
     assert torch.equal(mixed[4, :2], rows[1, :2]) and torch.equal(mixed[4, 2:6], cols[1, 2:6])
     assert torch.equal(mixed[4, 6:], rows[1, 6:])
     # the cell of row 1, column 1 (grid cell (2, 2)) is that mix, as synthesized
-    expected = ((synthesize(G, mixed[4:5])[0].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    expected = ((sampler.synthesize(mixed[4:5])[0].clamp(-1, 1) + 1) * 127.5).round() \
+        .to(torch.uint8)
     cell = grid[2 + 2 * 18:2 + 2 * 18 + 16, 2 + 2 * 18:2 + 2 * 18 + 16]
     assert (cell.int() - expected[0].int()).abs().max() <= 1
     run_ganrun("sample", f"ckpt={ckpt}", "num=2", "interpolate=true", "steps=4",

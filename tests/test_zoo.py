@@ -83,6 +83,7 @@ def test_weight_clip_bounds_every_parameter():
 
 def test_lazy_penalties_are_due_every_interval_and_scaled_by_it():
     from ganrun.losses import NonSaturating
+    from ganrun.regularizers import d_penalties
     from ganrun.tasks.generation import Generation
 
     gan = Generation(nn.Identity(), SquareD(), NonSaturating(), latent_dim=2,
@@ -91,7 +92,7 @@ def test_lazy_penalties_are_due_every_interval_and_scaled_by_it():
     plain = R1(gamma=1).penalty(gan.discriminator, real, None, None)
     due = []
     for step in range(8):
-        penalties = gan.d_regularization(real, real, None, d_updates=step)
+        penalties = d_penalties(gan.regularizers, gan.discriminator, real, real, None, step)
         due.append(step) if penalties else None
         if penalties:
             assert penalties["r1"].item() == pytest.approx(4 * plain.item())
@@ -211,8 +212,8 @@ def test_generate_uses_the_ema_generator():
         ema.generator.lin.weight.fill_(7.0)
     gan = Generation(g, LinearD(1), NonSaturating(), latent_dim=2, ema=ema)
     z = torch.ones(1, 2)
-    assert torch.allclose(gan.generate(z), ema.generator(z))
-    assert not torch.allclose(gan.generate(z), g(z))
+    assert torch.allclose(gan.inference().generate(z), ema.generator(z))
+    assert not torch.allclose(gan.inference().generate(z), g(z))
 
 
 def test_each_conditioning_trains_with_one_grid_row_per_class(tmp_path, mnist_root):
@@ -242,30 +243,30 @@ def test_conditional_sngan_and_unlabelled_data(tmp_path, mnist_root):
 def test_sample_label_k_of_a_conditional_model(tmp_path, mnist_root, monkeypatch):
     import numpy as np
 
-    import ganrun.runner.checkpoints
+    import ganrun.inference.loading
     from ganrun.commands.sample import SampleConfig, sample
 
     run = tmp_path / "run"
     run_ganrun(*mnist_args(mnist_root, "conditioning=projection", "ema=decay",
                            f"hydra.run.dir={run}"), cwd=tmp_path)
     seen = []
-    load_gan = ganrun.runner.checkpoints.load_gan
+    load = ganrun.inference.loading.load
 
-    def spying_load_gan(*args, **kwargs):
-        module, cfg = load_gan(*args, **kwargs)
-        module.task.ema.generator.register_forward_hook(lambda m, inputs, out: seen.append(inputs[1]))
-        return module, cfg
+    def spying_load(*args, **kwargs):
+        loaded = load(*args, **kwargs)
+        loaded.model.generator.register_forward_hook(lambda m, inputs, out: seen.append(inputs[1]))
+        return loaded
 
-    monkeypatch.setattr(ganrun.runner.checkpoints, "load_gan", spying_load_gan)
-    sample(SampleConfig(ckpt=str(run / "checkpoints" / "last.ckpt"), num=6, label=3,
-                        format="npz", out=str(tmp_path / "out"), device="cpu"))
+    monkeypatch.setattr(ganrun.inference.loading, "load", spying_load)
+    sample(SampleConfig(ckpt=str(run / "checkpoints" / "last.ckpt"), num=6, format="npz",
+                        out=str(tmp_path / "out"), device="cpu"), ["label=3"])
     saved = np.load(tmp_path / "out" / "samples.npz")
     assert saved["labels"].tolist() == [3] * 6 and len(saved["images"]) == 6
     assert torch.cat(seen).tolist() == [3] * 6  # the (EMA) generator was asked for class 3
-    module, _ = load_gan(run / "checkpoints" / "last.ckpt")
+    model = load(run / "checkpoints" / "last.ckpt").model
     z = torch.randn(2, 8)
-    assert not torch.equal(module.task.generate(z, torch.tensor([3, 3])),
-                           module.task.generate(z, torch.tensor([4, 4])))
+    assert not torch.equal(model.generate(z, torch.tensor([3, 3])),
+                           model.generate(z, torch.tensor([4, 4])))
     # The EMA generator is checkpointed next to G, differs from it, and generate() uses it.
     state = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
     ema_keys = [k for k in state if k.startswith("task.ema.generator.")]
@@ -273,7 +274,9 @@ def test_sample_label_k_of_a_conditional_model(tmp_path, mnist_root, monkeypatch
     assert any(not torch.equal(state[k], state[k.replace("task.ema.generator.", "task.nets.G.")])
                for k in ema_keys)
     labels = torch.tensor([1, 2])
-    assert torch.equal(module.task.generate(z, labels), module.task.ema.generator.eval()(z, labels))
+    ema = {k.removeprefix("task.ema.generator."): state[k] for k in ema_keys}
+    assert all(torch.equal(v, ema[k]) for k, v in model.generator.state_dict().items())
+    assert torch.equal(model.generate(z, labels), model.generator.eval()(z, labels))
 
 
 def test_diffaugment_is_differentiable_seeded_and_shape_preserving():
@@ -335,7 +338,9 @@ def test_every_preset_builds_its_module(preset, tmp_path):
     size = 32 if "cifar" in preset else 28
     shape = {"channels": 3 if "cifar" in preset else 1, "image_size": size, "num_classes": 10}
     module = build_module(cfg, shape)
-    assert module.task.generate(torch.randn(2, cfg.model.latent_dim)).shape[-1] == size
+    sampler = module.task.inference()
+    assert sampler.generate(torch.randn(2, cfg.model.latent_dim),
+                            sampler.conditions(2)).shape[-1] == size
     assert (module.task.num_classes == 10) == (preset in CONDITIONAL)
     assert ("wgan" in preset) == (cfg.loss._target_ == "ganrun.losses.Wasserstein")
 

@@ -12,7 +12,7 @@ import torch
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from ganrun.callbacks.base import IterationCallback
-from ganrun.metrics.base import GeneratorMetric, evaluate_on_task
+from ganrun.metrics.base import Metric
 from ganrun.metrics.sample_counts import few_samples_warning, fid_counts
 
 log = logging.getLogger("ganrun")
@@ -27,7 +27,7 @@ class MetricsCallback(IterationCallback):
     RNG: every evaluation sees the same latents and training's random stream is untouched.
     """
 
-    def __init__(self, metrics: dict[str, GeneratorMetric], every_n_iterations: int = 5000,
+    def __init__(self, metrics: dict[str, Metric], every_n_iterations: int = 5000,
                  seed: int = 0):
         self.metrics = dict(metrics or {})
         self.every_n_iterations = every_n_iterations
@@ -88,6 +88,7 @@ class MetricsCallback(IterationCallback):
         values = {}
         with torch.random.fork_rng(devices=cuda):
             torch.manual_seed(self.seed)
+            model = pl_module.task.inference()
             for metric in self.metrics.values():
-                values.update(evaluate_on_task(metric, pl_module.task, trainer.datamodule))
+                values.update(metric.evaluate_model(model, trainer.datamodule))
         return values

@@ -15,7 +15,6 @@ from ganrun.config import config_dir, validate_eval
 from ganrun.metrics.sample_counts import few_samples_warning, fid_counts
 from ganrun.runner.devices import pick_device
 from ganrun.errors import UserError, user_error_behind
-from ganrun.metrics.base import evaluate_on_task
 from ganrun.commands.hydra_app import check_command_line, quiet_library_noise
 
 log = logging.getLogger("ganrun")
@@ -54,17 +53,21 @@ def of_checkpoint(path: Path, metrics: dict, device: torch.device, seed: int,
                   trust: list[str], data_root: str | None = None) -> dict:
     """Metrics of a checkpoint or an export folder against its training data set's real
     images; also added to the checkpoint's metrics file (``ganrun.metrics.record``)."""
-    subject, dataset = evaluated(path, device, trust)
-    if not dataset:
+    from ganrun.inference.loading import load
+
+    loaded = load(path, device, trust)
+    if not loaded.dataset:
         raise UserError(f"'{path}' does not say which data set it was trained on, so there "
                         "are no real images to compare with. Use real=DIR fake=DIR with "
                         "images written by `ganrun sample`.")
-    data = instantiate(located(dataset, path, data_root))
+    for metric in metrics.values():
+        metric.check_model(loaded.model)  # before any data is read
+    data = instantiate(located(loaded.dataset, path, data_root))
     values = {}
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         for metric in metrics.values():
-            values.update(evaluate_on_task(metric, subject, data))
+            values.update(metric.evaluate_model(loaded.model, data))
     values.update(counts_of(metrics))
     images = {name: values.pop(name) for name in list(values)
               if isinstance(values[name], torch.Tensor)}
@@ -77,7 +80,7 @@ def located(dataset: dict, path: Path, data_root: str | None) -> dict:
     someone else is never written to: an export's data set is looked for in ``data_root``
     (default ``data/``, as ``ganrun train``'s), a checkpoint's in its own (absolute) root
     unless ``data_root`` is given, and never downloaded there."""
-    from ganrun.loading import is_export
+    from ganrun.inference.exports import is_export
 
     name = str(dataset.get("_target_", "?")).rsplit(".", 1)[-1]
     if data_root is not None:
@@ -108,24 +111,6 @@ def keep(path: Path, values: dict, images: dict) -> None:
     except OSError as err:
         log.warning("Could not keep the metrics in %s (%s); they are printed below only.",
                     file, err.strerror or err)
-
-
-def evaluated(path: Path, device: torch.device, trust: list[str]):
-    """What the metrics read, loaded once: a translator's task (task=cyclegan) or a
-    generator's sampling side; and the training data set's config."""
-    from omegaconf import OmegaConf
-
-    from ganrun.loading import is_export, load_trained, sampler_of
-    from ganrun.runner.checkpoints import load_gan
-
-    if is_export(path):
-        loaded = load_trained(path, device, trust)
-        return loaded, loaded.dataset
-    module, cfg = load_gan(path, device, trust)
-    if hasattr(module.task, "translate"):
-        return module.task, OmegaConf.to_container(cfg.dataset, resolve=True)
-    loaded = sampler_of(module, cfg, path)
-    return loaded, loaded.dataset
 
 
 def of_folders(real: str, fake: str, metrics: dict) -> dict:

@@ -107,7 +107,7 @@ def features(source: str, cfg) -> tuple[torch.Tensor, str]:
 
 
 def run(argv: list[str]) -> Path:
-    from ganrun.imagefiles import prepare_folder
+    from ganrun.inference.imagefiles import prepare_folder
     from ganrun.metrics.inception import quiet_torch_fidelity
     from ganrun.metrics.stats import save_stats
 

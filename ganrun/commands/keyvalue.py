@@ -10,35 +10,46 @@ import os
 import sys
 from dataclasses import fields
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ganrun.errors import UserError
 
 
-def parse(argv: list[str], schema: type, prog: str) -> DictConfig:
+def parse(argv: list[str], schema: type, prog: str, extra: bool = False,
+          valid_elsewhere: tuple[str, ...] = (), what: str = ""):
     """The schema's defaults overridden by ``argv``; a ``UserError`` for malformed arguments,
-    unknown keys, wrong types and missing required keys."""
+    unknown keys, wrong types and missing required keys. With ``extra``, keys the schema lacks
+    are returned apart, ``(config, their arguments)``, for a second schema known later (a
+    model's own sampling keys); ``valid_elsewhere`` names keys of the first schema, offered as
+    suggestions when the second parse meets an unknown key."""
     valid = [f.name for f in fields(schema)]
+    leftovers = []
     for arg in argv:
         key = arg.split("=", 1)[0]
         if "=" not in arg or not key:
             raise UserError(f"{prog}: '{arg}' is not a key=value argument. Write options as "
                             f"key=value, e.g. num=16; the keys are {', '.join(valid)}.")
-        if key not in valid:
-            close = difflib.get_close_matches(key, valid, n=1)
-            hint = f" Did you mean `{close[0]}`?" if close else ""
-            raise UserError(f"{prog}: unknown key `{key}`.{hint} Valid keys: "
-                            f"{', '.join(valid)}. See `{prog} --help`.")
+        if key in valid:
+            continue
+        if extra:
+            leftovers.append(arg)
+            continue
+        known = valid + list(valid_elsewhere)
+        close = difflib.get_close_matches(key, known, n=1)
+        hint = f" Did you mean `{close[0]}`?" if close else ""
+        raise UserError(f"{prog}: unknown key `{key}`{what}.{hint} Valid keys: "
+                        f"{', '.join(known)}. See `{prog} --help`.")
     try:
-        cfg = OmegaConf.merge(OmegaConf.structured(schema), OmegaConf.from_dotlist(argv))
+        given = [arg for arg in argv if arg not in leftovers]
+        cfg = OmegaConf.merge(OmegaConf.structured(schema), OmegaConf.from_dotlist(given))
         OmegaConf.to_container(cfg, throw_on_missing=True)
     except OmegaConfBaseException as err:
         key = getattr(err, "full_key", None) or "?"
         reason = str(err).splitlines()[0].rstrip(".")
         raise UserError(f"{prog}: invalid value for `{key}`: {reason}. Fix it on the command "
                         f"line (see `{prog} --help`).") from None
-    return cfg
+    return (cfg, leftovers) if extra else cfg
 
 
 def run_command(argv: list[str], schema: type, prog: str, help_text: str, action):

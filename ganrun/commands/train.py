@@ -54,6 +54,7 @@ def _train(cfg: DictConfig) -> float | None:
     choices = {group: option for group, option in HydraConfig.get().runtime.choices.items()
                if not group.startswith("hydra")}
     module = build_module(cfg, data_shape(datamodule), choices)
+    check_metrics(cfg, module.task)
     module.task.prepare(datamodule)
     accelerate(module, channels_last=cfg.trainer.channels_last, compile=cfg.trainer.compile)
     start = 0
@@ -84,6 +85,14 @@ def _train(cfg: DictConfig) -> float | None:
                   f"hydra.run.dir={cfg.paths.output_dir}", file=sys.stderr, flush=True)
         sys.exit(128 + signum)
     return objective(trainer, module, cfg.optimized_metric)
+
+
+def check_metrics(cfg: DictConfig, task) -> None:
+    """A metric that does not measure this task's model fails now, not at its first
+    evaluation thousands of iterations later."""
+    model = task.inference()
+    for metric in instantiate(cfg.metrics.get("evaluate") or {}).values():
+        metric.check_model(model)
 
 
 def use_seed(cfg: DictConfig, saved: int | None) -> int:

@@ -17,13 +17,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ganrun import imagefiles
+from ganrun.inference import imagefiles
 from ganrun.errors import UserError
 from ganrun.commands.keyvalue import run_command
 
 PROG = "ganrun translate"
 DIRECTIONS = ("AtoB", "BtoA")
-MULTIPLE = 4  # the ResNet generator's two stride-2 stages
 
 HELP = """usage: ganrun translate ckpt=<file> in=<folder> out=<folder> [key=value ...]
 
@@ -102,12 +101,15 @@ def unreadable(path: Path, err: Exception) -> UserError:
                      "file, or move it out of the input folder.")
 
 
-def translate_batch(module, images: torch.Tensor, direction: str) -> torch.Tensor:
-    height, width = images.shape[-2:]
-    pad_h, pad_w = -height % MULTIPLE, -width % MULTIPLE
+def translate_batch(translator, inputs: torch.Tensor, direction: str) -> torch.Tensor:
+    """Inputs of any size: padded by reflection to the networks' multiple, translated, and
+    the output (``scale`` times larger for super-resolution) cropped back."""
+    height, width = inputs.shape[-2:]
+    multiple, scale = translator.size_multiple, translator.scale
+    pad_h, pad_w = -height % multiple, -width % multiple
     mode = "reflect" if min(height, width) > max(pad_h, pad_w) else "replicate"
-    padded = F.pad(images, (0, pad_w, 0, pad_h), mode=mode)
-    return module.translate(padded, direction)[..., :height, :width]
+    padded = F.pad(inputs, (0, pad_w, 0, pad_h), mode=mode)
+    return translator.translate(padded, direction)[..., :height * scale, :width * scale]
 
 
 def read_mask(folder: Path, name: Path, size: tuple[int, int]) -> torch.Tensor:
@@ -128,73 +130,45 @@ def read_mask(folder: Path, name: Path, size: tuple[int, int]) -> torch.Tensor:
     return mask
 
 
-def paired_inputs(module, images: torch.Tensor, masks: torch.Tensor | None,
-                  seeds: list[int]) -> torch.Tensor:
-    """The generator's inputs: an inpainting model's holes cut and its mask channel added."""
-    from ganrun.data.degrade import apply_mask
-
-    if not module.has_mask:
-        return images
-    if masks is not None:
-        return apply_mask(images, masks)
-    return module.degrade(images, seeds, train=False)
-
-
-def translate_paired_batch(module, inputs: torch.Tensor) -> torch.Tensor:
-    height, width = inputs.shape[-2:]
-    multiple = module.size_multiple
-    pad_h, pad_w = -height % multiple, -width % multiple
-    mode = "reflect" if min(height, width) > max(pad_h, pad_w) else "replicate"
-    padded = F.pad(inputs, (0, pad_w, 0, pad_h), mode=mode)
-    return module.translate(padded)[..., :height * module.scale, :width * module.scale]
-
-
 def translate(cfg: TranslateConfig) -> list[Path]:
     """Writes the translated images; returns their paths relative to ``out``."""
-    from ganrun.loading import load_translator
+    from ganrun.inference.loading import load, refuse_kind
     from ganrun.metrics.folders import list_images
     from ganrun.runner.devices import pick_device
 
     check(cfg)
     source = Path(cfg.input).expanduser()
     paths = list_images(source, "input")
-    module = load_translator(cfg.ckpt, pick_device(cfg.device, PROG), list(cfg.trust_targets))
-    paired = getattr(module, "paired", False)
-    if paired and cfg.direction != "AtoB":
-        raise UserError(f"{PROG}: a task=pix2pix model translates one way only (its input to "
-                        "its output); leave out direction=.")
-    if cfg.mask and not (paired and module.has_mask):
+    model = load(cfg.ckpt, pick_device(cfg.device, PROG), list(cfg.trust_targets)).model
+    translator = model.translator
+    if translator is None:
+        raise refuse_kind(cfg.ckpt, model, "a translator of images",
+                          f"ganrun sample ckpt={cfg.ckpt}")
+    translator.check_direction(cfg.direction)
+    if cfg.mask and not translator.takes_mask:
         raise UserError(f"{PROG}: mask= is for inpainting models (task=pix2pix with "
-                        "degrade=mask); this checkpoint is not one. Leave out mask=.")
+                        f"degrade=mask); this model is {translator.kind}. Leave out mask=.")
     masks = Path(cfg.mask).expanduser() if cfg.mask else None
     if masks is not None and not masks.is_dir():
         raise UserError(f"{PROG}: the mask folder {masks} does not exist.")
-    shape = module.data_shape
-    if paired:
-        channels = module.image_channels
-    else:
-        channels = shape["channels_a" if cfg.direction == "AtoB" else "channels_b"]
+    channels = translator.input_channels(cfg.direction)
     names = [p.relative_to(source) for p in paths]
     out = Path(cfg.out).expanduser()
     imagefiles.prepare_folder(out, [str(n) for n in names], cfg.overwrite)
     by_size = defaultdict(list)  # batches hold images of one size
-    for path, name in zip(paths, names):
-        by_size[image_size(path)].append((path, name))
-    from ganrun.tasks.pix2pix import TEST_SEED
-
-    seed = {name: TEST_SEED + k for k, name in enumerate(names)}  # drawn masks: one per file
+    for index, (path, name) in enumerate(zip(paths, names)):
+        by_size[image_size(path)].append((index, path, name))
     for size, group in by_size.items():
         for start in range(0, len(group), cfg.batch_size):
             part = group[start:start + cfg.batch_size]
-            images = torch.stack([read_image(path, channels) for path, _ in part])
-            if paired:
-                hole = None if masks is None else \
-                    torch.stack([read_mask(masks, name, size) for _, name in part])
-                inputs = paired_inputs(module, images, hole, [seed[name] for _, name in part])
-                translated = translate_paired_batch(module, inputs.to(module.device))
-            else:
-                translated = translate_batch(module, images.to(module.device), cfg.direction)
-            for (_, name), pixels in zip(part, imagefiles.to_uint8(translated)):
+            images = torch.stack([read_image(path, channels) for _, path, _ in part])
+            hole = None if masks is None else \
+                torch.stack([read_mask(masks, name, size) for _, _, name in part])
+            # A drawn test mask is seeded by the file's position: one mask per file.
+            inputs = translator.inputs(images, hole, [index for index, _, _ in part])
+            translated = translate_batch(translator, inputs.to(translator.device),
+                                         cfg.direction)
+            for (_, _, name), pixels in zip(part, imagefiles.to_uint8(translated)):
                 (out / name).parent.mkdir(parents=True, exist_ok=True)
                 imagefiles.write_image(out / name, pixels)
     return names

@@ -13,7 +13,8 @@ generator's images are as training data.
 import torch
 
 from ganrun.errors import UserError
-from ganrun.latents import balanced_labels
+from ganrun.inference.latents import balanced_labels
+from ganrun.metrics.base import Metric
 from ganrun.metrics.classifier import Recipe, batch, train
 from ganrun.progress import track
 
@@ -45,7 +46,7 @@ def real_subset(labels: torch.Tensor, per_class: int, num_classes: int, seed: in
     return torch.cat(chosen)
 
 
-class ClassificationAccuracyScore:
+class ClassificationAccuracyScore(Metric):
     keys = ("cas", "cas_real")
 
     def __init__(self, num_samples: int = 10000, real_per_class: list[int] | None = None,
@@ -55,13 +56,18 @@ class ClassificationAccuracyScore:
         self.synthetic_per_class = synthetic_per_class
         self.recipe = Recipe(steps=steps, batch_size=batch_size, seed=seed)
 
-    def evaluate_task(self, task, data) -> dict[str, float]:
-        classes = int(getattr(task, "num_classes", 0) or 0)
-        if classes < 2 or not hasattr(task, "generate"):
+    def check_model(self, model) -> None:
+        if model.sampler is None or model.sampler.num_classes < 2:
             raise UserError("The CAS metric trains a classifier on generated images labelled by "
                             "the class they were asked for, so it needs a class-conditional "
                             "generator (conditioning=embedding, projection or acgan on a "
-                            "labelled data set). Drop metrics=cas for this model.")
+                            f"labelled data set); this model is {model.kind}"
+                            + ("" if model.sampler is None else " without classes")
+                            + ". Drop metrics=cas for this model.")
+
+    def evaluate_model(self, model, data) -> dict[str, float]:
+        self.check_model(model)
+        task, classes = model.sampler, model.sampler.num_classes
         test = self.split(data, "test")
         train_split = self.split(data, "train")
         real_images, real_labels = self.all_images(train_split.dataset)
@@ -103,7 +109,8 @@ class ClassificationAccuracyScore:
         with track("CAS samples", n, "img") as bar:
             for start in range(0, n, 500):
                 part = labels[start:start + 500]
-                parts.append(task.generate(task.sample_z(len(part)), part).cpu())
+                z = torch.randn(len(part), task.latent_dim, device=task.device)
+                parts.append(task.generate(z, part).cpu())
                 bar.advance(len(part))
         return torch.cat(parts).clamp(-1, 1), labels
 

@@ -16,8 +16,7 @@ import torch
 from torchmetrics.functional.image import (peak_signal_noise_ratio,
                                            structural_similarity_index_measure)
 
-from ganrun.data.degrade import split_mask
-from ganrun.errors import UserError
+from ganrun.metrics.base import Metric, not_measured
 from ganrun.metrics.suite import fids_against
 
 
@@ -56,39 +55,44 @@ def hole_ssim(outputs, targets, mask) -> float:
     return ((full * weights).sum() / weights.sum().clamp(min=1)).item()
 
 
-def scores(outputs, targets, inputs, has_mask: bool, suffix: str = "") -> dict[str, float]:
-    if has_mask:
-        mask = split_mask(inputs)[1]
+def scores(outputs, targets, mask, suffix: str = "") -> dict[str, float]:
+    """PSNR and SSIM; with an inpainting ``mask`` (1 = hole) also those of the hole."""
+    if mask is not None:
         return {f"psnr_hole{suffix}": hole_psnr(outputs, targets, mask),
                 f"ssim_hole{suffix}": hole_ssim(outputs, targets, mask),
                 f"psnr{suffix}": psnr(outputs, targets), f"ssim{suffix}": ssim(outputs, targets)}
     return {f"psnr{suffix}": psnr(outputs, targets), f"ssim{suffix}": ssim(outputs, targets)}
 
 
-class PairedMetrics:
-    """Evaluated on the task itself (``evaluate_task``), like the CycleGAN metrics."""
+class PairedMetrics(Metric):
+    """Evaluated on a paired translator (its test pairs, outputs and baseline)."""
 
     def __init__(self, num_samples: int = 1000, fid_samples: int = 500,
                  baseline_fid: bool = True, batch_size: int = 100):
         self.num_samples, self.fid_samples = num_samples, fid_samples
         self.baseline_fid, self.batch_size = baseline_fid, batch_size
 
-    def evaluate_task(self, task, data) -> dict[str, float]:
-        if not hasattr(task, "test_pairs"):
-            raise UserError("metrics=paired measures a paired translator (task=pix2pix); this "
-                            f"is a {type(task).__name__} task. Use metrics=translation for "
-                            "task=cyclegan, metrics=fid for generation.")
+    def check_model(self, model) -> None:
+        if model.translator is None or not model.translator.paired:
+            raise not_measured("metrics=paired", model,
+                               "a paired translator (task=pix2pix: pix2pix, super-resolution, "
+                               "inpainting)")
+
+    def evaluate_model(self, model, data) -> dict[str, float]:
+        self.check_model(model)
+        task = model.translator
         inputs, targets = task.test_pairs(data, max(self.num_samples, self.fid_samples))
-        device = task.fixed_a.device
-        outputs = torch.cat([task.translate(part.to(device)).cpu()
+        outputs = torch.cat([task.translate(part.to(task.device)).cpu()
                              for part in inputs.split(self.batch_size)])
         n = min(self.num_samples, len(inputs))
-        values = scores(outputs[:n], targets[:n], inputs[:n], task.has_mask)
+        holes = task.hole(inputs)
+        values = scores(outputs[:n], targets[:n], None if holes is None else holes[:n])
         fakes = {"fid": outputs}
-        baseline = task.degrade.baseline(inputs) if task.degrade is not None else None
+        baseline = task.baseline(inputs)
         if baseline is not None:
             name, guess = baseline
-            values.update(scores(guess[:n], targets[:n], inputs[:n], task.has_mask, f"_{name}"))
+            values.update(scores(guess[:n], targets[:n], None if holes is None else holes[:n],
+                                 f"_{name}"))
             if self.baseline_fid:
                 fakes[f"fid_{name}"] = guess
         if self.fid_samples:

@@ -12,7 +12,7 @@ import json
 import logging
 from pathlib import Path
 
-from ganrun.loading import WEIGHTS
+from ganrun.inference.exports import WEIGHTS
 
 log = logging.getLogger("ganrun")
 

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import torch
 
-from ganrun.errors import UserError
+from ganrun.metrics.base import Metric, not_measured
 from ganrun.metrics.classifier import Recipe, real_classifier
 from ganrun.metrics.suite import fids_against
 
 
-class TranslationMetrics:
-    """Evaluated on a translation task itself (``evaluate_task``), not on a latent sampler.
+class TranslationMetrics(Metric):
+    """Evaluated on an unpaired translator (A -> B and B -> A), not on a latent sampler.
     (A plain class: inside Hydra's instantiated config a dataclass would become a config.)"""
 
     def __init__(self, num_samples: int = 1000, batch_size: int = 100,
@@ -34,17 +34,22 @@ class TranslationMetrics:
         self._classifier = None  # trained once (then cached on disk); every evaluation reuses it
         self.device = torch.device("cpu")  # the translator's: Inception and classifier run there
 
-    def evaluate_task(self, task, data) -> dict[str, float]:
-        if not hasattr(task, "translate"):
-            raise UserError("metrics=translation measures a translator (task=cyclegan); this "
-                            f"is a {type(task).__name__} task. Use metrics=fid (or fid_kid_pr).")
+    def check_model(self, model) -> None:
+        translator = model.translator
+        if translator is None or set(translator.directions) != {"AtoB", "BtoA"}:
+            raise not_measured("metrics=translation", model,
+                               "an unpaired translator between two domains (task=cyclegan)")
+
+    def evaluate_model(self, model, data) -> dict[str, float]:
+        self.check_model(model)
+        task = model.translator
         test = data.with_split("test")
         test.drop_last = False
         test.setup()
         n = min(self.num_samples, test.dataset.size_a, test.dataset.size_b)
         batch = test.dataset.fixed_items(n)
         real_a, real_b = batch["A"], batch["B"]
-        self.device = task.fixed_a.device
+        self.device = task.device
         fake_b = self.translate(task, real_a)
         values = fids_against(real_b, {"fid_ab": fake_b, "fid_identity": real_a},
                               self.batch_size, "Test B features", self.device)

@@ -43,6 +43,7 @@ class ResnetGenerator(nn.Module):
                 raise UserError(f"ResnetGenerator needs {name} to be an integer >= {low}, got "
                                 f"{value!r}. Fix it in the model.generator config.")
         self.n_downsampling = n_downsampling
+        self.size_multiple = 2**n_downsampling  # input sides must divide by this
         bias = conv_bias(norm)
         layers = [nn.ReflectionPad2d(3), nn.Conv2d(in_channels, width, 7, bias=bias),
                   translation_norm(norm, width), nn.ReLU(True)]

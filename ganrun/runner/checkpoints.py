@@ -130,7 +130,27 @@ def run_state(checkpoint: dict, source: str | Path = "The checkpoint") -> RunSta
             raise _bad_field(source, f"data_shape.{key}", f"is {shape.get(key)!r}")
     if not isinstance(values["config"].get("model"), dict):
         raise _bad_field(source, "config.model", "is missing")
+    values["config"] = moved_targets(values["config"])
     return RunState(**values, rng=section.get("rng"), format=FORMAT)
+
+
+# Classes ganrun moved since a checkpoint could have been written: old name -> new name.
+MOVED = {"ganrun.divergence.": "ganrun.runner.divergence."}
+
+
+def moved_targets(node: Any) -> Any:
+    """A stored config with the ``_target_``s of moved classes renamed (a copy)."""
+    if isinstance(node, dict):
+        copy = {key: moved_targets(value) for key, value in node.items()}
+        target = copy.get("_target_")
+        if isinstance(target, str):
+            for old, new in MOVED.items():
+                if target.startswith(old):
+                    copy["_target_"] = new + target.removeprefix(old)
+        return copy
+    if isinstance(node, list):
+        return [moved_targets(value) for value in node]
+    return node
 
 
 def migrate_format_1(checkpoint: dict) -> None:
@@ -157,33 +177,6 @@ def _bad_field(source, key: str, problem: str) -> UserError:
     return UserError(f"'{source}' is not a usable ganrun checkpoint: its `{key}` {problem}. It "
                      "was not written by `ganrun train`, or it was edited. Use a checkpoint "
                      "written by `ganrun train`.")
-
-
-def load_gan(path: str | Path, device: str | torch.device = "cpu", trust: list[str] = ()):
-    """The GAN module of a checkpoint, rebuilt from the config it was trained with, in eval
-    mode on ``device``. Returns ``(module, config)``.
-
-    The stored config is validated like a command-line config, and its ``_target_``s must be
-    ganrun's own or trusted by the user (``trust``), before anything is imported or built.
-    """
-    from ganrun.runner.build import build_module
-
-    checkpoint = read_checkpoint(path)  # a format-1 checkpoint is migrated here
-    state = run_state(checkpoint, path)
-    cfg = stored_config(state.config, path, trust)
-    module = build_module(cfg, state.data_shape, state.choices)
-    try:
-        missing, unexpected = module.load_state_dict(checkpoint.get("state_dict", {}),
-                                                     strict=False)
-    except RuntimeError as err:  # tensors of other shapes
-        missing, unexpected = [" ".join(str(err).split())[:300]], []
-    if missing or unexpected:
-        raise UserError(f"Checkpoint '{path}' does not fit the model its config describes "
-                        f"(missing or mismatched: {', '.join(missing) or 'none'}; unexpected: "
-                        f"{', '.join(unexpected) or 'none'}). It was written by an incompatible "
-                        "version of the model code, or its config was edited.")
-    module.on_load_checkpoint(checkpoint)
-    return module.to(device).eval(), cfg
 
 
 NOT_BUILT = ("callbacks", "logger", "metrics", "hparams_search")

@@ -9,17 +9,18 @@ optimizer step) is the run length, the checkpoint cadence and the x-axis of ever
 """
 
 import logging
+from types import MappingProxyType
 from typing import Any, Callable
 
 import pytorch_lightning as pl
 import torch
 
 from ganrun.runner.checkpoints import SECTION, RunState, run_state
-from ganrun.divergence import DivergencePolicy, Stop
+from ganrun.runner.divergence import DivergencePolicy, Stop
 from ganrun.runner.loop_state import canonical_loop_state
 from ganrun.runner.rng import rng_states, set_rng_states
 from ganrun.schedules import Constant, Schedule
-from ganrun.tasks.base import Task
+from ganrun.tasks.base import Step, Task
 
 OptimizerFactory = Callable[[Any], torch.optim.Optimizer]
 log = logging.getLogger("ganrun")
@@ -107,6 +108,7 @@ class Runner(pl.LightningModule):
         self.apply_schedule()
         optimizers = self.player_optimizers()
         iteration = self.iteration
+        batch = self.task.begin_batch(batch, self.step())
         for phase in self.task.phases():
             if phase.due(self.counters["batches"]):
                 self.run_phase(phase, optimizers[phase.player], batch)
@@ -122,15 +124,20 @@ class Runner(pl.LightningModule):
 
     def run_phase(self, phase, optimizer, batch) -> None:
         self.toggle_optimizer(optimizer)
-        loss, stats = self.task.phase_loss(phase, batch, self)
+        loss, stats = self.task.phase_loss(phase, batch, self.step())
         grad_norm = self.update(optimizer, loss, self.task.player_parameters(phase.player),
                                 f"loss/{phase.name.lower()}")
         self.untoggle_optimizer(optimizer)
         self.counters[phase.name] += 1
         if phase.name == self.task.iteration_phase:
             self.iteration += 1
-        self.task.after_update(phase, batch, self)
+        self.task.after_update(phase, batch, self.step())
         self._phase_stats[phase.name] = {**stats, f"grad_norm/{phase.player.lower()}": grad_norm}
+
+    def step(self) -> Step:
+        """What the task may know of the run now (see ``ganrun.tasks.base.Step``)."""
+        return Step(self.counters["batches"], self.iteration, MappingProxyType(self.counters),
+                    self.trainer.world_size)
 
     def update(self, opt, loss: torch.Tensor, params: list, tag: str) -> torch.Tensor:
         """Backward and step, unless the loss or the gradient is not finite. Returns the

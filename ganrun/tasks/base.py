@@ -1,6 +1,11 @@
-"""The task interface the runner drives, after the phases of NVIDIA's StyleGAN3 ``loss.py``."""
+"""The task interface the runner drives, after the phases of NVIDIA's StyleGAN3 ``loss.py``, and
+what a task hands over after training (``inference()``, see ``ganrun.inference.model``)."""
 
-from dataclasses import dataclass
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Mapping
 
 import torch
 from torch import nn
@@ -20,10 +25,26 @@ class Phase:
         return batch >= self.start and (batch - self.start) % self.interval == 0
 
 
+@dataclass(frozen=True)
+class Step:
+    """What a task may know of the run at an update: the number of this batch (from 1), the
+    iterations completed, the updates of each phase so far (a read-only view, counting the
+    phases of this batch that ran before), and the number of processes (DDP)."""
+
+    batch: int = 1
+    iteration: int = 0
+    counters: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    world_size: int = 1
+
+    def updates(self, phase: str) -> int:
+        return self.counters.get(phase, 0)
+
+
 class Task(nn.Module):
     """Base class. Subclasses set ``self.nets`` (an ``nn.ModuleDict``), and implement
-    ``players``, ``phases`` and ``phase_loss``; everything a task keeps (networks, EMA copies,
-    image pools, fixed inputs) is a submodule or buffer, so checkpoints hold it.
+    ``players``, ``phases``, ``phase_loss`` and ``inference``; everything a task keeps
+    (networks, EMA copies, image pools, fixed inputs) is a submodule or buffer, so checkpoints
+    hold it.
 
     ``iteration_phase`` names the phase whose update completes an iteration: the run length,
     the checkpoint cadence and the x-axis of every log count those.
@@ -37,20 +58,30 @@ class Task(nn.Module):
         the optimizers are created (and saved)."""
         raise NotImplementedError
 
+    def optimizer_config(self, player: str) -> str:
+        """Which node of the ``optimizer`` config builds ``player``'s optimizer."""
+        return {"G": "generator", "D": "discriminator"}[player]
+
     def phases(self) -> list[Phase]:
         """The update phases, in the order they run within a batch."""
         raise NotImplementedError
 
-    def phase_loss(self, phase: Phase, batch, runner) -> tuple[torch.Tensor, dict]:
-        """The loss to minimize for ``phase`` on ``batch`` and the stats to log (detached).
-        ``runner`` gives the counters (``runner.counters``), device and world size."""
+    def begin_batch(self, batch, step: Step) -> Any:
+        """Called once per batch before its phases: what the phases receive as ``batch``
+        (e.g. the degraded inputs of paired data, or an object the generator phase leaves its
+        fakes in for the discriminator phase). State between the phases of one batch lives in
+        what this returns, never on the task."""
+        return batch
+
+    def phase_loss(self, phase: Phase, batch, step: Step) -> tuple[torch.Tensor, dict]:
+        """The loss to minimize for ``phase`` on ``batch`` and the stats to log (detached)."""
         raise NotImplementedError
+
+    def after_update(self, phase: Phase, batch, step: Step) -> None:
+        """Called after ``phase``'s optimizer step (constraints, EMA)."""
 
     def prepare(self, datamodule) -> None:
         """Called before training with the data: e.g. to take fixed test inputs from it."""
-
-    def after_update(self, phase: Phase, batch, runner) -> None:
-        """Called after ``phase``'s optimizer step (constraints, EMA)."""
 
     def player_parameters(self, player: str):
         return [p for name in self.players()[player] for p in self.nets[name].parameters()]
@@ -59,8 +90,10 @@ class Task(nn.Module):
         """The images of the training sample grid, in [-1, 1], ``nrow`` per row."""
         raise NotImplementedError
 
-    def metric_generator(self):
-        """``n -> n images in [-1, 1]`` for the metrics group."""
+    def inference(self):
+        """What this task can do after training (a ``ganrun.inference.model.Inference``),
+        wrapping the networks it samples or translates with (the EMA copy where there is one),
+        not copies: the metrics during training read it."""
         raise NotImplementedError
 
 

@@ -11,18 +11,20 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganrun.ema import GeneratorEMA
-from ganrun.generate import run_generator
+from ganrun.inference.model import Sampler
 from ganrun.losses import GANLoss
 from ganrun.nets.conditioning import split_output
-from ganrun.regularizers import Regularizer
-from ganrun.tasks.base import Phase, Task
+from ganrun.regularizers import Regularizer, after_d_step, d_penalties
+from ganrun.tasks.base import Phase, Step, Task
+from ganrun.tasks.options import build_net, check_model, conditioning, regularizers, takes
 
 
 class Generation(Task):
     def __init__(self, generator: nn.Module, discriminator: nn.Module, loss: GANLoss,
                  latent_dim: int, regularizers: dict[str, Regularizer] | None = None,
                  n_critic: int = 1, d_warmup_steps: int = 0, augment=None,
-                 ema: GeneratorEMA | None = None, num_fixed: int = 64):
+                 ema: GeneratorEMA | None = None, num_fixed: int = 64,
+                 data_shape: dict | None = None):
         super().__init__()
         self.nets = nn.ModuleDict({"G": generator, "D": discriminator})
         self.ema = ema  # a submodule: its weights are saved and restored with the checkpoint
@@ -31,6 +33,7 @@ class Generation(Task):
         self.n_critic, self.d_warmup_steps = n_critic, d_warmup_steps
         # D sees every image through this (DiffAugment), in both players' updates.
         self.augment = augment or nn.Identity()
+        self.data_shape = dict(data_shape or {})
         # A buffer, so the sample grid shows the same latents before and after a resume.
         self.register_buffer("fixed_z", torch.randn(num_fixed, latent_dim))
 
@@ -50,20 +53,18 @@ class Generation(Task):
                 Phase("G", "G", interval=self.n_critic,
                       start=self.d_warmup_steps + self.n_critic)]
 
-    def phase_loss(self, phase, batch, runner):
+    def phase_loss(self, phase, batch, step: Step):
         real, labels = batch
         if phase.name == "D":
-            return self.discriminator_loss(real, labels, runner.counters["D"])
+            return self.discriminator_loss(real, labels, step.updates("D"))
         return self.generator_loss(real, labels)
 
-    def after_update(self, phase, batch, runner):
+    def after_update(self, phase, batch, step: Step):
         if phase.name == "D":
-            for regularizer in self.regularizers.values():
-                if regularizer.player == "D":
-                    regularizer.after_step(self.discriminator)
+            after_d_step(self.regularizers, self.discriminator)
         elif self.ema is not None:
-            images = len(batch[0]) * runner.trainer.world_size
-            self.ema.update(self.generator, runner.iteration * images, images)
+            images = len(batch[0]) * step.world_size
+            self.ema.update(self.generator, step.iteration * images, images)
 
     def discriminator_loss(self, real, labels, d_updates: int):
         with torch.no_grad():
@@ -73,7 +74,8 @@ class Generation(Task):
         fake_out, fake_classes = self.discriminate(fake, labels)
         loss = self.loss.d_loss(real_out, fake_out) + self.class_loss(real_classes, labels) + \
             self.class_loss(fake_classes, labels)
-        penalties = self.d_regularization(real, fake, labels, d_updates)
+        penalties = d_penalties(self.regularizers, self.discriminator, real, fake, labels,
+                                d_updates)
         real_out, fake_out = real_out.detach(), fake_out.detach()
         # Accuracies near 1 with a falling G loss are the usual sign of D overpowering G.
         stats = {"loss/d": loss.detach(), "d/real": real_out.mean(), "d/fake": fake_out.mean(),
@@ -81,16 +83,6 @@ class Generation(Task):
                  "d/acc_fake": (fake_out <= self.loss.threshold).float().mean(),
                  **{f"reg/{name}": value.detach() for name, value in penalties.items()}}
         return loss + sum(penalties.values()), stats
-
-    def d_regularization(self, real, fake, labels, d_updates: int) -> dict[str, torch.Tensor]:
-        """The penalties due at this D update (the ``d_updates``-th, from 0; a penalty with
-        interval k is due every k-th update), each multiplied by its interval."""
-        due = {name: reg for name, reg in self.regularizers.items()
-               if reg.player == "D" and d_updates % reg.interval == 0}
-        penalties = {name: reg.penalty(self.discriminator, real, fake, labels)
-                     for name, reg in due.items()}
-        return {name: due[name].interval * value for name, value in penalties.items()
-                if value is not None}
 
     def generator_loss(self, real, labels):
         fake = self.generator(self.sample_z(len(real)), labels)
@@ -113,7 +105,7 @@ class Generation(Task):
         # ACGAN's classification term, added to both players' losses.
         return 0.0 if class_logits is None else F.cross_entropy(class_logits, labels)
 
-    # Sampling: the sample grid, metrics, `ganrun sample`, `ganrun eval`, exports.
+    # After training: the sample grid, and the sampler of metrics, `ganrun sample`, exports.
 
     def sample_z(self, n: int) -> torch.Tensor:
         return torch.randn(n, self.latent_dim, device=self.fixed_z.device)
@@ -137,17 +129,18 @@ class Generation(Task):
         labels = torch.arange(self.num_classes, device=self.fixed_z.device)
         return z, labels.repeat_interleave(len(z) // self.num_classes)
 
-    def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """Images in [-1, 1] from latents, by the EMA generator when there is one, in eval mode
-        so that a sample never depends on its batch. A conditional generator without labels
-        makes a balanced mix of classes (for metrics)."""
-        return run_generator(self.sampling_generator, z, labels, self.num_classes)
+    def inference(self) -> Sampler:
+        return Sampler({"G": self.sampling_generator}, self.data_shape, self.latent_dim,
+                       self.num_classes)
 
     def sample_grid(self, nrow: int) -> torch.Tensor:
-        return self.generate(*self.fixed_inputs(nrow))
+        return self.inference().generate(*self.fixed_inputs(nrow))
 
-    def metric_generator(self):
-        return lambda n: self.generate(self.sample_z(n))
+
+def latent_model(model) -> bool:
+    """A generator of images from latents and a discriminator of images."""
+    return takes(model.generator._target_, "latent_dim", "channels", "image_size") and \
+        takes(model.discriminator._target_, "channels", "image_size")
 
 
 def build(cfg, shape: dict) -> Generation:
@@ -155,15 +148,15 @@ def build(cfg, shape: dict) -> Generation:
     with a ``conditioning`` option), ``loss``, ``regularizers``, ``augment``, ``ema``."""
     from hydra.utils import instantiate
 
-    from ganrun.runner.build import conditioning, regularizers
-
+    check_model(cfg, "generation", latent_model,
+                "a generator of images from latents (latent_dim, channels, image_size)")
     size = {"channels": shape["channels"], "image_size": shape["image_size"]}
     g_classes, d_classes = conditioning(cfg, shape)
-    generator = instantiate(cfg.model.generator, latent_dim=cfg.model.latent_dim, **size,
-                            **g_classes)
+    generator = build_net(cfg.model.generator, latent_dim=cfg.model.latent_dim, **size,
+                          **g_classes)
     return Generation(
         generator=generator,
-        discriminator=instantiate(cfg.model.discriminator, **size, **d_classes),
+        discriminator=build_net(cfg.model.discriminator, **size, **d_classes),
         loss=instantiate(cfg.loss),
         latent_dim=cfg.model.latent_dim,
         regularizers=regularizers(cfg),
@@ -171,4 +164,5 @@ def build(cfg, shape: dict) -> Generation:
         d_warmup_steps=cfg.trainer.get("d_warmup_steps", 0),
         augment=instantiate(cfg.augment) if cfg.get("augment") else None,
         ema=instantiate(cfg.ema)(generator) if cfg.get("ema") else None,
+        data_shape=shape,
     )

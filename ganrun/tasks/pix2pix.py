@@ -16,17 +16,21 @@ set's images, the inputs their degradation.
 from __future__ import annotations
 
 import copy
+import random
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganrun.data.degrade import Degradation, split_mask
+from ganrun.data.degrade import Degradation, apply_mask, split_mask
 from ganrun.errors import UserError
+from ganrun.inference.model import Translator, eval_mode
 from ganrun.losses import GANLoss
-from ganrun.tasks.base import Phase, Task
+from ganrun.regularizers import after_d_step, d_penalties
+from ganrun.tasks.base import Phase, Step, Task
+from ganrun.tasks.options import build_net, check_model, refuse, regularizers
 
-SEED_RANGE = 2**62
 TEST_MODES = ("eval", "train")
 TEST_SEED = 1_000_003  # test pair k uses seed TEST_SEED + k: the same pairs on every run
 
@@ -38,7 +42,8 @@ class Pix2Pix(Task):
                  output_channels: int, image_size: int, degrade: Degradation | None = None,
                  lambda_l1: float = 100.0, adversarial_weight: float = 1.0,
                  hole_weight: float = 1.0, pixel_warmup: int = 0, regularizers: dict | None = None,
-                 num_fixed: int = 8, test_mode: str = "eval"):
+                 num_fixed: int = 8, test_mode: str = "eval", data_shape: dict | None = None,
+                 degrade_config: dict | None = None):
         super().__init__()
         if test_mode not in TEST_MODES:
             raise UserError(f"task.test_mode must be one of {', '.join(TEST_MODES)}, got "
@@ -52,13 +57,13 @@ class Pix2Pix(Task):
         self.regularizers = regularizers or {}
         self.scale = degrade.scale if degrade else 1
         self.has_mask = bool(degrade and degrade.has_mask)
+        self.data_shape, self.degrade_config = dict(data_shape or {}), degrade_config
+        self.input_channels = input_channels
         small = image_size // self.scale
         # Test pairs for the sample grid, filled by prepare().
         self.register_buffer("fixed_a", torch.zeros(num_fixed, input_channels, small, small))
         self.register_buffer("fixed_b", torch.zeros(num_fixed, output_channels, image_size,
                                                     image_size))
-        # This batch's pairs: D's and G's updates of a batch see the same degraded inputs.
-        self._pairs: tuple[int, torch.Tensor, torch.Tensor] | None = None
 
     def players(self):
         return {"D": ["D"], "G": ["G"]}
@@ -68,44 +73,30 @@ class Pix2Pix(Task):
 
     # Pairs.
 
-    def pairs(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """(inputs, targets) of a training batch."""
+    def begin_batch(self, batch, step: Step) -> Pairs:
+        """(inputs, targets) of a training batch: D's and G's updates see the same pairs."""
         if isinstance(batch, dict):
-            return batch["A"], batch["B"]
+            return Pairs(batch["A"], batch["B"], step.batch)
         targets = batch[0]
-        seeds = torch.randint(SEED_RANGE, (len(targets),)).tolist()  # the run's RNG: resumable
-        return self.degrade(targets, seeds, train=True), targets
-
-    def test_pairs(self, data, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The first ``n`` pairs of the test split (fewer if it is smaller), the same on every
-        run: a paired data set's, or the degradation of the first n test images with fixed
-        per-image seeds."""
-        return test_pairs(data, n, self.degrade)
+        seeds = draw_seeds(len(targets))  # the run's RNG: resumable
+        return Pairs(self.degrade(targets, seeds, train=True), targets, step.batch)
 
     def prepare(self, datamodule) -> None:
-        inputs, targets = self.test_pairs(datamodule, len(self.fixed_a))
+        inputs, targets = test_pairs(datamodule, len(self.fixed_a), self.degrade)
         count = len(inputs)
         self.fixed_a[:count].copy_(inputs)
         self.fixed_b[:count].copy_(targets)
 
     # Losses.
 
-    def phase_loss(self, phase, batch, runner):
-        count = runner.counters["batches"] if runner is not None else 0
-        if self._pairs is None or self._pairs[0] != count:
-            self._pairs = (count, *self.pairs(batch))
-        _, inputs, targets = self._pairs
+    def phase_loss(self, phase, batch: Pairs, step: Step):
         if phase.name == "D":
-            return self.discriminator_loss(inputs, targets, runner.counters["D"] if runner else 0)
-        return self.generator_loss(inputs, targets, warmup=0 < count <= self.pixel_warmup)
+            return self.discriminator_loss(batch.inputs, batch.targets, step.updates("D"))
+        return self.generator_loss(batch.inputs, batch.targets,
+                                   warmup=batch.number <= self.pixel_warmup)
 
-    def generate(self, inputs: torch.Tensor, G: nn.Module | None = None) -> torch.Tensor:
-        """G's output; for inpainting, the known pixels pasted back around the hole."""
-        out = (G or self.nets["G"])(inputs)
-        if not self.has_mask:
-            return out
-        known, mask = split_mask(inputs)
-        return out * mask + known * (1 - mask)
+    def generate(self, inputs: torch.Tensor) -> torch.Tensor:
+        return paste_known(self.nets["G"](inputs), inputs, self.has_mask)
 
     def pair(self, inputs: torch.Tensor, outputs: torch.Tensor) -> torch.Tensor:
         """What D judges: the input (up-sampled to the output's size) and the output, stacked."""
@@ -122,27 +113,18 @@ class Pix2Pix(Task):
         real_pair, fake_pair = self.pair(inputs, targets), self.pair(inputs, fake)
         real_out, fake_out = self.nets["D"](real_pair).float(), self.nets["D"](fake_pair).float()
         loss = 0.5 * self.loss.d_loss(real_out, fake_out)
-        penalties = self.d_regularization(real_pair, fake_pair, d_updates)
+        # The penalties differentiate D with respect to the stacked pair.
+        conditional = lambda x, labels: self.nets["D"](x)  # noqa: E731  (the penalty API's D)
+        penalties = d_penalties(self.regularizers, conditional, real_pair, fake_pair, None,
+                                d_updates)
         stats = {"loss/d": loss.detach(), "d/real": real_out.detach().mean(),
                  "d/fake": fake_out.detach().mean(),
                  **{f"reg/{name}": value.detach() for name, value in penalties.items()}}
         return loss + sum(penalties.values()), stats
 
-    def d_regularization(self, real_pair, fake_pair, d_updates: int) -> dict:
-        """D's penalties of ``loss=``/``regularizer=`` (gradient penalty, R1) on the pairs,
-        each due every ``interval`` D updates and multiplied by it."""
-        conditional = lambda x, labels: self.nets["D"](x)  # noqa: E731  (the penalty API's D)
-        due = {name: reg for name, reg in self.regularizers.items()
-               if reg.player == "D" and d_updates % reg.interval == 0}
-        values = {name: reg.penalty(conditional, real_pair, fake_pair, None)
-                  for name, reg in due.items()}
-        return {name: due[name].interval * v for name, v in values.items() if v is not None}
-
-    def after_update(self, phase, batch, runner):
+    def after_update(self, phase, batch, step: Step):
         if phase.name == "D":
-            for regularizer in self.regularizers.values():
-                if regularizer.player == "D":
-                    regularizer.after_step(self.nets["D"])
+            after_d_step(self.regularizers, self.nets["D"])
 
     def generator_loss(self, inputs, targets, warmup: bool = False):
         fake = self.generate(inputs)
@@ -161,21 +143,87 @@ class Pix2Pix(Task):
         loss = sum(terms.values())
         return loss, {"loss/g": loss.detach(), **{k: v.detach() for k, v in terms.items()}}
 
-    # Sampling: the sample grid, metrics and `ganrun translate`.
+    # After training: the sample grid, and the translator of metrics, `ganrun translate`,
+    # exports.
+
+    def inference(self) -> "Pix2PixTranslator":
+        return Pix2PixTranslator({"G": self.nets["G"]}, self.data_shape,
+                                 input_channels=self.input_channels,
+                                 degrade=self.degrade_config, test_mode=self.test_mode)
+
+    def sample_grid(self, nrow: int) -> torch.Tensor:
+        """Rows of ``nrow``: inputs (shown at the output's size; an inpainting input without
+        its mask channel), outputs, targets, from fixed test pairs."""
+        inputs, targets = self.fixed_a[:nrow], self.fixed_b[:nrow]
+        outputs = self.inference().translate(inputs)
+        shown = split_mask(inputs)[0] if self.has_mask else inputs
+        shown = F.interpolate(shown, targets.shape[-2:], mode="nearest")
+        channels = max(shown.shape[1], targets.shape[1])
+        return torch.cat([row.expand(-1, channels, -1, -1) for row in (shown, outputs, targets)])
+
+
+@dataclass
+class Pairs:
+    """A batch's (input, target) pairs and its number (from 1)."""
+
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    number: int
+
+
+def draw_seeds(n: int) -> list[int]:
+    """One seed per image from the run's RNG (checkpointed: a resumed run draws the same)."""
+    return [random.getrandbits(62) for _ in range(n)]
+
+
+def paste_known(outputs: torch.Tensor, inputs: torch.Tensor, has_mask: bool) -> torch.Tensor:
+    """G's output; for inpainting, the known pixels pasted back around the hole."""
+    if not has_mask:
+        return outputs
+    known, mask = split_mask(inputs)
+    return outputs * mask + known * (1 - mask)
+
+
+class Pix2PixTranslator(Translator):
+    """The generator of a paired translator (pix2pix, super-resolution, inpainting) with its
+    degradation: how test inputs are made, the masks it draws, the baseline it must beat."""
+
+    kind = "a paired translator (input -> output)"
+    default_metrics = "paired"
+    paired = True
+
+    def __init__(self, nets: dict, data_shape: dict, input_channels: int,
+                 degrade: dict | None = None, test_mode: str = "eval"):
+        from hydra.utils import instantiate
+
+        super().__init__(nets, data_shape, input_channels=input_channels, degrade=degrade,
+                         test_mode=test_mode)
+        # The degradation's own config: its target was checked like any other when read.
+        self.degradation = instantiate(degrade) if degrade else None
+        self.scale = self.degradation.scale if self.degradation else 1
+        self.takes_mask = bool(self.degradation and self.degradation.has_mask)
+        self.size_multiple = getattr(nets["G"], "size_multiple", 4)
+        self.test_mode, self._input_channels = test_mode, input_channels
+
+    def input_channels(self, direction: str = "AtoB") -> int:
+        return self._input_channels - int(self.takes_mask)
+
+    def inputs(self, images, masks=None, seeds=None):
+        if not self.takes_mask:
+            return images
+        if masks is not None:
+            return apply_mask(images, masks)
+        seeds = seeds if seeds is not None else range(len(images))
+        return self.degradation(images, [TEST_SEED + int(k) for k in seeds], train=False)
 
     def translate(self, inputs: torch.Tensor, direction: str = "AtoB") -> torch.Tensor:
         """Inputs (with the mask channel for inpainting) -> outputs in [-1, 1], in eval mode
         (``test_mode=eval``) or as the reference's test script runs G (``train``)."""
+        inputs = inputs.to(self.device)
         if self.test_mode == "train":
             return self.translate_as_reference(inputs)
-        G = self.nets["G"]
-        was_training = G.training
-        G.eval()
-        try:
-            with torch.no_grad():
-                return self.generate(inputs).float()
-        finally:
-            G.train(was_training)
+        with eval_mode(self.nets["G"]):
+            return paste_known(self.nets["G"](inputs), inputs, self.takes_mask).float()
 
     @torch.no_grad()
     def translate_as_reference(self, inputs: torch.Tensor) -> torch.Tensor:
@@ -188,24 +236,17 @@ class Pix2Pix(Task):
         devices = [inputs.device] if inputs.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(0)
-            return torch.cat([self.generate(image[None], G).float() for image in inputs])
+            return torch.cat([paste_known(G(image[None]), image[None], self.takes_mask).float()
+                              for image in inputs])
 
-    def sample_grid(self, nrow: int) -> torch.Tensor:
-        """Rows of ``nrow``: inputs (shown at the output's size; an inpainting input without
-        its mask channel), outputs, targets, from fixed test pairs."""
-        inputs, targets = self.fixed_a[:nrow], self.fixed_b[:nrow]
-        outputs = self.translate(inputs)
-        shown = split_mask(inputs)[0] if self.has_mask else inputs
-        shown = F.interpolate(shown, targets.shape[-2:], mode="nearest")
-        channels = max(shown.shape[1], targets.shape[1])
-        rows = [shown, outputs, targets]
-        return torch.cat([row.expand(-1, channels, -1, -1) for row in rows])
+    def test_pairs(self, data, n: int):
+        return test_pairs(data, n, self.degradation)
 
-    def metric_generator(self):
-        raise UserError("task=pix2pix translates paired inputs rather than generating images "
-                        "from latents, so the generator metrics (metrics=fid, ...) do not "
-                        "apply. Use metrics=paired (PSNR, SSIM and FID against the targets, "
-                        "with the baseline) or metrics=none.")
+    def baseline(self, inputs):
+        return self.degradation.baseline(inputs) if self.degradation is not None else None
+
+    def hole(self, inputs):
+        return split_mask(inputs)[1] if self.takes_mask else None
 
 
 def first_images(data, n: int) -> torch.Tensor:
@@ -249,9 +290,20 @@ def build(cfg, shape: dict, degrade=None, lambda_l1: float = 100.0,
     """The pix2pix task: ``model.generator`` (input channels -> output channels, ``scale``
     times larger for super-resolution) and ``model.discriminator`` on input + output channels."""
     from hydra.utils import instantiate
+    from omegaconf import OmegaConf
 
-    from ganrun.runner.build import regularizers
+    from ganrun.tasks.cyclegan import image_to_image
 
+    check_model(cfg, "pix2pix", image_to_image,
+                "image-to-image networks (generators with in_channels and out_channels)")
+    refuse(cfg, "pix2pix", {
+        "ema": "it translates with the trained generator itself. Drop ema=.",
+        "augment": "its discriminator judges (input, output) pairs as they are. Drop augment=.",
+        "model.conditioning": "its inputs are images, not classes. Drop conditioning=.",
+        "trainer.n_critic": "it updates D, then G, once per batch. Leave trainer.n_critic at 1.",
+        "trainer.d_warmup_steps": "its warm-up is task.pixel_warmup (G on L1 alone). Leave "
+                                  "trainer.d_warmup_steps at 0.",
+    })
     paired = "channels_a" in shape
     degradation = instantiate(degrade) if degrade else None
     if paired and degradation is not None:
@@ -269,22 +321,18 @@ def build(cfg, shape: dict, degrade=None, lambda_l1: float = 100.0,
         inputs, outputs = degradation.input_channels(shape["channels"]), shape["channels"]
     size, scale = shape["image_size"], degradation.scale if degradation else 1
     generator, discriminator = cfg.model.generator, cfg.model.discriminator
-    for side, node in (("generator", generator), ("discriminator", discriminator)):
-        if "in_channels" not in network_options(node._target_, in_channels=0):
-            raise UserError(f"task=pix2pix needs image-to-image networks, but the {side} "
-                            f"{node._target_} makes images from latents. Use model=pix2pix "
-                            "(U-Net), model=pix2pix_resnet or model=srresnet (super-resolution), "
-                            "or a preset: experiment=pix2pix_facades, srgan_x4, inpaint_center.")
-    G = instantiate(generator, in_channels=inputs, out_channels=outputs,
-                    **network_options(generator._target_, image_size=size, scale=scale))
+    G = build_net(generator, in_channels=inputs, out_channels=outputs,
+                  **network_options(generator._target_, image_size=size, scale=scale))
     if scale != 1 and getattr(G, "scale", 1) != scale:
         raise UserError(f"degrade=downscale with factor {scale} needs a generator whose output "
                         f"is {scale}x larger than its input; {generator._target_} keeps the "
                         "size. Use model=srresnet (experiment=srgan_x4 / sr_fashion_mnist).")
+    degrade_config = OmegaConf.to_container(degrade, resolve=True) \
+        if OmegaConf.is_config(degrade) else degrade
     return Pix2Pix(
-        G=G, D=instantiate(discriminator, in_channels=inputs + outputs),
+        G=G, D=build_net(discriminator, in_channels=inputs + outputs),
         loss=instantiate(cfg.loss), input_channels=inputs, output_channels=outputs,
         image_size=size, degrade=degradation, lambda_l1=lambda_l1,
         adversarial_weight=adversarial_weight, hole_weight=hole_weight,
         pixel_warmup=pixel_warmup, regularizers=regularizers(cfg), num_fixed=num_fixed,
-        test_mode=test_mode)
+        test_mode=test_mode, data_shape=shape, degrade_config=degrade_config)

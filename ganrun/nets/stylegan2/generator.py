@@ -179,6 +179,8 @@ class Generator(nn.Module):
     """``G(z, labels)`` -> images in about [-1, 1]; ``G.mapping`` and ``G.synthesis`` apart
     give w-space access (truncation, style mixing, interpolation)."""
 
+    style_based = True  # task=stylegan2 and its sampler drive the mapping and synthesis apart
+
     def __init__(self, latent_dim: int, channels: int, image_size: int, num_classes: int = 0,
                  w_dim: int = 512, mapping_layers: int = 8, mapping_lr_multiplier: float = 0.01,
                  w_avg_beta: float = 0.995, channel_base: int = 32768, channel_max: int = 512,

@@ -89,11 +89,12 @@ def write_grid(path: Path, pixels: torch.Tensor, nrow: int) -> None:
     write_png(path, grid if pixels.shape[1] != 1 else grid[:1])
 
 
-def write_labels_csv(path: Path, files: list[str], labels: torch.Tensor) -> None:
+def write_labels_csv(path: Path, files: list[str], labels, column: str = "label") -> None:
+    """A CSV of what each file was generated for (a class label, a caption...)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["file", "label"])
-    writer.writerows(zip(files, labels.tolist()))
+    writer.writerow(["file", column])
+    writer.writerows(zip(files, labels.tolist() if isinstance(labels, torch.Tensor) else labels))
     _atomic_write(path, buffer.getvalue().encode())
 
 
