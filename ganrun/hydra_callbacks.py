@@ -11,6 +11,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from ganrun.private_apis import job_return_value, set_job_return_value
 from ganrun.runner import jobstatus, run_folder
 
 
@@ -114,7 +115,7 @@ class ObjectiveCheck(Callback):
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         if job_return.status != JobStatus.COMPLETED:
             return
-        value = job_return._return_value
+        value = job_return_value(job_return)
         if value is None:
             reason = (f"optimized_metric={config.get('optimized_metric')} was never logged; "
                       "choose metrics that compute it (e.g. metrics=fid) or another "
@@ -124,4 +125,4 @@ class ObjectiveCheck(Callback):
         else:
             return
         job_return.status = JobStatus.FAILED
-        job_return._return_value = RuntimeError(f"job {config.hydra.job.num}: {reason}")
+        set_job_return_value(job_return, RuntimeError(f"job {config.hydra.job.num}: {reason}"))

@@ -2,23 +2,18 @@
 ganrun's one-paragraph error with "Did you mean" (Hydra's own hint, "To append to your config
 use +lr=...", adds a key that nothing reads)."""
 
-import os
 import re
 from pathlib import Path
 
 import yaml
 
-from hydra._internal.hydra import Hydra
-from hydra._internal.utils import create_automatic_config_search_path
-from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.config_search_path import SearchPathQuery
 from hydra.errors import ConfigCompositionException
-from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from ganrun.config import closest, config_dir
 from ganrun.errors import UserError
+from ganrun.private_apis import compose_like_a_run
 
 MISSING_KEY = re.compile(r"Could not override '([^']+)'")
 MISSING_OPTION = re.compile(r"Could not (?:find|load) '([^']+)/([^'/]+)'")
@@ -26,16 +21,7 @@ MISSING_OPTION = re.compile(r"Could not (?:find|load) '([^']+)/([^'/]+)'")
 
 def compose(config_name: str, overrides: list[str], user_dir: str | None) -> DictConfig:
     """The config Hydra composes for these overrides, ``hydra`` node included (as for a run)."""
-    search_path = create_automatic_config_search_path(None, None, str(config_dir()))
-    if user_dir and Path(user_dir).is_dir():
-        search_path.prepend(provider="command-line", path=f"file://{os.path.abspath(user_dir)}",
-                            anchor=SearchPathQuery(provider="schema"))
-    hydra = Hydra.create_main_hydra2(task_name=config_name, config_search_path=search_path)
-    try:
-        return hydra.compose_config(config_name, overrides, run_mode=RunMode.RUN,
-                                    with_log_configuration=False)
-    finally:
-        GlobalHydra.instance().clear()
+    return compose_like_a_run(str(config_dir()), user_dir, config_name, overrides)
 
 
 def first_job(overrides: list[str]) -> list[str]:

@@ -75,9 +75,9 @@ class TrainConfig:
     divergence: Any = MISSING
     # what is trained (ganrun.tasks); configs written before tasks existed are generation
     task: Any = field(default_factory=lambda: {"_target_": "ganrun.tasks.generation.build"})
-    scheduler: Any = None  # a ganrun.schedules.Schedule, or null: constant learning rates
-    augment: Any = None  # a ganrun.augment.DiffAugment, or null: D sees the images as they are
-    ema: Any = None  # a partial ganrun.ema.GeneratorEMA, or null: no EMA
+    scheduler: Any = None  # a ganrun.training.schedules.Schedule, or null: constant learning rates
+    augment: Any = None  # a ganrun.training.augment.DiffAugment, or null: D sees the images as they are
+    ema: Any = None  # a partial ganrun.training.ema.GeneratorEMA, or null: no EMA
     regularizers: Dict[str, Any] = field(default_factory=dict)  # {name: Regularizer config}
     logger: Any = None
     callbacks: Dict[str, Any] = field(default_factory=dict)

@@ -144,8 +144,8 @@ def images_per_second(iteration, warmup: int, iterations: int, images: int, dev,
 def plain_loop_stylegan2(args, cfg, images: torch.Tensor, warmup: int = 3) -> float:
     """Images/s of a hand-written StyleGAN2 loop (NVIDIA's training_loop.py and loss.py) over
     the networks, phases, optimizers and batch of ``cfg`` (task=stylegan2)."""
-    from ganrun.ema import GeneratorEMA
-    from ganrun.optim import lazy_regularized_adam
+    from ganrun.training.ema import GeneratorEMA
+    from ganrun.training.optim import lazy_regularized_adam
 
     dev, bs, task = torch.device(args.device), args.batch_size, cfg.task
     size = cfg.dataset.image_size

@@ -53,14 +53,15 @@ def wait_for_iteration(run: Path, proc, at_least: int) -> None:
     raise AssertionError(f"no checkpoint at iteration {at_least}: {proc.communicate()[1][-3000:]}")
 
 
-def kill_then_resume(run: Path, train_args, max_steps: int, cwd: Path, at_least: int = 3) -> None:
+def kill_then_resume(run: Path, train_args, max_steps: int, cwd: Path, at_least: int = 3,
+                     env: dict | None = None) -> None:
     """``ganrun train TRAIN_ARGS`` in ``run``, killed with SIGKILL once its last.ckpt is at
     iteration ``at_least`` (so it needs ``callbacks.checkpoint.last_every_n_iterations=1``), then
     resumed to ``max_steps``: a run that must equal an uninterrupted one."""
     command = [sys.executable, "-m", "ganrun", "train", *map(str, train_args),
                f"hydra.run.dir={run}", "trainer.max_steps=100000"]
     proc = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, env={**os.environ, **(env or {})})
     # Checked while the process is stopped (SIGSTOP), so that it cannot run on past max_steps
     # between the check and the kill (tiny runs do an iteration in a few milliseconds).
     deadline = time.time() + 120
@@ -75,7 +76,7 @@ def kill_then_resume(run: Path, train_args, max_steps: int, cwd: Path, at_least:
     proc.wait()
     assert reached(run, at_least) and not reached(run, max_steps), "killed too late to resume"
     run_ganrun("train", "resume=true", f"trainer.max_steps={max_steps}", f"hydra.run.dir={run}",
-               cwd=cwd)
+               cwd=cwd, env=env)
 
 
 def scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:

@@ -2,7 +2,7 @@
 
 import torch
 
-from ganrun.losses import NonSaturating
+from ganrun.training.losses import NonSaturating
 
 
 class NaNAt(NonSaturating):

@@ -161,6 +161,26 @@ def _(box, shared):
     return ["eval", f"ckpt={shared.toy_ckpt}", "metrics=none"]
 
 
+MISFITS = [
+    ("stylegan2_with_dcgan", ["task=stylegan2", "model=dcgan"],
+     ["task=stylegan2 needs a style-based generator", "model=stylegan2"]),
+    ("cyclegan_with_dcgan", ["task=cyclegan", "model=dcgan", "dataset=fashion_domains"],
+     ["task=cyclegan needs image-to-image networks", "model=cyclegan"]),
+    ("generation_with_cyclegan_nets", ["task=generation", "model=cyclegan"],
+     ["task=generation needs a generator of images from latents", "model=dcgan"]),
+]
+for name, overrides, texts in MISFITS:
+    case(COMMANDS, f"model_not_fitting_{name}", message=texts, check=no_run_folder)(
+        lambda box, shared, overrides=overrides: ["train", "hardware=cpu", *overrides,
+                                                  "hydra.run.dir=../runs/r"])
+
+
+@case(COMMANDS, "translation_metrics_of_a_paired_translator",
+      message=["metrics=translation measures an unpaired translator", "metrics=paired"])
+def _(box, shared):
+    return ["eval", f"ckpt={shared.inpaint_ckpt}", "metrics=translation", "num_samples=4"]
+
+
 @case(COMMANDS, "gpu_on_a_machine_without_one", message="hardware=auto", check=no_run_folder)
 def _(box, shared):
     return train(shared, "hardware=gpu")

@@ -46,11 +46,11 @@ def test_train_help_shows_the_options_in_use_and_what_is_off(tmp_path):
 
 def test_cfg_job_prints_the_composed_config(tmp_path):
     out = run_ganrun("train", "model=mlp", "loss=hinge", "--cfg", "job", cwd=tmp_path).stdout
-    assert "ganrun.nets.mlp.Generator" in out and "ganrun.losses.Hinge" in out
+    assert "ganrun.nets.mlp.Generator" in out and "ganrun.training.losses.Hinge" in out
     comments = [" ".join(line.split()) for line in out.splitlines() if line.startswith("#")]
     assert "# model: mlp" in comments and "# loss: hinge" in comments
     assert "# ema: none (off)" in comments and "# regularizer: none (off)" in comments
-    assert yaml.safe_load(out)["loss"]["_target_"] == "ganrun.losses.Hinge"  # still YAML
+    assert yaml.safe_load(out)["loss"]["_target_"] == "ganrun.training.losses.Hinge"  # still YAML
     assert not (tmp_path / "outputs").exists()
 
 

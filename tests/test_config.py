@@ -75,7 +75,7 @@ def test_lr_sets_both_optimizers_and_ttur_sets_them_apart(tmp_path):
     ("trainer.n_critic=0", r"trainer.n_critic must be at least 1"),
     ("trainer.d_warmup_steps=-1", r"trainer.d_warmup_steps must be 0 or more"),
     ("trainer.max_steps=null", r"Neither trainer.max_steps nor trainer.max_epochs"),
-    ("loss._target_=ganrun.losses.Nope", r"cannot be imported"),
+    ("loss._target_=ganrun.training.losses.Nope", r"cannot be imported"),
 ])
 def test_bad_config_fails_with_a_clear_message(override, message, tmp_path):
     with pytest.raises(UserError, match=message):

@@ -7,7 +7,7 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from ganrun.errors import UserError
-from ganrun.image_pool import ImagePool
+from ganrun.training.image_pool import ImagePool
 from ganrun.nets.init import init_normal
 from ganrun.nets.patchgan import PatchDiscriminator
 from ganrun.nets.resnet_generator import ResnetGenerator

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from ganrun.errors import UserError
-from ganrun.losses import Hinge, LeastSquares, Minimax, NonSaturating
+from ganrun.training.losses import Hinge, LeastSquares, Minimax, NonSaturating
 from ganrun.nets import dcgan, mlp
 
 ZERO = torch.zeros(4)

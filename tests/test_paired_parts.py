@@ -245,7 +245,7 @@ class Mean(nn.Module):
 
 
 def test_losses_equal_hand_computed_values_and_d_comes_first():
-    from ganrun.losses import LeastSquares
+    from ganrun.training.losses import LeastSquares
     from ganrun.tasks.base import Phase, Step
     from ganrun.tasks.pix2pix import Pix2Pix
 
@@ -265,7 +265,7 @@ def test_losses_equal_hand_computed_values_and_d_comes_first():
 
 
 def test_hole_weight_scales_the_l1_inside_the_hole():
-    from ganrun.losses import NonSaturating
+    from ganrun.training.losses import NonSaturating
     from ganrun.tasks.pix2pix import Pix2Pix
 
     task = Pix2Pix(Scale(0.0), Mean(), NonSaturating(), input_channels=2, output_channels=1,
@@ -321,7 +321,7 @@ def test_every_paired_preset_builds_its_module(preset, shape, input_shape, outpu
 
 
 def test_reference_test_mode_is_repeatable_per_image_and_leaves_g_untouched():
-    from ganrun.losses import NonSaturating
+    from ganrun.training.losses import NonSaturating
     from ganrun.tasks.pix2pix import Pix2Pix
 
     def task(mode, dropout=True):

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganrun.losses import NonSaturating
+from ganrun.training.losses import NonSaturating
 from ganrun.nets.stylegan2 import (Discriminator, Generator, MinibatchStd, filter2d,
                                    fir_filter, modulated_conv2d)
 from ganrun.tasks.stylegan2 import StyleGAN2
@@ -140,7 +140,7 @@ def test_lazy_phases_run_at_their_intervals():
 
 
 def test_lazy_adam_correction_is_nvidias():
-    from ganrun.optim import lazy_regularized_adam
+    from ganrun.training.optim import lazy_regularized_adam
 
     opt = lazy_regularized_adam([nn.Parameter(torch.zeros(1))], lr=0.0025, betas=[0.0, 0.99],
                                 reg_interval=16)

@@ -59,7 +59,9 @@ def test_report_sorts_by_final_fid_and_writes_csv_md_png(tmp_path):
     assert rows[0]["kid_final"] == "0.6000000238418579"
     assert [r["status"] for r in rows] == ["running", "finished", "finished", "failed"]
     assert [r["iterations"] for r in rows] == ["3"] * 4
-    assert rows[3]["fid_final"] == "" and float(rows[1]["wall_s"]) >= 0
+    record = jobstatus.read(sweep / "2")
+    assert rows[3]["fid_final"] == "" and rows[1]["job"] == "2"
+    assert float(rows[1]["wall_s"]) == pytest.approx(record["ended"] - record["started"])
     assert rows[0]["overrides"] == "loss=hinge optimizer.lr=2e-4"
     assert (sweep / "report.md").read_text().count("\n| ") == 5 and table.startswith("| job |")
     assert (sweep / "report.png").stat().st_size > 1000

@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 from conftest import TINY, run_ganrun, scalars
-from ganrun.losses import RelativisticAverage, Wasserstein
-from ganrun.regularizers import R1, GradientPenalty, WeightClip
+from ganrun.training.losses import RelativisticAverage, Wasserstein
+from ganrun.training.regularizers import R1, GradientPenalty, WeightClip
 
 
 class LinearD(nn.Module):
@@ -82,8 +82,8 @@ def test_weight_clip_bounds_every_parameter():
 
 
 def test_lazy_penalties_are_due_every_interval_and_scaled_by_it():
-    from ganrun.losses import NonSaturating
-    from ganrun.regularizers import d_penalties
+    from ganrun.training.losses import NonSaturating
+    from ganrun.training.regularizers import d_penalties
     from ganrun.tasks.generation import Generation
 
     gan = Generation(nn.Identity(), SquareD(), NonSaturating(), latent_dim=2,
@@ -175,7 +175,7 @@ def test_sngan_shapes(size, channels):
 
 
 def test_ema_follows_its_formula_with_a_fixed_decay():
-    from ganrun.ema import GeneratorEMA
+    from ganrun.training.ema import GeneratorEMA
 
     g = nn.Linear(3, 2)
     start = g.weight.detach().clone()
@@ -191,7 +191,7 @@ def test_ema_follows_its_formula_with_a_fixed_decay():
 
 
 def test_ema_half_life_and_rampup():
-    from ganrun.ema import GeneratorEMA
+    from ganrun.training.ema import GeneratorEMA
 
     ema = GeneratorEMA(nn.Linear(1, 1), half_life_kimg=0.064, rampup=None)
     assert ema.beta(images_seen=10**6, batch_size=64) == pytest.approx(0.5)  # 64 images: halves
@@ -202,8 +202,8 @@ def test_ema_half_life_and_rampup():
 
 
 def test_generate_uses_the_ema_generator():
-    from ganrun.ema import GeneratorEMA
-    from ganrun.losses import NonSaturating
+    from ganrun.training.ema import GeneratorEMA
+    from ganrun.training.losses import NonSaturating
     from ganrun.tasks.generation import Generation
 
     g = LinearD(2)  # any net with forward(x, labels) does as a generator here
@@ -280,7 +280,7 @@ def test_sample_label_k_of_a_conditional_model(tmp_path, mnist_root, monkeypatch
 
 
 def test_diffaugment_is_differentiable_seeded_and_shape_preserving():
-    from ganrun.augment import DiffAugment, cut_out, translate
+    from ganrun.training.augment import DiffAugment, cut_out, translate
 
     x = torch.rand(4, 3, 8, 8, requires_grad=True)
     augment = DiffAugment()
@@ -342,7 +342,7 @@ def test_every_preset_builds_its_module(preset, tmp_path):
     assert sampler.generate(torch.randn(2, cfg.model.latent_dim),
                             sampler.conditions(2)).shape[-1] == size
     assert (module.task.num_classes == 10) == (preset in CONDITIONAL)
-    assert ("wgan" in preset) == (cfg.loss._target_ == "ganrun.losses.Wasserstein")
+    assert ("wgan" in preset) == (cfg.loss._target_ == "ganrun.training.losses.Wasserstein")
 
 
 def test_best_fashion_mnist_is_the_recipe_the_readme_measured(tmp_path):

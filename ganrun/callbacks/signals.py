@@ -7,6 +7,7 @@ import pytorch_lightning as pl
 
 from ganrun.callbacks.base import IterationCallback
 from ganrun.callbacks.checkpoint import IterationCheckpoint
+from ganrun.private_apis import take_over_sigterm
 
 
 _SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
@@ -49,7 +50,7 @@ class GracefulStop(IterationCallback):
         # nothing.
         for signum in _SIGNALS:
             self._previous[signum] = signal.signal(signum, self._handle)
-        trainer._signal_connector.received_sigterm = False  # ours now; Lightning would exit
+        take_over_sigterm(trainer)  # ours now; Lightning would exit
         if _early:  # nothing trained since the last checkpoint: stop before the first batch
             self.received = _early.pop()
             trainer.should_stop = True

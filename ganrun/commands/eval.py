@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import torch
-from hydra._internal.utils import _run_hydra, get_args_parser
 from hydra.utils import instantiate, to_absolute_path
 from omegaconf import DictConfig
 
@@ -15,6 +14,7 @@ from ganrun.config import config_dir, validate_eval
 from ganrun.metrics.sample_counts import few_samples_warning, fid_counts
 from ganrun.runner.devices import pick_device
 from ganrun.errors import UserError, user_error_behind
+from ganrun.private_apis import hydra_args_parser, run_hydra
 from ganrun.commands.hydra_app import check_command_line, quiet_library_noise
 
 log = logging.getLogger("ganrun")
@@ -150,9 +150,8 @@ def task(cfg: DictConfig) -> None:
 def main(argv: list[str]) -> None:
     quiet_library_noise()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
-    parser = get_args_parser()
+    parser = hydra_args_parser()
     parser.prog = "ganrun eval"
     args = parser.parse_intermixed_args(argv)
     check_command_line(parser.prog, args, "eval")
-    _run_hydra(args=args, args_parser=parser, task_function=task,
-               config_path=str(config_dir()), config_name="eval")
+    run_hydra(args, parser, task, str(config_dir()), "eval")

@@ -6,13 +6,11 @@ import signal
 import sys
 
 import pytorch_lightning as pl
-from hydra._internal.utils import _run_hydra, get_args_parser
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate, to_absolute_path
 from omegaconf import DictConfig
 from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar
-from pytorch_lightning.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from ganrun.runner import jobstatus, run_folder
@@ -25,6 +23,7 @@ from ganrun.config import config_dir, validate
 from ganrun.choices import header as choices_header
 from ganrun.runner.devices import check_devices
 from ganrun.errors import UserError, one_paragraph, user_error_behind
+from ganrun.private_apis import hydra_args_parser, relaunches_the_script, run_hydra
 from ganrun.commands.hydra_app import check_command_line, quiet_library_noise
 from ganrun.runner.resume import checkpoint_to_resume, resume_overrides
 from ganrun.runner.seed import record_seed, run_seed
@@ -151,7 +150,7 @@ def _refuse_relaunching_sweeps(trainer: pl.Trainer) -> None:
     # Lightning's DDP launcher re-runs the command line in each rank, which under -m would
     # re-run the whole sweep (Lightning #15737, Hydra #2070).
     if HydraConfig.get().mode == RunMode.MULTIRUN and trainer.world_size > 1 and \
-            isinstance(trainer.strategy.launcher, _SubprocessScriptLauncher):
+            relaunches_the_script(trainer.strategy):
         raise UserError("Multi-process DDP cannot run inside a -m/--multirun sweep: each rank "
                         "would re-launch the whole sweep. Run sweeps with one device per job "
                         "(hardware=gpu or hardware=cpu), or train DDP runs one at a time.")
@@ -194,11 +193,10 @@ def _status_writer():
 def main(argv: list[str]) -> None:
     # Parse the overrides ourselves so that sys.argv keeps `train`: Lightning's DDP launcher
     # re-runs sys.argv in every rank.
-    parser = get_args_parser()
+    parser = hydra_args_parser()
     parser.prog = "ganrun train"
     args = parser.parse_intermixed_args(resume_overrides(argv))  # flags such as -m may follow the overrides
     cfg = check_command_line(parser.prog, args, "train")
     if args.cfg in ("job", "all") and cfg is not None:
         print(choices_header(cfg.hydra.runtime.choices), flush=True)
-    _run_hydra(args=args, args_parser=parser, task_function=task,
-               config_path=str(config_dir()), config_name="train")
+    run_hydra(args, parser, task, str(config_dir()), "train")

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ganrun.errors import UserError
+from ganrun.private_apis import onednn_ops
 from ganrun.metrics.weights import (damaged_weights_error, has_classifier, missing_weights_error,
                                     weights_path)
 
@@ -78,9 +79,7 @@ class FoldedConv(nn.Module):
 
 # oneDNN's fused convolution + pointwise op and its weight packing (what torch.compile uses on
 # CPUs); absent from builds without oneDNN, where the plain convolution and ReLU run instead.
-ONEDNN = (torch.ops.mkldnn if torch.backends.mkldnn.is_available()
-          and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
-          and hasattr(torch.ops.mkldnn, "_reorder_convolution_weight") else None)
+ONEDNN = onednn_ops()
 
 
 def fold_for_inference(net: nn.Module) -> nn.Module:

@@ -135,7 +135,9 @@ def run_state(checkpoint: dict, source: str | Path = "The checkpoint") -> RunSta
 
 
 # Classes ganrun moved since a checkpoint could have been written: old name -> new name.
-MOVED = {"ganrun.divergence.": "ganrun.runner.divergence."}
+MOVED = {"ganrun.divergence.": "ganrun.runner.divergence.",
+         **{f"ganrun.{name}.": f"ganrun.training.{name}." for name in (
+             "augment", "ema", "image_pool", "losses", "optim", "regularizers", "schedules")}}
 
 
 def moved_targets(node: Any) -> Any:

@@ -19,7 +19,7 @@ from ganrun.runner.checkpoints import SECTION, RunState, run_state
 from ganrun.runner.divergence import DivergencePolicy, Stop
 from ganrun.runner.loop_state import canonical_loop_state
 from ganrun.runner.rng import rng_states, set_rng_states
-from ganrun.schedules import Constant, Schedule
+from ganrun.training.schedules import Constant, Schedule
 from ganrun.tasks.base import Step, Task
 
 OptimizerFactory = Callable[[Any], torch.optim.Optimizer]
@@ -146,7 +146,7 @@ class Runner(pl.LightningModule):
         self.manual_backward(loss)
         scaler = getattr(self.trainer.precision_plugin, "scaler", None)
         grads = [p.grad for p in params if p.grad is not None]
-        grad_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))).detach()
+        grad_norm = torch.nn.utils.get_total_norm(grads).detach()
         if scaler is not None:
             # Inf gradients are routine under loss scaling: the scaler skips those steps.
             grad_norm, checked = grad_norm / scaler.get_scale(), loss.detach()

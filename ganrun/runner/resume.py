@@ -106,7 +106,21 @@ def resume_overrides(argv: list[str], outputs: Path = Path("outputs")) -> list[s
     given = {_key(a) for a in argv if _is_override(a)}
     merged = [o for o in saved if _key(o) not in given and _key(o) != "hydra.run.dir"]
     extra = [] if _value(argv, "hydra.run.dir") else [f"hydra.run.dir={run_dir}"]
-    return merged + argv + extra
+    return merged + argv + extra + saved_config_dir(Path(run_dir), argv)
+
+
+def saved_config_dir(run_dir: Path, argv: list[str]) -> list[str]:
+    """``--config-dir DIR`` of the run being continued (its options, e.g. a task of your own,
+    come from there), unless the command line gives one."""
+    if any(arg in ("--config-dir", "-cd") or arg.startswith("--config-dir=") for arg in argv):
+        return []
+    try:
+        saved = yaml.safe_load((run_dir / ".hydra" / "hydra.yaml").read_text()) or {}
+        sources = saved["hydra"]["runtime"]["config_sources"]
+    except (OSError, KeyError, TypeError, yaml.YAMLError):
+        return []
+    folders = [s["path"] for s in sources if s.get("provider") == "command-line" and s.get("path")]
+    return ["--config-dir", folders[0]] if folders else []
 
 
 def _is_override(arg: str) -> bool:

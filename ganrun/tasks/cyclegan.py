@@ -14,9 +14,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganrun.errors import UserError
-from ganrun.image_pool import ImagePool
+from ganrun.training.image_pool import ImagePool
 from ganrun.inference.model import Translator, eval_mode
-from ganrun.losses import GANLoss
+from ganrun.training.losses import GANLoss
 from ganrun.tasks.base import Phase, Step, Task
 from ganrun.tasks.options import build_net, check_model, refuse, takes
 

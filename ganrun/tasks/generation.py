@@ -10,11 +10,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganrun.ema import GeneratorEMA
+from ganrun.training.ema import GeneratorEMA
+from ganrun.errors import UserError
 from ganrun.inference.model import Sampler
-from ganrun.losses import GANLoss
+from ganrun.training.losses import GANLoss
 from ganrun.nets.conditioning import split_output
-from ganrun.regularizers import Regularizer, after_d_step, d_penalties
+from ganrun.training.regularizers import Regularizer, after_d_step, d_penalties
 from ganrun.tasks.base import Phase, Step, Task
 from ganrun.tasks.options import build_net, check_model, conditioning, regularizers, takes
 
@@ -150,6 +151,11 @@ def build(cfg, shape: dict) -> Generation:
 
     check_model(cfg, "generation", latent_model,
                 "a generator of images from latents (latent_dim, channels, image_size)")
+    if "channels_a" in shape:
+        raise UserError("task=generation trains on one set of images, but this data set has two "
+                        "domains (A and B). Use task=cyclegan (unpaired translation) or "
+                        "task=pix2pix (paired), or a data set of one domain (e.g. "
+                        "dataset=fashion_mnist).")
     size = {"channels": shape["channels"], "image_size": shape["image_size"]}
     g_classes, d_classes = conditioning(cfg, shape)
     generator = build_net(cfg.model.generator, latent_dim=cfg.model.latent_dim, **size,

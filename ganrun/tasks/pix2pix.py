@@ -26,8 +26,8 @@ from torch import nn
 from ganrun.data.degrade import Degradation, apply_mask, split_mask
 from ganrun.errors import UserError
 from ganrun.inference.model import Translator, eval_mode
-from ganrun.losses import GANLoss
-from ganrun.regularizers import after_d_step, d_penalties
+from ganrun.training.losses import GANLoss
+from ganrun.training.regularizers import after_d_step, d_penalties
 from ganrun.tasks.base import Phase, Step, Task
 from ganrun.tasks.options import build_net, check_model, refuse, regularizers
 

@@ -10,7 +10,7 @@ Each batch runs four phases in NVIDIA's order:
 - ``D_reg``: lazy R1, every ``d_reg_interval`` batches: ``r1_gamma / 2 * |grad_x D(x)|^2`` on
   reals.
 A lazy phase's loss is multiplied by its interval; the optimizers' learning rate and betas are
-corrected for the extra steps by ``ganrun.optim.lazy_regularized_adam``. The generator's latents
+corrected for the extra steps by ``ganrun.training.optim.lazy_regularized_adam``. The generator's latents
 go through style mixing (``style_mixing_prob``: a second latent's w from a random layer on).
 The EMA generator is updated once per batch after D's main phase, as NVIDIA updates it after
 all phases of a batch (D's phases leave G unchanged). D sees every image through ``augment``

@@ -1,0 +1,102 @@
+"""Every private API of another library that ganrun uses, in one place, each with why no
+public one does. ``tests/test_private_apis.py`` checks that each still exists and names the
+library versions they were checked against: a library upgrade that drops one fails there, not
+in the middle of a user's run.
+
+Public APIs replaced what they could: the gradient norm uses ``torch.nn.utils.get_total_norm``
+(was ``torch._foreach_norm``).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, Callable
+
+# ---- Hydra -------------------------------------------------------------------------------------
+# ganrun's sub-commands (`ganrun train ...`) parse their own command line: `@hydra.main` reads
+# sys.argv, which holds `train`, and Lightning's DDP launcher must re-run sys.argv unchanged.
+# Hydra has no public entry point that takes parsed arguments, so ganrun calls what
+# `@hydra.main` calls.
+
+
+def hydra_args_parser() -> argparse.ArgumentParser:
+    from hydra._internal.utils import get_args_parser
+
+    return get_args_parser()
+
+
+def run_hydra(args: argparse.Namespace, parser: argparse.ArgumentParser,
+              task: Callable, config_path: str, config_name: str) -> None:
+    from hydra._internal.utils import _run_hydra
+
+    _run_hydra(args=args, args_parser=parser, task_function=task, config_path=config_path,
+               config_name=config_name)
+
+
+def compose_like_a_run(config_dir: str, user_dir: str | None, config_name: str,
+                       overrides: list[str]):
+    """The config Hydra composes for a run, ``hydra`` node included, with ``--config-dir``
+    searched first as the command line does (the public ``compose`` API cannot put a folder
+    before the main config's)."""
+    import os
+
+    from hydra._internal.hydra import Hydra
+    from hydra._internal.utils import create_automatic_config_search_path
+    from hydra.core.config_search_path import SearchPathQuery
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.types import RunMode
+
+    search_path = create_automatic_config_search_path(None, None, config_dir)
+    if user_dir and os.path.isdir(user_dir):
+        search_path.prepend(provider="command-line", path=f"file://{os.path.abspath(user_dir)}",
+                            anchor=SearchPathQuery(provider="schema"))
+    hydra = Hydra.create_main_hydra2(task_name=config_name, config_search_path=search_path)
+    try:
+        return hydra.compose_config(config_name, overrides, run_mode=RunMode.RUN,
+                                    with_log_configuration=False)
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def job_return_value(job) -> Any:
+    """A finished job's return value without raising: the public ``return_value`` re-raises a
+    failed job's exception."""
+    return job._return_value
+
+
+def set_job_return_value(job, value: Any) -> None:
+    job._return_value = value
+
+
+# ---- Lightning ---------------------------------------------------------------------------------
+
+def relaunches_the_script(strategy) -> bool:
+    """Whether the strategy starts its other ranks by running the command line again (DDP's
+    subprocess launcher), which under a Hydra sweep would re-run the whole sweep."""
+    from pytorch_lightning.strategies.launchers.subprocess_script import \
+        _SubprocessScriptLauncher
+
+    return isinstance(getattr(strategy, "launcher", None), _SubprocessScriptLauncher)
+
+
+def take_over_sigterm(trainer) -> None:
+    """Lightning's signal connector exits the process on SIGTERM once its flag is set; ganrun's
+    own handler saves a checkpoint first, so the flag is cleared."""
+    trainer._signal_connector.received_sigterm = False
+
+
+# ---- PyTorch -----------------------------------------------------------------------------------
+# oneDNN's fused convolution + pointwise op and its weight packing (what torch.compile emits on
+# CPUs), used for the FID Inception on a CPU; absent from builds without oneDNN, where the plain
+# convolution runs instead (see ganrun.metrics.inception).
+
+def onednn_ops():
+    import torch
+
+    ops = torch.ops.mkldnn if torch.backends.mkldnn.is_available() else None
+    needed = ("_convolution_pointwise", "_reorder_convolution_weight")
+    return ops if ops is not None and all(hasattr(ops, name) for name in needed) else None
+
+
+# The versions every private API above was last checked against (tests/test_private_apis.py).
+CHECKED_WITH = {"hydra-core": "1.3.8", "pytorch-lightning": "2.6.6", "torch": "2.14.1"}

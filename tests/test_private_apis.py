@@ -1,0 +1,47 @@
+"""The private APIs of other libraries that ganrun uses (ganrun/private_apis.py) still exist in
+the installed versions; CHECKED_WITH names the versions they were last checked against."""
+
+import importlib.metadata
+
+from ganrun import private_apis
+
+
+def test_every_private_api_still_exists():
+    from hydra._internal import hydra as hydra_main, utils as hydra_utils
+    from hydra.core.utils import JobReturn
+    from pytorch_lightning.strategies.launchers import subprocess_script
+    from pytorch_lightning.trainer.connectors.signal_connector import _SignalConnector
+
+    for module, names in ((hydra_utils, ("_run_hydra", "get_args_parser",
+                                         "create_automatic_config_search_path")),
+                          (hydra_main, ("Hydra",)),
+                          (subprocess_script, ("_SubprocessScriptLauncher",))):
+        for name in names:
+            assert hasattr(module, name), (module.__name__, name)
+    assert hasattr(hydra_main.Hydra, "create_main_hydra2")
+    assert "_return_value" in JobReturn.__dataclass_fields__
+    assert "received_sigterm" in _SignalConnector.__init__.__code__.co_names
+    import torch
+
+    if torch.backends.mkldnn.is_available():
+        assert private_apis.onednn_ops() is not None
+
+
+def test_the_checked_versions_are_named_and_installed_ones_differ_only_visibly():
+    installed = {name: importlib.metadata.version(name) for name in private_apis.CHECKED_WITH}
+    # Not an equality test (a user may run newer releases): the record must name real
+    # versions, and a drift shows in the output of a failing run of the test above.
+    for name, version in private_apis.CHECKED_WITH.items():
+        assert version.count(".") >= 1, name
+    print("checked with", private_apis.CHECKED_WITH, "installed", installed)
+
+
+def test_a_hydra_run_composes_through_the_private_path(tmp_path):
+    from ganrun.config import config_dir
+
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "mine.yaml").write_text("defaults:\n  - dcgan\n  - _self_\n"
+                                                 "latent_dim: 7\n")
+    cfg = private_apis.compose_like_a_run(str(config_dir()), str(tmp_path), "train",
+                                          ["model=mine"])
+    assert cfg.model.latent_dim == 7 and cfg.hydra.runtime.choices.model == "mine"
