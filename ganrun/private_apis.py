@@ -86,6 +86,15 @@ def take_over_sigterm(trainer) -> None:
 
 
 # ---- PyTorch -----------------------------------------------------------------------------------
+
+def grad_scaler_scale(scaler):
+    """The fp16 loss scale as the device tensor it is: the public ``get_scale()`` reads it on
+    the host, which would wait for the device after every update."""
+    import torch
+
+    scale = getattr(scaler, "_scale", None)
+    return scale if isinstance(scale, torch.Tensor) else torch.tensor(scaler.get_scale())
+
 # oneDNN's fused convolution + pointwise op and its weight packing (what torch.compile emits on
 # CPUs), used for the FID Inception on a CPU; absent from builds without oneDNN, where the plain
 # convolution runs instead (see ganrun.metrics.inception).

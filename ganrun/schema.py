@@ -43,6 +43,8 @@ class TrainerConfig:
     d_warmup_steps: int = 0  # D-only updates before alternating starts
     deterministic: bool = False
     compile: bool = False        # torch.compile G and D
+    compile_backend: str = "inductor"
+    cuda_graphs: bool = False    # CUDA graphs of each network's forward/backward (compiled)
     channels_last: bool = False  # NHWC memory format for the convolutions
     keep_freed_memory: bool = True  # glibc malloc keeps freed buffers for reuse (faster on CPU)
 

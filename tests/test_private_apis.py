@@ -23,6 +23,7 @@ def test_every_private_api_still_exists():
     assert "received_sigterm" in _SignalConnector.__init__.__code__.co_names
     import torch
 
+    assert isinstance(torch.amp.GradScaler("cpu")._scale, (torch.Tensor, type(None)))
     if torch.backends.mkldnn.is_available():
         assert private_apis.onednn_ops() is not None
 

@@ -268,12 +268,3 @@ def test_on_device_data_serves_batches_on_the_trainer_device(mnist_root):
     assert torch.equal(next(iter(data.train_dataloader()))[0], next(iter(plain.train_dataloader()))[0])
     with pytest.raises(UserError, match="num_workers=0"):
         MNIST(root=str(mnist_root), on_device=True, num_workers=2)
-
-
-@pytest.mark.skipif(os.environ.get("GANRUN_TEST_COMPILE") != "1", reason=(
-    "torch.compile on CPU takes over a minute here (inductor builds C++); set GANRUN_TEST_COMPILE=1"))
-def test_compile_switch_trains(tmp_path, mnist_root):
-    run_ganrun("train", *TINY, "dataset=mnist", f"dataset.root={mnist_root}", "model=mlp",
-               "trainer.compile=true", "trainer.max_steps=2", "hydra.run.dir=run", cwd=tmp_path,
-               timeout=120)
-    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()

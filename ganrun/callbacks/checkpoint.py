@@ -74,6 +74,11 @@ class IterationCheckpoint(IterationCallback):
         self.best = state_dict.get("best")
 
     def save(self, trainer, name: str) -> None:
+        # The updates since the last look are checked first: a run that diverged stops (or
+        # rolls back) before anything later is saved.
+        module = getattr(trainer, "lightning_module", None)
+        if module is not None:
+            module.check_health()
         # Flushed first: after a kill, everything logged up to the checkpoint is on disk, so a
         # resumed run's curves have no gap (TensorBoard buffers events for up to 2 minutes).
         for logger in trainer.loggers:

@@ -55,7 +55,6 @@ def _train(cfg: DictConfig) -> float | None:
     module = build_module(cfg, data_shape(datamodule), choices)
     check_metrics(cfg, module.task)
     module.task.prepare(datamodule)
-    accelerate(module, channels_last=cfg.trainer.channels_last, compile=cfg.trainer.compile)
     start = 0
     if state:
         start = state.iteration
@@ -69,6 +68,11 @@ def _train(cfg: DictConfig) -> float | None:
         datamodule.resume_at(**state.data_position)
         log.info("Resuming from %s at iteration %d", ckpt_path, start)
     trainer = build_trainer(cfg, start)
+    accelerate(module, channels_last=cfg.trainer.channels_last, compile=cfg.trainer.compile,
+               cuda_graphs=cfg.trainer.cuda_graphs, backend=cfg.trainer.compile_backend,
+               cuda=trainer.strategy.root_device.type == "cuda",
+               drop_last=bool(getattr(datamodule, "drop_last", True)),
+               distributed=trainer.world_size > 1)
     log.info("Run folder: %s", cfg.paths.output_dir)
     # weights_only: Lightning reads the file again; it must not unpickle code either.
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)

@@ -13,6 +13,7 @@ pairs they are fixed per image index, so evaluation pairs are identical on every
 from __future__ import annotations
 
 import math
+import random
 from typing import Sequence
 
 import torch
@@ -148,20 +149,24 @@ class Mask(Degradation):
         mode = self.train_masks if train else self.test_masks
         height, width = images.shape[-2:]
         if mode == "center":
-            mask = center_box(height, width, self.center).expand(len(images), 1, -1, -1)
+            mask = center_box(height, width, self.center, images.device)
+            mask = mask.expand(len(images), 1, -1, -1)
         else:
             mask = torch.stack([self.random_mask(height, width, int(seed)) for seed in seeds])
-        mask = mask.to(images.device, images.dtype)
+            if images.is_cuda:  # drawn on the host: a pinned copy does not wait for the device
+                mask = mask.pin_memory()
+        mask = mask.to(images.device, images.dtype, non_blocking=True)
         return apply_mask(images, mask)
 
     def random_mask(self, height: int, width: int, seed: int) -> torch.Tensor:
-        generator = torch.Generator().manual_seed(seed)
+        # Python's own generator, seeded per image: the draws never touch a tensor.
+        rng = random.Random(seed)
 
         def uniform(low: float = 0.0, high: float = 1.0) -> float:
-            return low + (high - low) * torch.rand((), generator=generator).item()
+            return rng.uniform(low, high)
 
         def count(high: int) -> int:  # 1..high, or 0 when high is 0
-            return int(torch.randint(1, high + 1, (), generator=generator)) if high else 0
+            return rng.randint(1, high) if high else 0
 
         mask = torch.zeros(height, width)
         for _ in range(count(self.max_boxes)):
@@ -186,10 +191,10 @@ class Mask(Degradation):
         return "fill", diffusion_fill(known, mask, self.fill_iterations)
 
 
-def center_box(height: int, width: int, fraction: float) -> torch.Tensor:
+def center_box(height: int, width: int, fraction: float, device=None) -> torch.Tensor:
     h, w = max(1, round(height * fraction)), max(1, round(width * fraction))
     top, left = (height - h) // 2, (width - w) // 2
-    mask = torch.zeros(1, 1, height, width)
+    mask = torch.zeros(1, 1, height, width, device=device)
     mask[..., top:top + h, left:left + w] = 1
     return mask
 

@@ -18,12 +18,13 @@ class Diverged(UserError):
 
 
 class DivergencePolicy:
-    def handle(self, module, event: str) -> None:
-        """Called inside the training step for a non-finite ``event`` (e.g. "loss/d is nan")."""
-        raise NotImplementedError
+    """Decides what non-finite updates (``ganrun.runner.health.Event``) lead to. The updates
+    themselves were already skipped on the device; the runner reads what happened at the
+    logging cadence and before each checkpoint, and calls ``handle`` then, outside any update,
+    where a policy may change weights."""
 
-    def after_batch(self, module) -> None:
-        """Called after each batch, outside the step: the place to change weights."""
+    def handle(self, module, event) -> None:
+        raise NotImplementedError
 
     def stats(self) -> dict[str, float]:
         return {}
@@ -43,8 +44,9 @@ class Skip(DivergencePolicy):
         self.skipped = 0
 
     def handle(self, module, event):
-        self.skipped += 1
-        log.warning("Skipped an update at iteration %d: %s", module.iteration + 1, event)
+        self.skipped += event.count
+        log.warning("Skipped %d update(s) (the first at iteration %d: %s)", event.count,
+                    event.iteration, event.describe())
 
     def stats(self):
         return {"divergence/skipped": float(self.skipped)}
@@ -57,15 +59,8 @@ class Rollback(DivergencePolicy):
     def __init__(self, lr_factor: float = 0.5, max_rollbacks: int = 3):
         self.lr_factor, self.max_rollbacks = lr_factor, max_rollbacks
         self.rollbacks = 0
-        self._pending: str | None = None
 
     def handle(self, module, event):
-        self._pending = self._pending or event
-
-    def after_batch(self, module):
-        if self._pending is None:
-            return
-        event, self._pending = self._pending, None
         path = last_checkpoint(module.trainer)
         if self.rollbacks >= self.max_rollbacks or path is None:
             raise Diverged(stop_message(module, event) + f" ({self.rollbacks} rollbacks so far)")
@@ -79,8 +74,8 @@ class Rollback(DivergencePolicy):
             module.lr_scale[player] *= self.lr_factor
         module.apply_schedule()
         log.warning("%s at iteration %d: rolled back to %s (iteration %d) with learning rates "
-                    "x%g", event, module.iteration + 1, path, run_state(checkpoint).iteration,
-                    self.lr_factor)
+                    "x%g", event.describe(), event.iteration, path,
+                    run_state(checkpoint).iteration, self.lr_factor)
 
     def stats(self):
         return {"divergence/rollbacks": float(self.rollbacks)}
@@ -95,9 +90,9 @@ def last_checkpoint(trainer) -> Path | None:
     return None
 
 
-def stop_message(module, event: str) -> str:
+def stop_message(module, event) -> str:
     path = last_checkpoint(module.trainer)
     kept = f"The last good checkpoint is {path}." if path else "No checkpoint was saved before."
-    return (f"Training diverged at iteration {module.iteration + 1}: {event}. The update was "
-            f"not applied and nothing later was saved. {kept} Lower the learning rate "
+    return (f"Training diverged at iteration {event.iteration}: {event.describe()}. That update "
+            f"was not applied and nothing later was saved. {kept} Lower the learning rate "
             "(optimizer.lr=...), or choose divergence=skip or divergence=rollback.")

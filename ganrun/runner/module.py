@@ -1,8 +1,10 @@
 """The runner: one LightningModule that trains any task with manual optimization.
 
 For every batch, each of the task's phases that is due runs in order: toggle its player's
-optimizer, compute the phase's loss, ``update()`` (backward, finite check, divergence policy,
-step), untoggle. Counters per phase and of batches live in one dict and are checkpointed, so a
+optimizer, compute the phase's loss, ``update()`` (backward, a finite check that skips the step
+on the device, step), untoggle. Nothing in an update waits for the device: the host reads the
+finite checks (``ganrun.runner.health``) at the logging cadence and before each checkpoint,
+where the divergence policy acts. Counters per phase and of batches live in one dict and are checkpointed, so a
 resume continues warm-up, ``n_critic`` cycles and lazy intervals exactly. ``iteration`` (the
 updates of the task's iteration phase, not Lightning's ``global_step``, which counts every
 optimizer step) is the run length, the checkpoint cadence and the x-axis of every log.
@@ -17,6 +19,8 @@ import torch
 
 from ganrun.runner.checkpoints import SECTION, RunState, run_state
 from ganrun.runner.divergence import DivergencePolicy, Stop
+from ganrun.private_apis import grad_scaler_scale as scale_of
+from ganrun.runner.health import Health, step_unless
 from ganrun.runner.loop_state import canonical_loop_state
 from ganrun.runner.rng import rng_states, set_rng_states
 from ganrun.training.schedules import Constant, Schedule
@@ -24,6 +28,27 @@ from ganrun.tasks.base import Step, Task
 
 OptimizerFactory = Callable[[Any], torch.optim.Optimizer]
 log = logging.getLogger("ganrun")
+
+
+def logging_cadence(trainer, default: int) -> int:
+    """The scalar logger's cadence (callbacks.scalars.every_n_iterations): the finite checks
+    are read as often as the losses are."""
+    from ganrun.callbacks.scalars import ScalarLogger
+
+    for callback in trainer.callbacks:
+        if isinstance(callback, ScalarLogger) and callback.every_n_iterations > 0:
+            return callback.every_n_iterations
+    return default
+
+
+def all_ranks_any(flag: torch.Tensor) -> torch.Tensor:
+    """``flag`` or'ed over the DDP ranks, on the device (every rank then skips alike)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        flag = flag.to(torch.int32)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return flag.bool()
 
 
 def hyperparameters(group: dict) -> dict:
@@ -56,6 +81,8 @@ class Runner(pl.LightningModule):
         self.data_position = {"epoch": 0, "batches": 0}
         self._restored_rng: dict | None = None
         self._first_batch = True
+        self.health = Health()
+        self.check_every = 50  # iterations between reads of the finite checks: the log cadence
 
     def configure_optimizers(self):
         optimizers = []
@@ -89,6 +116,7 @@ class Runner(pl.LightningModule):
         # After Lightning restored the optimizer states of a resumed run.
         self.apply_configured_hyperparameters()
         self._first_batch = True
+        self.check_every = logging_cadence(self.trainer, self.check_every)
 
     def on_train_batch_start(self, batch, batch_idx):
         # Restored here rather than at load time: Lightning draws random numbers between
@@ -114,13 +142,23 @@ class Runner(pl.LightningModule):
                 self.run_phase(phase, optimizers[phase.player], batch)
         if self.iteration == iteration:
             return
+        finished = bool(self.max_iterations and self.iteration >= self.max_iterations)
+        if finished or self.iteration % self.check_every == 0 or self.iteration == 1:
+            self.check_health()
         latest = {tag: value for stats in self._phase_stats.values() for tag, value in stats.items()}
         self.stats = {**latest, **self.lr_stats(), **self.divergence.stats()}
         # A phase's stats are logged with the iteration it ran in (lazy phases: not repeated
         # at the iterations between, which a resumed run could not repeat).
         self._phase_stats = {}
-        if self.max_iterations and self.iteration >= self.max_iterations:
+        if finished:
             self.trainer.should_stop = True
+
+    def check_health(self) -> None:
+        """Reads the finite checks of the updates since the last read (a device sync) and lets
+        the divergence policy act on what it finds."""
+        event = self.health.read()
+        if event is not None:
+            self.divergence.handle(self, event)
 
     def run_phase(self, phase, optimizer, batch) -> None:
         self.toggle_optimizer(optimizer)
@@ -140,27 +178,26 @@ class Runner(pl.LightningModule):
                     self.trainer.world_size)
 
     def update(self, opt, loss: torch.Tensor, params: list, tag: str) -> torch.Tensor:
-        """Backward and step, unless the loss or the gradient is not finite. Returns the
-        gradient norm (unscaled under fp16)."""
+        """Backward and step, the step undone on the device where the loss or the gradient is
+        not finite (nothing here waits for the device). Returns the gradient norm (unscaled
+        under fp16)."""
         opt.zero_grad(set_to_none=True)
         self.manual_backward(loss)
         scaler = getattr(self.trainer.precision_plugin, "scaler", None)
         grads = [p.grad for p in params if p.grad is not None]
         grad_norm = torch.nn.utils.get_total_norm(grads).detach()
-        if scaler is not None:
-            # Inf gradients are routine under loss scaling: the scaler skips those steps.
-            grad_norm, checked = grad_norm / scaler.get_scale(), loss.detach()
+        finite = torch.isfinite(loss.detach())
+        if scaler is None:
+            finite = finite & torch.isfinite(grad_norm)
         else:
-            checked = torch.stack([loss.detach().float(), grad_norm.float()])
-        finite = bool(torch.isfinite(checked).all())
-        if self.trainer.world_size > 1:  # every rank takes the same branch
-            finite = self.trainer.strategy.reduce_boolean_decision(finite, all=True)
-        if finite:
-            opt.step()
+            # Inf gradients are routine under loss scaling: the scaler skips those steps itself.
+            grad_norm = grad_norm / scale_of(scaler)
+        bad = all_ranks_any(~finite)
+        self.health.record(bad, tag, loss, self.iteration + 1)
+        if scaler is None:
+            step_unless(opt.optimizer, opt.step, bad)
         else:
-            what = f"{tag} is {loss.item()}" if not torch.isfinite(loss) else \
-                f"the gradient of {tag} is not finite"
-            self.divergence.handle(self, what)
+            opt.step()  # a non-finite loss has non-finite gradients: the scaler skips the step
         return grad_norm
 
     def apply_schedule(self) -> None:
@@ -176,8 +213,8 @@ class Runner(pl.LightningModule):
         return {f"lr/{player.lower()}": optimizer.param_groups[0]["lr"]
                 for player, optimizer in self.player_optimizers().items()}
 
-    def on_train_batch_end(self, outputs, batch, batch_idx):
-        self.divergence.after_batch(self)
+    def on_train_end(self):
+        self.check_health()
 
     def _count_batch(self) -> None:
         if self.trainer.current_epoch != self.data_position["epoch"]:

@@ -88,14 +88,17 @@ class StyleGAN2(Generation):
     def mapped(self, z, labels) -> torch.Tensor:
         """ws of ``z``; with probability ``style_mixing_prob`` those from a random layer
         (1 .. num_ws - 1) on are replaced by the ws of a second latent (which, like NVIDIA's,
-        leaves ``w_avg`` alone)."""
+        leaves ``w_avg`` alone). Decided on the device: the second latent's ws are always
+        computed (a few small layers) and chosen per layer with a mask, so the host never
+        waits for the draw."""
         mapping = self.generator.mapping
         ws = mapping(z, labels)
         if self.style_mixing_prob > 0:
-            cutoff = int(torch.randint(1, ws.shape[1], ()))
-            if float(torch.rand(())) < self.style_mixing_prob:
-                second = mapping(torch.randn_like(z), labels, update_w_avg=False)
-                ws = torch.cat([ws[:, :cutoff], second[:, cutoff:]], dim=1)
+            cutoff = torch.randint(1, ws.shape[1], (), device=ws.device)
+            mix = torch.rand((), device=ws.device) < self.style_mixing_prob
+            second = mapping(torch.randn_like(z), labels, update_w_avg=False)
+            layers = torch.arange(ws.shape[1], device=ws.device)
+            ws = torch.where((mix & (layers >= cutoff)).view(1, -1, 1), second, ws)
         return ws
 
     def run_generator(self, z, labels) -> tuple[torch.Tensor, torch.Tensor]:

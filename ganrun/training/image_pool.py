@@ -13,7 +13,8 @@ class ImagePool(nn.Module):
     same shape, per image: while the pool fills, the image itself (and it is stored); then with
     probability 1/2 a stored image at a random slot, which the new one replaces, else the new one.
 
-    Its draws come from torch's global RNG, which the run seeds and its checkpoints restore; the
+    Its draws come from torch's RNG of the images' device, which the run seeds and its
+    checkpoints restore; the
     stored images and their count are buffers, so a checkpoint holds them too and a resumed run
     gets exactly the images the uninterrupted one would have got. The buffer is allocated at the
     first call, when the image shape becomes known, and takes the stored shape when loaded.
@@ -30,27 +31,41 @@ class ImagePool(nn.Module):
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """The batch for the discriminator, detached from the generator's graph."""
+        """The batch for the discriminator, detached from the generator's graph.
+
+        Computed for the whole batch at once on the device (no value is read on the host), with
+        exactly the result of handling the images one by one: an image that swaps returns what
+        its slot held just before it, which may be an image stored earlier in the same batch."""
         images = images.detach()
         if self.pool_size == 0:
             return images
         self._allocate(images)
-        # Drawn for every image, swap or not, so the RNG advances the same way whatever is stored.
-        swaps = (torch.rand(len(images)) < 0.5).tolist()
-        slots = torch.randint(self.pool_size, (len(images),)).tolist()
-        count, returned = int(self.count), []
-        for image, swap, slot in zip(images, swaps, slots):
-            if count < self.pool_size:
-                self.images[count] = image
-                count += 1
-                returned.append(image)
-            elif swap:
-                returned.append(self.images[slot].clone())
-                self.images[slot] = image
-            else:
-                returned.append(image)
-        self.count.fill_(count)
-        return torch.stack(returned)
+        n, device = len(images), images.device
+        # Drawn for every image, swap or not, so the RNG advances the same way whatever is
+        # stored; on the images' device, so that no copy from the host waits for it.
+        swaps = torch.rand(n, device=device) < 0.5
+        slots = torch.randint(self.pool_size, (n,), device=device)
+        order = torch.arange(n, device=device)
+        position = self.count + order                     # where a filling image goes
+        filling = position < self.pool_size
+        swapping = swaps & ~filling
+        # The slot each image writes (-1: none): its fill position, or the slot it swaps into.
+        written = torch.where(filling, position, torch.where(swapping, slots, -1))
+        # What a swapping image returns: the last earlier write to its slot in this batch,
+        # else what the pool held.
+        earlier = (written.unsqueeze(0) == slots.unsqueeze(1)) & (order.unsqueeze(0) < order.unsqueeze(1))
+        previous = torch.where(earlier, order.unsqueeze(0), -1).amax(dim=1)
+        held = torch.where((previous >= 0).view(-1, *[1] * (images.dim() - 1)),
+                           images[previous.clamp(min=0)], self.images[slots])
+        returned = torch.where(swapping.view(-1, *[1] * (images.dim() - 1)), held, images)
+        # Each slot ends with its last write of the batch.
+        writes = written.unsqueeze(0) == torch.arange(self.pool_size, device=device).unsqueeze(1)
+        last = torch.where(writes, order.unsqueeze(0), -1).amax(dim=1)
+        shape = (-1, *[1] * (images.dim() - 1))
+        self.images.copy_(torch.where((last >= 0).view(shape), images[last.clamp(min=0)],
+                                      self.images))
+        self.count.copy_(torch.clamp(self.count + n, max=self.pool_size))
+        return returned
 
     def _allocate(self, images: torch.Tensor) -> None:
         shape = (self.pool_size, *images.shape[1:])

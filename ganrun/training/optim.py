@@ -16,4 +16,5 @@ def lazy_regularized_adam(params, lr: float, betas: list[float], eps: float = 1e
     if reg_interval:
         ratio = reg_interval / (reg_interval + 1)
         lr, betas = lr * ratio, [beta ** ratio for beta in betas]
-    return torch.optim.Adam(params, lr=lr, betas=tuple(betas), eps=eps)
+    # Fused: one kernel for all parameters, and a non-finite update is skipped on the device.
+    return torch.optim.Adam(params, lr=lr, betas=tuple(betas), eps=eps, fused=True)
