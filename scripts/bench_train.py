@@ -123,12 +123,20 @@ def plain_loop(args, cfg, images: torch.Tensor, warmup: int = 5) -> float:
         opt_g.step()
         d.requires_grad_(True)
 
-    return images_per_second(iteration, warmup, args.iterations, bs * n_critic, dev)
+    return images_per_second(iteration, warmup, args.iterations, bs * n_critic, dev,
+                             precision=getattr(args, "precision", "fp32"))
 
 
 def images_per_second(iteration, warmup: int, iterations: int, images: int, dev,
-                      after_warmup=lambda: None) -> float:
-    """Rate of ``iterations`` calls of ``iteration`` (``images`` each) after ``warmup``."""
+                      after_warmup=lambda: None, precision: str = "fp32") -> float:
+    """Rate of ``iterations`` calls of ``iteration`` (``images`` each) after ``warmup``;
+    ``precision="bf16"`` runs them under bf16 autocast, as Lightning's bf16-mixed does."""
+    if precision == "bf16":
+        plain = iteration
+
+        def iteration():
+            with torch.autocast(dev.type, dtype=torch.bfloat16):
+                plain()
     for _ in range(warmup):
         iteration()
     after_warmup()
@@ -219,7 +227,8 @@ def plain_loop_stylegan2(args, cfg, images: torch.Tensor, warmup: int = 3) -> fl
         nonlocal batch_idx
         batch_idx = 0
 
-    return images_per_second(iteration, warmup, args.iterations, bs, dev, restart)
+    return images_per_second(iteration, warmup, args.iterations, bs, dev, restart,
+                             getattr(args, "precision", "fp32"))
 
 
 def plain_rate(args, overrides: list[str], tuned_malloc: bool) -> float:

@@ -161,7 +161,7 @@ def test_stop_signal_during_start_up_exits_cleanly(tmp_path, mnist_root):
     proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     printed = ""
-    while "GPU available" not in printed and proc.poll() is None:  # the Trainer is being built
+    while "Building the trainer" not in printed and proc.poll() is None:
         printed += proc.stderr.readline()
     proc.send_signal(signal.SIGTERM)
     stderr = printed + proc.communicate(timeout=120)[1]

@@ -99,6 +99,21 @@ def test_report_refuses_what_is_not_a_sweep(tmp_path):
         report(tmp_path / "run")
 
 
+def hparam_columns(run) -> tuple[list[str], str]:
+    """The HParams tab's columns in their order, and the run's trial name."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    events = EventAccumulator(str(run))
+    events.Reload()
+    content = events.PluginTagToContent("hparams")
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(
+        content["_hparams_/experiment"]).experiment
+    start = plugin_data_pb2.HParamsPluginData.FromString(
+        content["_hparams_/session_start_info"]).session_start_info
+    return [info.name for info in experiment.hparam_infos], start.group_name
+
+
 def test_2x2_multirun_then_report(tmp_path, mnist_root):
     proc = run_ganrun("train", *TINY, "dataset=mnist", f"dataset.root={mnist_root}",
                       "callbacks.scalars.every_n_iterations=1", "optimized_metric=loss/g",
@@ -121,6 +136,12 @@ def test_2x2_multirun_then_report(tmp_path, mnist_root):
     assert not [key for key in params if "_target_" in key or "dirpath" in key or
                 key.startswith(("callbacks", "paths", "dataset.root"))]
     assert {"loss/g", "loss/d"} <= set(tags)
+    # The columns the HParams tab shows first are what tells the jobs apart, then the main
+    # choices; the trial is named by its job and overrides, not a cut date/time path.
+    columns, name = hparam_columns(sweep / "3")
+    assert columns[:2] == ["choice.loss", "optimizer.lr"]
+    assert columns.index("choice.task") < columns.index("choice.augment")
+    assert name == "job 3: loss=hinge optimizer.lr=2e-4"
     proc = run_ganrun("report", sweep, cwd=tmp_path)
     assert proc.stdout.count("| finished |") == 4 and "| loss=hinge optimizer.lr=0.0002 |" in proc.stdout
     assert (sweep / "report.png").is_file() and (sweep / "report.csv").is_file()

@@ -70,18 +70,31 @@ def test_trains_in_bf16(task, root, tmp_path, user_code):
 
 
 @pytest.mark.parametrize("task", TASKS)
-def test_evaluates_with_its_metrics(task, trained, tmp_path, request, user_code):
+def test_evaluates_with_its_metrics_from_a_checkpoint_or_an_export(task, trained, tmp_path,
+                                                                    request, user_code):
     contract = CONTRACTS[task]
     env = {}
     if contract.needs_inception:
         env["TORCH_HOME"] = str(request.getfixturevalue("torch_home"))
     ckpt = trained(task) / "checkpoints" / "last.ckpt"
-    result = run_cli("eval", f"ckpt={ckpt}", *contract.evaluate, *contract.trust, cwd=tmp_path,
-                     env=env)
-    assert result.code == 0, result.stderr[-3000:]
-    values = json.loads(result.stdout.strip().splitlines()[-1])
+    export = run_cli("export", f"ckpt={ckpt}", f"out={tmp_path / 'export'}", *contract.trust,
+                     cwd=tmp_path)
+    assert export.code == 0, export.stderr[-3000:]
+    measured = []
+    for source, data_root in ((ckpt, []), (tmp_path / "export", [f"data_root={root_of(ckpt)}"])):
+        result = run_cli("eval", f"ckpt={source}", *contract.evaluate, *contract.trust,
+                         *data_root, cwd=tmp_path, env=env)
+        assert result.code == 0, result.stderr[-3000:]
+        measured.append(json.loads(result.stdout.strip().splitlines()[-1]))
+    values, from_export = measured
     assert values and all(isinstance(v, (int, float)) for v in values.values())
+    assert from_export == pytest.approx(values)  # an export measures as its checkpoint
     assert (ckpt.with_suffix(".metrics.json")).is_file()
+    assert (tmp_path / "export" / "metrics.json").is_file()
+
+
+def root_of(ckpt: Path) -> str:
+    return torch.load(ckpt, weights_only=True)["ganrun"]["config"]["dataset"]["root"]
 
 
 @pytest.mark.parametrize("task", TASKS)

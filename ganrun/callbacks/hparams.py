@@ -37,18 +37,73 @@ def command_line() -> list[str]:
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 
+# The choices that say most about a run, shown right after what the command line set.
+MAIN_CHOICES = ("task", "model", "experiment", "loss", "dataset", "optimizer", "conditioning")
+
+
 def record(config: dict, choices: dict, settings: list[str], overrides: list[str]) -> dict:
-    params = {f"choice.{group}": "none" if option is None else str(option)
-              for group, option in sorted(choices.items()) if group != "paths"}
+    """The run's hyperparameters, in the order the HParams tab shows its columns: first what
+    the command line set (in a sweep, what tells its jobs apart), then the main choices, then
+    the other choices in use, then the settings; groups left off last."""
     tree = OmegaConf.create(config)
-    for key in settings:
-        params.update(leaves(key, _plain(OmegaConf.select(tree, key))))
+    given, chosen = {}, {}
     for override in overrides:
-        key, _, given = override.lstrip("+").partition("=")
-        if key in choices or override.startswith("~") or _not_compared(key):
+        key, _, value = override.lstrip("+").partition("=")
+        if override.startswith("~") or _not_compared(key):
             continue
-        params.update(leaves(key, _plain(OmegaConf.select(tree, key, default=given))))
+        if key in choices:
+            chosen[f"choice.{key}"] = _option(choices[key])
+        else:
+            given.update(leaves(key, _plain(OmegaConf.select(tree, key, default=value))))
+    groups = [g for g in MAIN_CHOICES if g in choices] + \
+        sorted(g for g in choices if g not in MAIN_CHOICES and g != "paths")
+    in_use = {f"choice.{g}": _option(choices[g]) for g in groups}
+    params = {**chosen, **given, **{k: v for k, v in in_use.items() if v != "none"}}
+    for key in settings:
+        params.update({k: v for k, v in leaves(key, _plain(OmegaConf.select(tree, key))).items()
+                       if k not in params})
+    params.update({k: v for k, v in in_use.items() if k not in params})
     return params
+
+
+def _option(option) -> str:
+    return "none" if option is None else str(option)
+
+
+def swept_keys() -> set[str]:
+    """The keys a sweep varies: those given several values on its command line (loss=bce,hinge)
+    and the parameters of a search sweeper (Optuna's hydra.sweeper.params)."""
+    if not HydraConfig.initialized() or str(HydraConfig.get().mode) != "RunMode.MULTIRUN":
+        return set()
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    hydra = HydraConfig.get()
+    keys = set((hydra.sweeper.get("params") or {}).keys())
+    sweep_file = f"{hydra.sweep.dir}/multirun.yaml"
+    try:
+        given = OmegaConf.load(sweep_file).hydra.overrides.task
+        keys |= {o.get_key_element() for o in OverridesParser.create().parse_overrides(given)
+                 if o.is_sweep_override()}
+    except Exception:  # no multirun.yaml (hydra.output_subdir=null): the swept keys are unknown
+        pass
+    return {key.lstrip("+~") for key in keys}
+
+
+def first_swept(overrides: list[str]) -> list[str]:
+    """The overrides with those of swept keys first."""
+    swept = swept_keys()
+    return sorted(overrides, key=lambda o: o.lstrip("+~").split("=")[0] not in swept)
+
+
+def trial_name(overrides: list[str]) -> str:
+    """What the HParams tab calls a run: in a sweep its job number and swept overrides, else its
+    overrides; not the date/time path it cuts to a width where the runs of a sweep look alike."""
+    swept = swept_keys()
+    compared = [o for o in overrides if not _not_compared(o.lstrip("+~").split("=")[0])]
+    shown = [o for o in compared if o.lstrip("+~").split("=")[0] in swept] or compared
+    if swept:
+        return f"job {HydraConfig.get().job.num}: {' '.join(shown)}"
+    return " ".join(shown) or "defaults"
 
 
 def _plain(value):
@@ -75,14 +130,26 @@ class HParams(pl.Callback):
     def on_fit_start(self, trainer, pl_module):
         if not trainer.is_global_zero:
             return
-        overrides = command_line() if self.overrides is None else list(self.overrides)
+        overrides = first_swept(command_line() if self.overrides is None else
+                                list(self.overrides))
         config = {**(pl_module.config or {}), "data": pl_module.data_shape or {}}
         params = record(config, pl_module.choices, self.settings, overrides)
         tags = self.metrics + [tag for callback in trainer.callbacks
                                for tag in getattr(callback, "hparam_metrics", [])]
         experiment, start, end = hparams(params, {tag: 0.0 for tag in tags})
+        named(start, trial_name(overrides))
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
                 writer = logger.experiment.file_writer
                 for summary in (experiment, start, end):
                     writer.add_summary(summary)
+
+
+def named(start, name: str) -> None:
+    """Sets the session's group name (the HParams tab's trial name) in its summary, in place."""
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+
+    value = start.value[0]
+    data = HParamsPluginData.FromString(value.metadata.plugin_data.content)
+    data.session_start_info.group_name = name
+    value.metadata.plugin_data.content = data.SerializeToString()

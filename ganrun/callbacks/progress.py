@@ -20,12 +20,12 @@ from ganrun.progress import columns, duration, register_live
 class _TrainingProgress(Progress):
     """Rich's bar with free-text rows under it (losses, run folder)."""
 
-    footer: list[str] = []  # the first row is cut at the screen's width, the others fold
+    footer: list[str] = []  # rows that fold at the screen's width
 
     def get_renderables(self):
         yield from super().get_renderables()
         for i, line in enumerate(self.footer):
-            yield Text(line, overflow="ellipsis" if i == 0 else "fold", no_wrap=i == 0)
+            yield Text(line, overflow="fold")
 
 from ganrun.tasks.base import batch_size
 
@@ -53,8 +53,9 @@ class IterationProgressBar(ProgressBar):
         if not (self._enabled and trainer.is_global_zero):
             return
         folder = trainer.default_root_dir
-        self._where = [f"run folder: {folder}",
-                       f"open it in TensorBoard: tensorboard --logdir {folder}"]
+        # The command on a line of its own, so that it can be copied whole.
+        self._where = [f"run folder: {folder}; open it in TensorBoard with",
+                       f"tensorboard --logdir {folder}"]
         self._start = self._clock = self._last_line = time.perf_counter()
         self._images, self._rate, self._first = 0, 0.0, pl_module.iteration
         self._printed = -1  # the iteration of the last plain line
@@ -68,7 +69,7 @@ class IterationProgressBar(ProgressBar):
         # redrawn every refresh_every_n_iterations instead.
         self._progress = _TrainingProgress(*columns(), console=console, auto_refresh=False)
         self._progress.footer = ["", *self._where]
-        self._task = self._progress.add_task("iter", total=pl_module.max_iterations,
+        self._task = self._progress.add_task("iter", total=pl_module.total_iterations,
                                              completed=pl_module.iteration, rate="")
         self._progress.start()
         register_live(self._progress)  # metric passes during training add a row to this bar
@@ -99,21 +100,27 @@ class IterationProgressBar(ProgressBar):
         if self._images:  # keep the last rate when nothing ran since (the final refresh)
             self._rate = self._images / max(now - self._clock, 1e-9)
         self._clock, self._images = now, 0
-        losses = " ".join(f"{tag} {float(value):.3f}" for tag, value in pl_module.stats.items()
-                          if tag.startswith("loss/"))
-        info = f"epoch {pl_module.data_position['epoch']} | {losses}"
         if self._progress is not None:
-            self._progress.footer = [info, *self._where]
+            self._progress.footer = [self._info(pl_module), *self._where]
             self._progress.update(self._task, completed=pl_module.iteration,
                                   rate=f"{self._rate:.0f} img/s", refresh=True)
         elif pl_module.iteration != self._printed and (
                 final or now - self._last_line >= self.plain_every
                 or pl_module.iteration == self._first + self.refresh_every):
             self._last_line, self._printed = now, pl_module.iteration
-            self._plain_line(pl_module, info, now)
+            self._plain_line(pl_module, self._info(pl_module), now)
+
+    @staticmethod
+    def _info(pl_module) -> str:
+        """The epoch and the latest losses (read from the device only when shown), the two
+        players' totals first so that a narrow terminal never hides them."""
+        tags = sorted((tag for tag in pl_module.stats if tag.startswith("loss/")),
+                      key=lambda tag: tag not in ("loss/g", "loss/d"))
+        losses = " ".join(f"{tag} {float(pl_module.stats[tag]):.3f}" for tag in tags)
+        return f"epoch {pl_module.data_position['epoch']} | {losses}"
 
     def _plain_line(self, pl_module, info: str, now: float) -> None:
-        it, total = pl_module.iteration, pl_module.max_iterations
+        it, total = pl_module.iteration, pl_module.total_iterations
         elapsed = now - self._start
         done = it - self._first
         left = elapsed / done * (total - it) if done > 0 and total else 0.0

@@ -41,7 +41,7 @@ def counts_of(metrics: dict) -> dict[str, int]:
     """The image counts behind the FID, logged with a warning where they are too few."""
     counts = fid_counts(metrics)
     if counts:
-        log.info("FID from %d generated and %d real images", counts["num_samples"],
+        log.info("FID from %s generated and %s real images", counts["num_samples"],
                  counts["real_samples"])
         warning = few_samples_warning(counts)
         if warning:

@@ -16,8 +16,11 @@ def quiet_library_noise() -> None:
     for message in ("`broadcast_buffers` is deprecated", ".*LeafSpec.* is deprecated",
                     "You're resuming from a checkpoint that ended before the epoch ended"):
         warnings.filterwarnings("ignore", message=message)
+    # Lightning's device lines (ganrun prints its own) and its stop line, which names
+    # max_epochs after a signal or a max_steps stop (ganrun says what stopped the run).
+    noise = ("litlogger", "GPU available:", "TPU available:", "`Trainer.fit` stopped")
     logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(
-        lambda record: "litlogger" not in record.getMessage())
+        lambda record: not any(text in record.getMessage() for text in noise))
 
 
 def check_command_line(prog: str, args, config_name: str) -> DictConfig | None:

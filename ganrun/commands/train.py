@@ -67,7 +67,11 @@ def _train(cfg: DictConfig) -> float | None:
             return None
         datamodule.resume_at(**state.data_position)
         log.info("Resuming from %s at iteration %d", ckpt_path, start)
+    print(f"Building the trainer ({describe_hardware(cfg)})", file=sys.stderr, flush=True)
     trainer = build_trainer(cfg, start)
+    log.info("Networks: %s", ", ".join(
+        f"{name} {sum(p.numel() for p in net.parameters()):,} parameters"
+        for name, net in module.task.nets.items()))
     accelerate(module, channels_last=cfg.trainer.channels_last, compile=cfg.trainer.compile,
                cuda_graphs=cfg.trainer.cuda_graphs, backend=cfg.trainer.compile_backend,
                cuda=trainer.strategy.root_device.type == "cuda",
@@ -87,7 +91,18 @@ def _train(cfg: DictConfig) -> float | None:
                   f"checkpoint saved. Continue with: ganrun train resume=true "
                   f"hydra.run.dir={cfg.paths.output_dir}", file=sys.stderr, flush=True)
         sys.exit(128 + signum)
+    if trainer.is_global_zero and module.iteration > start:
+        log.info("Training finished: %s", module.stop_reason())
     return objective(trainer, module, cfg.optimized_metric)
+
+
+def describe_hardware(cfg: DictConfig) -> str:
+    import torch
+
+    hw = cfg.hardware
+    gpus = torch.cuda.device_count()
+    where = f"{gpus} GPU(s) available" if gpus else "no GPU: CPU"
+    return f"hardware: {hw.accelerator}, devices {hw.devices}, precision {hw.precision}; {where}"
 
 
 def check_metrics(cfg: DictConfig, task) -> None:
@@ -133,6 +148,7 @@ def build_trainer(cfg: DictConfig, start_iteration: int = 0) -> pl.Trainer:
         enable_progress_bar=any(isinstance(c, ProgressBar) for c in callbacks),
         enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
         num_sanity_val_steps=0,
+        enable_model_summary=False,  # ganrun prints one line of parameter counts instead
         log_every_n_steps=1,  # nothing goes through self.log; silences a warning
         default_root_dir=cfg.paths.output_dir,
     )

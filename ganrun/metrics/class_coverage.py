@@ -64,7 +64,9 @@ class ClassCoverage(GeneratorMetric):
         owner = (type(data), str(data.root), data.image_size, data.channels)
         if self._classifier is None or self._classifier[0] != owner:
             cache_dir = Path(self.cache_dir).expanduser() if self.cache_dir else None
-            self._classifier = (owner, *real_classifier(data, self.recipe, cache_dir))
+            self._classifier = (owner, *real_classifier(
+                data, self.recipe, cache_dir,
+                steps_key="metrics.evaluate.class_coverage.train_steps"))
         return self._classifier[1], self._classifier[2]
 
     @torch.no_grad()

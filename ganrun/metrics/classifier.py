@@ -162,7 +162,11 @@ def load_cached(path: Path, key: dict, channels: int, num_classes: int):
         saved = torch.load(path, map_location="cpu", weights_only=True)
         if saved["key"] != key or saved["histogram"].shape != (num_classes,):
             raise ValueError("it was written for another data set or recipe")
-        model = SmallCNN(channels, num_classes)
+        # A new network draws its initial weights: under a forked RNG, so that reading the
+        # cache moves the global RNG no more than training did (an evaluation's samples, drawn
+        # after, would otherwise differ between the first evaluation and the later ones).
+        with torch.random.fork_rng(devices=[]):
+            model = SmallCNN(channels, num_classes)
         model.load_state_dict(saved["state_dict"])
     except Exception as err:  # a damaged file can fail in any way; it is simply rebuilt
         log.warning("Ignoring the classifier cache %s (%s); training a new classifier.",
@@ -185,8 +189,8 @@ def save_cached(path: Path, key: dict, model: SmallCNN, histogram: torch.Tensor)
 
 
 def real_classifier(data, recipe: Recipe, cache_dir: Path | None = None,
-                    device: torch.device | None = None,
-                    domain: str | None = None) -> tuple[SmallCNN, torch.Tensor]:
+                    device: torch.device | None = None, domain: str | None = None,
+                    steps_key: str = "the metric's train_steps") -> tuple[SmallCNN, torch.Tensor]:
     """The classifier of ``data``'s train split and that split's class histogram, from the
     cache when it holds them, else trained (and cached). ``domain``: of a two-domain data set
     (``dataset=fashion_domains``), the classifier of that domain's images only."""
@@ -202,7 +206,8 @@ def real_classifier(data, recipe: Recipe, cache_dir: Path | None = None,
     log.info("Training the %s classifier (%d steps); cached in %s.",
              "class-coverage" if domain is None else f"domain-{domain}", recipe.steps, path)
     model = train(images, key["channels"], data.num_classes, recipe, device,
-                  hint="a GPU (it is trained once per data set, then cached)").cpu()
+                  hint=f"{steps_key}=N (fewer steps, a weaker classifier), or a GPU; it is "
+                       "trained once per data set, then cached").cpu()
     histogram = label_histogram(images, data.num_classes)
     save_cached(path, key, model, histogram)
     return model, histogram

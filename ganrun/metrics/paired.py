@@ -81,7 +81,9 @@ class PairedMetrics(Metric):
     def evaluate_model(self, model, data) -> dict[str, float]:
         self.check_model(model)
         task = model.translator
-        inputs, targets = task.test_pairs(data, max(self.num_samples, self.fid_samples))
+        # num_samples bounds every pass, the FIDs' too.
+        fid_samples = min(self.fid_samples, self.num_samples)
+        inputs, targets = task.test_pairs(data, max(self.num_samples, fid_samples))
         outputs = torch.cat([task.translate(part.to(task.device)).cpu()
                              for part in inputs.split(self.batch_size)])
         n = min(self.num_samples, len(inputs))
@@ -95,8 +97,8 @@ class PairedMetrics(Metric):
                                  f"_{name}"))
             if self.baseline_fid:
                 fakes[f"fid_{name}"] = guess
-        if self.fid_samples:
-            k = min(self.fid_samples, len(inputs))
+        if fid_samples:
+            k = min(fid_samples, len(inputs))
             values.update(fids_against(targets[:k], {key: v[:k] for key, v in fakes.items()},
                                        self.batch_size, "Target features"))
             values["fid_samples"] = k

@@ -5,9 +5,11 @@ higher than the same generator's FID of 10,000 and comparable only at the same c
 MIN_FID_SAMPLES = 2000
 
 
-def few_samples_warning(counts: dict[str, int]) -> str | None:
-    """One line for counts below ``MIN_FID_SAMPLES``, else None."""
-    if not counts or min(counts.values()) >= MIN_FID_SAMPLES:
+def few_samples_warning(counts: dict) -> str | None:
+    """One line for counts below ``MIN_FID_SAMPLES``, else None (a statistics file's real
+    count is unknown: its side is not judged)."""
+    known = [n for n in counts.values() if isinstance(n, int)]
+    if not known or min(known) >= MIN_FID_SAMPLES:
         return None
     return (f"Warning: FID from {counts['num_samples']} generated and {counts['real_samples']} "
             f"real images is strongly biased at that size (below {MIN_FID_SAMPLES:,}); compare "

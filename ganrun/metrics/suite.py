@@ -55,7 +55,10 @@ class InceptionMetrics(GeneratorMetric):
     def network(self, device: torch.device | str) -> InceptionFeatures:
         if self._network is None:
             logits = any(score.needs_logits for score in self.scores)
-            self._network = InceptionFeatures(logits=logits)
+            # Built under a forked RNG (its layers draw initial weights before the file's are
+            # loaded), so the samples of the first evaluation are those of every later one.
+            with torch.random.fork_rng(devices=[]):
+                self._network = InceptionFeatures(logits=logits)
         return self._network.to(device)
 
     def statistics(self) -> Statistics:
@@ -96,6 +99,8 @@ class InceptionMetrics(GeneratorMetric):
         """Scores of batches of uint8 RGB images against a statistics file's real side."""
         check_statistics(self.scores, stats)
         check_counts(self.scores, n_fake, n_fake, "the fake folder")
+        # The real count is not in a statistics file: named as the file.
+        self.counts = {"num_samples": n_fake, "real_samples": f"the statistics of {stats.path}"}
         return self.score(stats, self.extract(fake, "Fake features", n_fake))
 
     def evaluate_folders(self, real: Iterable[torch.Tensor], fake: Iterable[torch.Tensor],
@@ -170,17 +175,33 @@ class InceptionMetrics(GeneratorMetric):
 
 
 def fids_against(real: torch.Tensor, fakes: dict[str, torch.Tensor], batch_size: int = 100,
-                 real_name: str = "Real features",
-                 device: torch.device | None = None) -> dict[str, float]:
+                 real_name: str = "Real features", device: torch.device | None = None,
+                 cache_key: dict | None = None,
+                 cache_dir: str | None = None) -> dict[str, float]:
     """FID of each named set of [-1, 1] images against the ``real`` images, whose features are
-    extracted once; the Inception runs on ``device`` (default: where the images are)."""
-    suite = InceptionMetrics({"fid": FID()}, batch_size=batch_size)
+    extracted once (and, with a ``cache_key`` naming what they are, cached in ``cache_dir``
+    for the next evaluation); the Inception runs on ``device`` (default: where the images
+    are)."""
+    suite = InceptionMetrics({"fid": FID()}, batch_size=batch_size,
+                             **({"cache_dir": cache_dir} if cache_dir else {}))
 
     def batches(images: torch.Tensor):
         return (to_uint8(part if device is None else part.to(device))
                 for part in images.split(batch_size))
 
-    real_features = suite.extract(batches(real), real_name, len(real)).pool
+    def extract_real() -> torch.Tensor:
+        return suite.extract(batches(real), real_name, len(real)).pool
+
+    if cache_key is None:
+        real_features = extract_real()
+    else:
+        key = {**cache_key, "num_real": len(real), "network": NETWORK,
+               "weights": weights_digest(), "resize": RESIZE}
+        with suite.cache.lock(key):
+            real_features = suite.cache.load(key)
+            if real_features is None:
+                real_features = extract_real()
+                suite.cache.save(key, real_features)
     return {name: suite.score(real_features, suite.extract(
                 batches(fake), f"Features for {name}", len(fake)))["fid"]
             for name, fake in fakes.items()}

@@ -51,8 +51,10 @@ class TranslationMetrics(Metric):
         real_a, real_b = batch["A"], batch["B"]
         self.device = task.device
         fake_b = self.translate(task, real_a)
+        # Test B's features are cached: the next evaluation (another checkpoint) reads them.
         values = fids_against(real_b, {"fid_ab": fake_b, "fid_identity": real_a},
-                              self.batch_size, "Test B features", self.device)
+                              self.batch_size, "Test B features", self.device,
+                              cache_key=test_b_key(data), cache_dir=self.cache_dir)
         if data.num_classes:
             values.update(self.label_preservation(data, task, test.dataset, fake_b))
         return {**values, "num_samples": n}
@@ -86,5 +88,15 @@ class TranslationMetrics(Metric):
         if self._classifier is None:
             cache_dir = Path(self.cache_dir).expanduser() if self.cache_dir else None
             self._classifier, _ = real_classifier(data, self.recipe, cache_dir, self.device,
+                                                  steps_key="metrics.evaluate.translation."
+                                                            "classifier_steps",
                                                   domain="B")
         return self._classifier.to(self.device)
+
+
+def test_b_key(data) -> dict:
+    """What decides the test B images: the data set, where it is, its appearance change."""
+    return {"dataset": f"{type(data).__module__}.{type(data).__qualname__}",
+            "root": str(data.root.resolve()), "split": "test", "domain": "B",
+            "image_size": data.image_size, "transform": getattr(data, "transform", None),
+            "source": getattr(data, "source", None), "subset": "first n"}

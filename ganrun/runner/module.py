@@ -82,6 +82,7 @@ class Runner(pl.LightningModule):
         self._restored_rng: dict | None = None
         self._first_batch = True
         self.health = Health()
+        self.total_iterations = max_iterations  # with max_epochs: see planned_iterations()
         self.check_every = 50  # iterations between reads of the finite checks: the log cadence
 
     def configure_optimizers(self):
@@ -117,6 +118,27 @@ class Runner(pl.LightningModule):
         self.apply_configured_hyperparameters()
         self._first_batch = True
         self.check_every = logging_cadence(self.trainer, self.check_every)
+        self.total_iterations = self.planned_iterations()
+
+    def planned_iterations(self) -> int | None:
+        """The iteration the run ends at: ``max_steps`` or the end of ``max_epochs``, whichever
+        comes first; the epochs counted in this rank's batches and the task's phases (an
+        iteration every n_critic batches after the warm-up, ...). None when neither is set."""
+        limits = [self.max_iterations] if self.max_iterations else []
+        epochs, per_epoch = self.trainer.max_epochs, self.trainer.num_training_batches
+        if epochs and epochs > 0 and per_epoch and per_epoch != float("inf"):
+            phase = next(p for p in self.task.phases() if p.name == self.task.iteration_phase)
+            batches = epochs * int(per_epoch)
+            limits.append(0 if batches < phase.start else
+                          (batches - phase.start) // phase.interval + 1)
+        return min(limits) if limits else None
+
+    def stop_reason(self) -> str:
+        """What ended a run that was not stopped by a signal or an error."""
+        if self.max_iterations and self.iteration >= self.max_iterations:
+            return f"trainer.max_steps={self.max_iterations} reached"
+        epochs = self.trainer.max_epochs
+        return f"trainer.max_epochs={epochs} reached (iteration {self.iteration})"
 
     def on_train_batch_start(self, batch, batch_idx):
         # Restored here rather than at load time: Lightning draws random numbers between
