@@ -55,3 +55,28 @@ def write_image_folder(root: Path, per_class=4) -> Path:
         for i in range(per_class):
             write_png(root / name / f"{i}.png", (40 + i, 30), (120 * k, 60, 0))
     return root
+
+
+def write_caption_folder(root: Path, n: int = 24, split_folders: bool = False) -> Path:
+    """Images of bright or dark squares and bars with captions that say which, in Hugging
+    Face's imagefolder layout (metadata.jsonl with file_name and text)."""
+    import json
+
+    shapes = [("bright", "square", (200, 200, 200)), ("dark", "square", (60, 60, 60)),
+              ("bright", "bar", (220, 180, 40)), ("dark", "bar", (40, 30, 90))]
+    splits = (("train", n), ("test", n // 2)) if split_folders else (("", n),)
+    for split, count in splits:
+        folder = root / split
+        folder.mkdir(parents=True, exist_ok=True)
+        rows = []
+        for i in range(count):
+            tone, shape, color = shapes[i % 4]
+            image = Image.new("RGB", (20 + i % 3, 18), (0, 0, 0))
+            box = (4, 4, 16, 14) if shape == "square" else (2, 7, 18, 10)
+            image.paste(color, box)
+            name = f"img_{i:03d}.png"
+            image.save(folder / name)
+            text = [f"a {tone} {shape}", f"{shape}, {tone}"] if i % 5 == 0 else f"a {tone} {shape}"
+            rows.append({"file_name": name, "text": text})
+        (folder / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return root

@@ -28,10 +28,11 @@ class Contract:
     trust: list[str] = field(default_factory=list)  # a user's own task: trust_targets=
     needs_inception: bool = False
     user_code: bool = False    # PYTHONPATH and --config-dir of examples/custom_task
+    data: str = ""             # the data's folder under the root the tests write
 
     def train_args(self, root: Path) -> list[str]:
         extra = ["--config-dir", str(EXAMPLE / "conf")] if self.user_code else []
-        return [*COMMON, *self.args, f"dataset.root={root}", *extra]
+        return [*COMMON, *self.args, f"dataset.root={root / self.data}", *extra]
 
     def env(self) -> dict:
         parts = [str(TESTS)] + ([str(EXAMPLE)] if self.user_code else []) + \
@@ -82,6 +83,17 @@ CONTRACTS = {
         ["metrics=class_coverage", "num_samples=20",
          "+metrics.evaluate.class_coverage.train_steps=5"],
         ("regularizer=r1", "task=stylegan2 regularizes with its own lazy R1")),
+    "text2image": Contract(
+        "text2image",
+        ["task=text2image", "model=text2image", "dataset=caption_folder", "loss=hinge",
+         "dataset.image_size=16", "dataset.batch_size=4", "model.latent_dim=8",
+         "model.generator.width=4", "model.discriminator.width=4", "task.encoder_batches=2",
+         "task.num_fixed=2", "callbacks.samples.nrow=2", "task.ma_gp=2", "ema=decay"],
+        GAN_TAGS | {"loss/g_interpolated", "d/wrong", "reg/ma_gp"}, "sample",
+        ["metrics=text_match", "num_samples=6", "metrics.evaluate.text_match.fid=false",
+         "metrics.evaluate.text_match.r_candidates=4"],
+        ("augment=diffaugment", "task=text2image does not support `augment`"),
+        data="captions"),
     "cogan (examples/custom_task)": Contract(
         "cogan",
         ["task=cogan", "model=cogan", "dataset=mnist", "dataset.batch_size=8",

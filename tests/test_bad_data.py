@@ -251,6 +251,65 @@ def _(box, shared):
     return ["eval", f"real={box.src / 'stats.npz'}", f"fake={box.src / 'fake'}"]
 
 
+def captions_train(root):
+    return ["train", *TINY, "task=text2image", "model=text2image", "dataset=caption_folder",
+            f"dataset.root={root}", "dataset.image_size=16", "dataset.batch_size=2",
+            "task.encoder_batches=1"]
+
+
+def caption_folder(box):
+    from fakedata import write_caption_folder
+
+    return write_caption_folder(box.src / "captions", n=8)
+
+
+@case(KIND, "caption_folder_without_metadata", message=["has no metadata.jsonl or metadata.csv",
+                                                        "file_name"])
+def _(box, shared):
+    root = caption_folder(box)
+    (root / "metadata.jsonl").unlink()
+    return captions_train(root)
+
+
+@case(KIND, "caption_row_naming_a_missing_image", message=["not there", "gone.png"])
+def _(box, shared):
+    root = caption_folder(box)
+    with (root / "metadata.jsonl").open("a") as f:
+        f.write('{"file_name": "gone.png", "text": "a dark square"}\n')
+    return captions_train(root)
+
+
+@case(KIND, "image_without_a_caption", message=["have no caption", "stray.png"])
+def _(box, shared):
+    root = caption_folder(box)
+    write_png(root / "stray.png", (8, 8), (0, 0, 0))
+    return captions_train(root)
+
+
+@case(KIND, "empty_caption", message=["empty or missing caption", "img_000.png"])
+def _(box, shared):
+    root = caption_folder(box)
+    lines = (root / "metadata.jsonl").read_text().splitlines()
+    lines[0] = '{"file_name": "img_000.png", "text": "  "}'
+    (root / "metadata.jsonl").write_text("\n".join(lines) + "\n")
+    return captions_train(root)
+
+
+@case(KIND, "caption_metadata_not_json", message=["line 2, is not JSON"])
+def _(box, shared):
+    root = caption_folder(box)
+    lines = (root / "metadata.jsonl").read_text().splitlines()
+    lines[1] = "{not json"
+    (root / "metadata.jsonl").write_text("\n".join(lines) + "\n")
+    return captions_train(root)
+
+
+@case(KIND, "text2image_on_images_without_captions", message="needs images with captions")
+def _(box, shared):
+    return ["train", *TINY, "task=text2image", "model=text2image", "dataset=mnist",
+            f"dataset.root={shared.mnist}"]
+
+
 @pytest.mark.parametrize("c", cases(KIND))
 def test_bad_data(c, box, shared):
     run_case(c, box, shared)

@@ -11,7 +11,7 @@ import json
 import pytest
 
 from badinput import run_cli
-from fakedata import write_mnist
+from fakedata import write_caption_folder, write_mnist
 from task_contract import CONTRACTS, EXAMPLE
 
 EVERY = 4
@@ -25,6 +25,7 @@ CADENCE = [f"callbacks.scalars.every_n_iterations={EVERY}",
 def root(tmp_path_factory):
     root = tmp_path_factory.mktemp("sync_data")
     write_mnist(root, n_train=64, n_test=16)
+    write_caption_folder(root / "captions")
     return root
 
 

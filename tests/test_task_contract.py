@@ -13,7 +13,7 @@ import torch
 
 from badinput import run_cli
 from conftest import scalars
-from fakedata import write_mnist, write_png
+from fakedata import write_caption_folder, write_mnist, write_png
 from task_contract import CONTRACTS, EXAMPLE
 
 TASKS = list(CONTRACTS)
@@ -23,6 +23,7 @@ TASKS = list(CONTRACTS)
 def root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("contract_data")
     write_mnist(root, n_train=64, n_test=16)
+    write_caption_folder(root / "captions")
     return root
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from conftest import kill_then_resume, run_ganrun, scalars
-from fakedata import write_mnist
+from fakedata import write_caption_folder, write_mnist
 from task_contract import CONTRACTS
 
 TASKS = list(CONTRACTS)
@@ -18,6 +18,7 @@ TASKS = list(CONTRACTS)
 def root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("contract_data")
     write_mnist(root, n_train=64, n_test=16)
+    write_caption_folder(root / "captions")
     return root
 
 

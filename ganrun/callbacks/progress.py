@@ -54,7 +54,7 @@ class IterationProgressBar(ProgressBar):
             return
         folder = trainer.default_root_dir
         # The command on a line of its own, so that it can be copied whole.
-        self._where = [f"run folder: {folder}; open it in TensorBoard with",
+        self._where = [f"run folder: {folder}; open it in TensorBoard with:",
                        f"tensorboard --logdir {folder}"]
         self._start = self._clock = self._last_line = time.perf_counter()
         self._images, self._rate, self._first = 0, 0.0, pl_module.iteration
@@ -62,7 +62,7 @@ class IterationProgressBar(ProgressBar):
         console = Console(stderr=True)
         self._plain = not console.is_terminal
         if self._plain:
-            print("Training: " + "; ".join(self._where), file=sys.stderr, flush=True)
+            print("Training: " + " ".join(self._where), file=sys.stderr, flush=True)
             self._active = True
             return
         # No refresh thread: it would take CPU from training 10 times a second; the bar is

@@ -127,6 +127,7 @@ def sample(cfg, arguments: list[str]) -> list[str]:
     check(cfg)
     sampler, _ = load_sampler(cfg.ckpt, pick_device(cfg.device), list(cfg.trust_targets))
     options = model_options(sampler, arguments)
+    cfg.num = sampler.count(cfg.num, options)
     out = Path(cfg.out).expanduser()
     grid = sampler.special_grid(cfg.num, cfg.nrow, cfg.seed, options)
     if grid is not None or cfg.interpolate:
@@ -154,9 +155,10 @@ def sample(cfg, arguments: list[str]) -> list[str]:
 
 def write_pngs(sampler, cfg, out: Path, options) -> list[str]:
     width = max(6, len(str(cfg.num - 1)))
-    names = [f"sample_{i:0{width}d}.png" for i in range(cfg.num)]
+    names = sampler.file_names(cfg.num, options) or \
+        [f"sample_{i:0{width}d}.png" for i in range(cfg.num)]
     rows = sampler.condition_rows(sampler.conditions(cfg.num, options))
-    extra = ["labels.csv"] if rows is not None else []
+    extra = [sampler.conditions_file] if rows is not None else []
     imagefiles.check_png_channels(sampler.data_shape["channels"])
     imagefiles.prepare_folder(out, names + extra, cfg.overwrite)
     with track("Samples", cfg.num, "img", hint="num", min_total=MANY_FILES) as bar:
@@ -165,7 +167,8 @@ def write_pngs(sampler, cfg, out: Path, options) -> list[str]:
                 imagefiles.write_png(out / names[start + offset], pixels)
             bar.advance(len(images))
     if rows is not None:
-        imagefiles.write_labels_csv(out / "labels.csv", names, rows)
+        imagefiles.write_labels_csv(out / sampler.conditions_file, names, rows,
+                                    sampler.conditions_column)
     return names + extra
 
 

@@ -98,6 +98,13 @@ class GANDataModule(pl.LightningDataModule):
     def load_split(self) -> Dataset:
         raise NotImplementedError
 
+    def shape(self) -> dict:
+        """What the networks need to know about the data (saved in every checkpoint and
+        export as plain data): channels, image size, classes; a data set adds its own."""
+        names = self.class_names
+        return {"image_size": self.image_size, "num_classes": self.num_classes,
+                "class_names": list(names) if names else None, "channels": self.channels}
+
     def with_split(self, split: str) -> "GANDataModule":
         """The same data set and options serving another split (e.g. "test" for FID)."""
         check_options(self.image_size, self.batch_size, self.num_workers, split)

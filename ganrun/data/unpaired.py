@@ -56,6 +56,13 @@ class UnpairedDataModule(GANDataModule):
     channels_b: int
     dataset: UnpairedItems | None
 
+    @property
+    def channels(self) -> int:  # "channels": the output side, B
+        return self.channels_b
+
+    def shape(self) -> dict:
+        return {**super().shape(), "channels_a": self.channels_a, "channels_b": self.channels_b}
+
     def train_dataloader(self) -> DataLoader:
         # GANDataModule's loader places its sampler where a resumed run continues (epoch and
         # offset, from resume_at); the unpaired sampler takes that place, so one rule serves both.

@@ -101,6 +101,7 @@ class Sampler(Inference):
 
     kind = "an image generator (latents -> images)"
     Options: type = SampleOptions
+    conditions_file, conditions_column = "labels.csv", "label"  # what each sample was asked for
 
     def __init__(self, nets: dict[str, nn.Module], data_shape: dict, latent_dim: int,
                  num_classes: int = 0, **settings):
@@ -165,6 +166,15 @@ class Sampler(Inference):
     def condition_rows(self, conditions) -> list[str] | None:
         """What each sample was asked for, for labels.csv (None: nothing to write)."""
         return None if conditions is None else [str(int(k)) for k in conditions]
+
+    def count(self, num: int, options=None) -> int:
+        """How many samples ``num`` asks for (a sampler whose options list its inputs, e.g.
+        captions from a file, makes one per input)."""
+        return num
+
+    def file_names(self, num: int, options=None) -> list[str] | None:
+        """The PNG names of ``num`` samples; None: sample_000000.png, ..."""
+        return None
 
     def slice(self, conditions, start: int, stop: int):
         return None if conditions is None else conditions[start:stop]

@@ -9,13 +9,7 @@ from ganrun.tasks import build_task
 
 def data_shape(datamodule) -> dict:
     """What the networks need to know about the data, saved in every checkpoint."""
-    names = getattr(datamodule, "class_names", None)
-    shape = {"image_size": datamodule.image_size, "num_classes": datamodule.num_classes,
-             "class_names": list(names) if names else None}
-    if hasattr(datamodule, "channels_a"):  # two unpaired domains; "channels": the output side
-        return {**shape, "channels_a": datamodule.channels_a,
-                "channels_b": datamodule.channels_b, "channels": datamodule.channels_b}
-    return {**shape, "channels": datamodule.channels}
+    return datamodule.shape()
 
 
 def build_module(cfg: DictConfig, shape: dict, choices: dict | None = None) -> Runner:
@@ -23,7 +17,8 @@ def build_module(cfg: DictConfig, shape: dict, choices: dict | None = None) -> R
     return Runner(
         task=task,
         # Each player's optimizer from the optimizer node the task names for it.
-        optimizers={player: instantiate(cfg.optimizer[task.optimizer_config(player)])
+        optimizers={player: task.own_optimizer(player) or
+                    instantiate(cfg.optimizer[task.optimizer_config(player)])
                     for player in task.players()},
         schedule=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
         divergence=instantiate(cfg.divergence),

@@ -20,9 +20,11 @@ class Phase:
     player: str
     interval: int = 1
     start: int = 1
+    stop: int | None = None  # the last batch it is due at (None: to the end)
 
     def due(self, batch: int) -> bool:
-        return batch >= self.start and (batch - self.start) % self.interval == 0
+        return batch >= self.start and (batch - self.start) % self.interval == 0 and \
+            (self.stop is None or batch <= self.stop)
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,11 @@ class Task(nn.Module):
     def optimizer_config(self, player: str) -> str:
         """Which node of the ``optimizer`` config builds ``player``'s optimizer."""
         return {"G": "generator", "D": "discriminator"}[player]
+
+    def own_optimizer(self, player: str):
+        """A factory ``params -> optimizer`` for a player the ``optimizer`` config does not
+        cover (e.g. a text encoder's), else None."""
+        return None
 
     def phases(self) -> list[Phase]:
         """The update phases, in the order they run within a batch."""

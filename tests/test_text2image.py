@@ -1,0 +1,109 @@
+"""Text-to-image: captioned data (a user's imagefolder layout, the offline fashion_captions),
+sampling from text, the vocabulary as data, the metric. The task contract (resume, bf16, DDP,
+export, eval) runs it in tests/test_task_contract*.py."""
+
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+from badinput import run_cli
+from conftest import image_steps
+from fakedata import write_caption_folder
+from ganrun.data.captions import (ATTRIBUTES, HELD_OUT, NOUNS, SYNONYMS, CaptionFolder,
+                                  FashionCaptions, build_vocabulary, encode)
+
+TINY = ["task=text2image", "model=text2image", "dataset=caption_folder", "hardware=cpu",
+        "dataset.image_size=16", "dataset.batch_size=4", "model.latent_dim=8",
+        "model.generator.width=4", "model.discriminator.width=4", "task.encoder_batches=2",
+        "task.num_fixed=2", "callbacks.samples.nrow=2", "trainer.max_steps=2", "seed=0"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("t2i")
+    write_caption_folder(root / "captions", split_folders=True)
+    result = run_cli("train", *TINY, f"dataset.root={root / 'captions'}",
+                     f"hydra.run.dir={root / 'run'}", cwd=root)
+    assert result.code == 0, result.stderr[-3000:]
+    return root / "run"
+
+
+def test_a_caption_folder_gives_one_item_per_caption(tmp_path):
+    write_caption_folder(tmp_path, n=10)
+    data = CaptionFolder(root=str(tmp_path), image_size=16, batch_size=4)
+    data.setup()
+    assert len(data.dataset) == 12  # images 0 and 5 have two captions each
+    batch = data.dataset.__getitems__([0, 1])
+    assert batch["image"].shape == (2, 3, 16, 16) and batch["tokens"].shape[0] == 2
+    assert data.vocabulary[:2] == ["<pad>", "<unk>"] and "square" in data.vocabulary
+
+
+def test_words_outside_the_vocabulary_are_named():
+    vocabulary = build_vocabulary(["a dark square"])
+    tokens, lengths, unknown = encode(["a shiny square", "dark"], vocabulary)
+    assert unknown == ["shiny"] and lengths.tolist() == [3, 1]
+    assert tokens[0, 1].item() == 1  # <unk>
+
+
+def test_fashion_captions_state_the_measured_attributes_and_hold_combinations_out(fashion_root):
+    data = FashionCaptions(root=str(fashion_root), download=False)
+    _, train_labels, train_captions, train_held, train_values = data.rows("train")
+    _, test_labels, test_captions, test_held, test_values = data.rows("test")
+    assert not any(train_held) and sum(test_held) > 300
+    synonyms = {word: value for value, words in SYNONYMS.items() for word in words}
+    for i in range(0, len(test_captions), 997):  # each caption says the class and attributes
+        caption, label = test_captions[i], test_labels[i]
+        assert NOUNS[label] in caption
+        said = {synonyms[w] for w in caption.replace(",", " ").replace(":", " ").split()
+                if w in synonyms}
+        for name, values in ATTRIBUTES.items():
+            assert values[int(test_values[name][i])] in said, (caption, name)
+    for label, value in HELD_OUT:  # never in training, present in the test split
+        name = next(n for n, values in ATTRIBUTES.items() if value in values)
+        code = ATTRIBUTES[name].index(value)
+        assert not any(l == label and int(v) == code
+                       for l, v in zip(train_labels, train_values[name]))
+        assert any(l == label and int(v) == code
+                   for l, v in zip(test_labels, test_values[name]))
+    assert len(set(train_captions)) > 1000  # varied wording
+
+
+def test_samples_from_text_with_named_files_and_a_warning(trained, tmp_path):
+    ckpt = trained / "checkpoints" / "last.ckpt"
+    result = run_cli("sample", f"ckpt={ckpt}", 'text=a shiny dark square', "num=3", "out=one",
+                     cwd=tmp_path)
+    assert result.code == 0, result.stderr[-2000:]
+    assert "Words this model never saw, read as unknown: shiny" in result.stderr
+    rows = (tmp_path / "one" / "captions.csv").read_text().splitlines()
+    assert rows[0] == "file,text" and rows[1] == "sample_000000.png,a shiny dark square"
+    (tmp_path / "captions.txt").write_text("a dark bar\n\na bright square\n")
+    result = run_cli("sample", f"ckpt={ckpt}", "texts=captions.txt", "out=many", cwd=tmp_path)
+    assert result.code == 0, result.stderr[-2000:]
+    assert sorted(p.name for p in (tmp_path / "many").glob("*.png")) == \
+        ["0000_a_dark_bar.png", "0001_a_bright_square.png"]
+    result = run_cli("sample", f"ckpt={ckpt}", "text=a dark bar", "text_b=a bright bar",
+                     "interpolate=true", "num=2", "steps=3", "out=walk", cwd=tmp_path)
+    assert result.code == 0 and (tmp_path / "walk" / "interpolation.png").is_file()
+    assert Image.open(tmp_path / "walk" / "interpolation.png").size == (2 + 3 * 18, 2 + 2 * 18)
+
+
+def test_text_makes_the_difference_and_the_api_takes_it(trained, tmp_path):
+    from ganrun import generate_images, load_generator
+
+    run_cli("export", f"ckpt={trained / 'checkpoints' / 'last.ckpt'}", "out=export", cwd=tmp_path)
+    G = load_generator(tmp_path / "export")
+    dark = generate_images(G, 2, seed=0, text="a dark square")
+    assert not torch.equal(dark, generate_images(G, 2, seed=0, text="a bright bar"))
+    same = generate_images(load_generator(trained / "checkpoints" / "last.ckpt"), 2, seed=0,
+                           text="a dark square")
+    assert torch.equal(dark, same)
+    config = json.loads((tmp_path / "export" / "config.json").read_text())
+    assert "square" in config["data_shape"]["vocabulary"]  # the vocabulary, as data
+
+
+def test_the_grid_writes_each_rows_caption(trained):
+    assert image_steps(trained) == [1, 2]
+    grid = Image.open(trained / "samples" / "step_0000002.png")
+    assert grid.size[0] > grid.size[1] * 2  # a caption column before the images
