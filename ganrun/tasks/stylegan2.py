@@ -25,6 +25,7 @@ import torch
 from hydra.utils import get_object
 from torch import nn
 
+from ganrun.training.regularizers import twice_differentiable
 from ganrun.errors import UserError
 from ganrun.inference.latents import seeded_latents
 from ganrun.inference.model import SampleOptions, Sampler, eval_mode, key
@@ -127,9 +128,10 @@ class StyleGAN2(Generation):
     def path_length_loss(self, z, labels, interval: int):
         """``interval * pl_weight * mean((|J^T y| - pl_mean)^2)``; updates ``pl_mean``."""
         n = max(1, len(z) // self.pl_batch_shrink)
-        fake, ws = self.run_generator(z[:n], None if labels is None else labels[:n])
-        noise = torch.randn_like(fake) / math.sqrt(fake.shape[2] * fake.shape[3])
-        (grads,) = torch.autograd.grad((fake * noise).sum(), ws, create_graph=True)
+        with twice_differentiable():
+            fake, ws = self.run_generator(z[:n], None if labels is None else labels[:n])
+            noise = torch.randn_like(fake) / math.sqrt(fake.shape[2] * fake.shape[3])
+            (grads,) = torch.autograd.grad((fake * noise).sum(), ws, create_graph=True)
         lengths = grads.float().square().sum(2).mean(1).sqrt()
         # As NVIDIA's: the penalty's centre includes this batch (and its gradient).
         pl_mean = self.pl_mean.lerp(lengths.mean(), self.pl_decay)
@@ -142,8 +144,9 @@ class StyleGAN2(Generation):
     def r1_loss(self, real, labels, interval: int):
         """``interval * r1_gamma / 2 * mean(|grad_x D(x)|^2)`` on the real images."""
         real = real.detach().float().requires_grad_(True)
-        out = self.discriminate(self.augment(real), labels)[0]
-        (grads,) = torch.autograd.grad(out.sum(), real, create_graph=True)
+        with twice_differentiable():
+            out = self.discriminate(self.augment(real), labels)[0]
+            (grads,) = torch.autograd.grad(out.sum(), real, create_graph=True)
         penalty = grads.square().sum([1, 2, 3])
         loss = (out * 0 + penalty * (self.r1_gamma / 2)).mean() * interval
         return loss, {"reg/r1_penalty": penalty.detach().mean()}

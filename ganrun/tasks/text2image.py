@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ganrun.training.regularizers import twice_differentiable
 from ganrun.data.captions import encode, grid_with_captions
 from ganrun.errors import UserError
 from ganrun.inference.latents import seeded_latents
@@ -133,7 +134,7 @@ class Text2Image(Task):
         the sentence vector together."""
         real = real.detach().float().requires_grad_(True)
         text = text.detach().float().requires_grad_(True)
-        with torch.autocast(device_type=real.device.type, enabled=False):
+        with torch.autocast(device_type=real.device.type, enabled=False), twice_differentiable():
             out = self.nets["D"](real, text)
             grads = torch.autograd.grad(out.sum(), (real, text), create_graph=True)
         norm = torch.sqrt(sum(g.flatten(1).square().sum(1) for g in grads))

@@ -39,11 +39,17 @@ class Regularizer:
         return f"{type(self).__name__}({vars(self)})"
 
 
+def twice_differentiable():
+    """A context whose network calls run eagerly: the graphs of ``trainer.compile`` and
+    ``trainer.cuda_graphs`` have no double backward, which every penalty on a gradient needs."""
+    return torch.compiler.set_stance("force_eager")
+
+
 def input_gradient(discriminator: nn.Module, x: torch.Tensor,
                    labels: torch.Tensor | None) -> torch.Tensor:
     """d sum(D(x)) / dx per sample, flattened to (N, -1), in fp32 and differentiable."""
     x = x.detach().float().requires_grad_(True)
-    with torch.autocast(device_type=x.device.type, enabled=False):
+    with torch.autocast(device_type=x.device.type, enabled=False), twice_differentiable():
         out = split_output(discriminator(x, labels))[0].float()
         (grad,) = torch.autograd.grad(out.sum(), x, create_graph=True)
     return grad.flatten(1)
