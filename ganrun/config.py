@@ -87,12 +87,31 @@ def _check_targets(node: Any, path: str) -> None:
     if isinstance(node, dict):
         if "_target_" in node:
             _check_target(node, path)
+            allow_building(node["_target_"])
         for key, value in node.items():
             if key not in HYDRA_KEYS:
                 _check_targets(value, f"{path}.{key}" if path else str(key))
     elif isinstance(node, list):
         for i, value in enumerate(node):
             _check_targets(value, f"{path}[{i}]")
+
+
+def allow_building(target: str) -> None:
+    """hydra-core 1.4 warns (and 1.5 will refuse) when ``instantiate`` builds a target that no
+    execution whitelist names. A target is checked here only inside a config that is the user's
+    own (composed from the command line and their config folders) or that has passed
+    ``ganrun.trust``'s allowlist (a file from others), so the checked targets are whitelisted
+    for the rest of the command; this widens nothing. hydra-core 1.3 has no whitelist."""
+    try:
+        from hydra.utils import execution_whitelist
+    except ImportError:
+        return
+    if target not in _ALLOWED:
+        _ALLOWED.add(target)
+        execution_whitelist([target]).__enter__()  # left open: it lasts as long as the command
+
+
+_ALLOWED: set[str] = set()
 
 
 def _check_target(node: dict, path: str) -> None:

@@ -1,17 +1,14 @@
 """Hooks into Hydra's run lifecycle: checking the output folder, summing up a sweep."""
 
-import math
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from ganrun.private_apis import job_return_value, set_job_return_value
 from ganrun.runner import jobstatus, run_folder
 
 
@@ -105,24 +102,3 @@ def sweep_jobs(sweep: Path, since: float) -> list[SweepJob]:
         jobs.append(SweepJob(name, str(record.get("status", "running")), list(overrides),
                              str(record.get("error", ""))[:300]))
     return sorted(jobs, key=lambda job: (len(job.name), job.name))
-
-
-class ObjectiveCheck(Callback):
-    """For sweepers that optimize the returned value (Optuna): a job that returned NaN (failed
-    or diverged) or None (the optimized metric was never logged) becomes a failed job, which
-    the sweeper records as a failed trial. The Optuna plugin itself crashes on a NaN objective."""
-
-    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
-        if job_return.status != JobStatus.COMPLETED:
-            return
-        value = job_return_value(job_return)
-        if value is None:
-            reason = (f"optimized_metric={config.get('optimized_metric')} was never logged; "
-                      "choose metrics that compute it (e.g. metrics=fid) or another "
-                      "optimized_metric")
-        elif isinstance(value, float) and math.isnan(value):
-            reason = "the run failed or its objective is NaN (see its log above)"
-        else:
-            return
-        job_return.status = JobStatus.FAILED
-        set_job_return_value(job_return, RuntimeError(f"job {config.hydra.job.num}: {reason}"))

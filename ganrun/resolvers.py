@@ -28,6 +28,12 @@ def group_options(group: str) -> str:
 def register() -> None:
     from ganrun.choices import in_use
 
-    OmegaConf.register_new_resolver("ganrun.job_gpu", job_gpu, replace=True)
-    OmegaConf.register_new_resolver("ganrun.choices", in_use, replace=True)
-    OmegaConf.register_new_resolver("ganrun.group_options", group_options, replace=True)
+    # omegaconf 2.4 deprecates register_new_resolver for register_resolver (which in 2.3 is
+    # the legacy one, without `replace`).
+    import omegaconf
+
+    new = tuple(int(p) for p in omegaconf.__version__.split(".")[:2]) >= (2, 4)
+    add = OmegaConf.register_resolver if new else OmegaConf.register_new_resolver
+    add("ganrun.job_gpu", job_gpu, replace=True)
+    add("ganrun.choices", in_use, replace=True)
+    add("ganrun.group_options", group_options, replace=True)

@@ -88,7 +88,8 @@ class TrainConfig:
     seed: Optional[int] = None
     ckpt_path: Optional[str] = None
     resume: Optional[bool] = None  # null: continue the run folder's last.ckpt if there is one
-    optimized_metric: Optional[str] = "metrics/fid"  # what train() returns (Optuna's objective)
+    optimized_metric: Optional[str] = "metrics/fid"  # what train() returns (a study's objective)
+    hparams_search: Any = None  # a SearchConfig, read by `ganrun tune` only
 
 
 @dataclass
@@ -110,3 +111,18 @@ class EvalConfig:
     device: str = "auto"
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     paths: EvalPathsConfig = field(default_factory=EvalPathsConfig)
+
+
+@dataclass
+class SearchConfig:
+    """An ``hparams_search`` option: the Optuna study ``ganrun tune`` runs (conf/hparams_search)."""
+
+    metric: str = "metrics/fid"  # reported at each metrics evaluation; the last one is final
+    direction: str = "minimize"  # or maximize
+    n_trials: int = 20           # trials in the study, counting those of earlier runs
+    evaluations: int = 4         # metric evaluations per trial, the points where it may be pruned
+    sampler: Any = None          # an optuna.samplers.* config; null: TPE
+    pruner: Any = None           # an optuna.pruners.* config; null: no pruning
+    params: Dict[str, Any] = field(default_factory=dict)  # key: {float|int|choice: ...}
+    overrides: List[str] = field(default_factory=list)    # given to every trial first
+    study_dir: Optional[str] = None  # null: outputs/tune/<search name>

@@ -12,6 +12,7 @@ from ganrun.config import config_dir, validate
 from ganrun.errors import UserError
 
 GROUPS = ["model", "loss", "dataset", "optimizer", "hardware", "trainer", "divergence", "logger", "callbacks",
+          "hparams_search",
           "regularizer", "ema", "conditioning", "augment",
           "paths", "experiment"]
 

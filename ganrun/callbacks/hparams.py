@@ -1,5 +1,6 @@
-"""Run hyperparameters for TensorBoard's HParams tab: what tells runs apart, not the whole
-config (which stays in ``.hydra/config.yaml``), and no placeholder ``hp_metric``.
+"""Run hyperparameters for TensorBoard's HParams tab and the other trackers: what tells runs
+apart, not the whole config (which stays in ``.hydra/config.yaml``), and no placeholder
+``hp_metric``.
 
 The record holds the group choices (``choice.loss``: hinge), the keys set on the command line
 or swept, with their resolved values, and a short list of numeric settings (``settings``).
@@ -8,15 +9,15 @@ Internals such as ``_target_``, paths and callback settings would bury those amo
 
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
-from pytorch_lightning.loggers import TensorBoardLogger
-from torch.utils.tensorboard.summary import hparams
 
 import pytorch_lightning as pl
 
 from ganrun.config import HYDRA_KEYS
+from ganrun.loggers import log_run
 
-# Overridden keys left out: paths differ between machines and say nothing about the run.
-NOT_COMPARED = ("hydra.", "paths.", "callbacks.")
+# Overridden keys left out: paths differ between machines, and trackers, callbacks and how a
+# run was started (resume=true) say nothing about what it trained.
+NOT_COMPARED = ("hydra.", "paths.", "callbacks.", "logger.", "resume.")
 PATH_WORDS = ("root", "dir", "path", "file")
 
 
@@ -46,19 +47,19 @@ def record(config: dict, choices: dict, settings: list[str], overrides: list[str
     the command line set (in a sweep, what tells its jobs apart), then the main choices, then
     the other choices in use, then the settings; groups left off last."""
     tree = OmegaConf.create(config)
-    given, chosen = {}, {}
+    given = {}  # in the overrides' order, choices and keys alike
     for override in overrides:
         key, _, value = override.lstrip("+").partition("=")
         if override.startswith("~") or _not_compared(key):
             continue
         if key in choices:
-            chosen[f"choice.{key}"] = _option(choices[key])
+            given[f"choice.{key}"] = _option(choices[key])
         else:
             given.update(leaves(key, _plain(OmegaConf.select(tree, key, default=value))))
     groups = [g for g in MAIN_CHOICES if g in choices] + \
         sorted(g for g in choices if g not in MAIN_CHOICES and g != "paths")
     in_use = {f"choice.{g}": _option(choices[g]) for g in groups}
-    params = {**chosen, **given, **{k: v for k, v in in_use.items() if v != "none"}}
+    params = {**given, **{k: v for k, v in in_use.items() if v != "none"}}
     for key in settings:
         params.update({k: v for k, v in leaves(key, _plain(OmegaConf.select(tree, key))).items()
                        if k not in params})
@@ -112,14 +113,12 @@ def _plain(value):
 
 def _not_compared(key: str) -> bool:
     leaf = key.rsplit(".", 1)[-1]
-    return key.startswith(NOT_COMPARED) or any(word in leaf for word in PATH_WORDS)
+    return f"{key}.".startswith(NOT_COMPARED) or any(word in leaf for word in PATH_WORDS)
 
 
 class HParams(pl.Callback):
-    """Writes the run's record once at the start, declaring ``metrics`` as the tags to
-    compare, plus the ``hparam_metrics`` of other callbacks (e.g. ``metrics/fid``). The tab
-    shows each tag's last value (the final losses and metrics) from the scalar curves
-    themselves, so nothing is written at step 0 and no curve gets a fake first point."""
+    """Gives every tracker the run's record once at the start, declaring ``metrics`` as the
+    tags to compare, plus the ``hparam_metrics`` of other callbacks (e.g. ``metrics/fid``)."""
 
     def __init__(self, metrics: list[str], settings: list[str] | None = None,
                  overrides: list[str] | None = None):
@@ -136,20 +135,4 @@ class HParams(pl.Callback):
         params = record(config, pl_module.choices, self.settings, overrides)
         tags = self.metrics + [tag for callback in trainer.callbacks
                                for tag in getattr(callback, "hparam_metrics", [])]
-        experiment, start, end = hparams(params, {tag: 0.0 for tag in tags})
-        named(start, trial_name(overrides))
-        for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                writer = logger.experiment.file_writer
-                for summary in (experiment, start, end):
-                    writer.add_summary(summary)
-
-
-def named(start, name: str) -> None:
-    """Sets the session's group name (the HParams tab's trial name) in its summary, in place."""
-    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
-
-    value = start.value[0]
-    data = HParamsPluginData.FromString(value.metadata.plugin_data.content)
-    data.session_start_info.group_name = name
-    value.metadata.plugin_data.content = data.SerializeToString()
+        log_run(trainer.loggers, params, tags, trial_name(overrides), trainer.default_root_dir)

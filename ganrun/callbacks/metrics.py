@@ -9,9 +9,9 @@ shorter than the process group's timeout (30 minutes by default).
 import logging
 
 import torch
-from pytorch_lightning.loggers import TensorBoardLogger
 
 from ganrun.callbacks.base import IterationCallback
+from ganrun.loggers import log_grid
 from ganrun.metrics.base import Metric
 from ganrun.metrics.sample_counts import few_samples_warning, fid_counts
 
@@ -32,7 +32,7 @@ class MetricsCallback(IterationCallback):
         self.metrics = dict(metrics or {})
         self.every_n_iterations = every_n_iterations
         self.seed = seed
-        self._last = None
+        self.evaluated_at = None  # the iteration of the last evaluation
         self._warned = False
 
     @property
@@ -53,7 +53,7 @@ class MetricsCallback(IterationCallback):
             self.run(trainer, pl_module)
 
     def on_train_end(self, trainer, pl_module):
-        if self.metrics and self._last != pl_module.iteration:
+        if self.metrics and self.evaluated_at != pl_module.iteration:
             self.run(trainer, pl_module)
 
     def run(self, trainer, pl_module) -> None:
@@ -64,13 +64,14 @@ class MetricsCallback(IterationCallback):
         tags = {f"metrics/{name}": value for name, value in values.items()}
         for logger in trainer.loggers:
             logger.log_metrics(tags, step=pl_module.iteration)
-            if isinstance(logger, TensorBoardLogger) and trainer.is_global_zero:
-                for name, image in images.items():
-                    logger.experiment.add_image(f"metrics/{name}", image, pl_module.iteration)
+        if trainer.is_global_zero:
+            for name, image in images.items():
+                log_grid(trainer.loggers, f"metrics/{name}", image, pl_module.iteration)
+        for logger in trainer.loggers:
             logger.save()
         trainer.callback_metrics.update({tag: torch.tensor(v) for tag, v in tags.items()})
         self.log_values(pl_module.iteration, values)
-        self._last = pl_module.iteration
+        self.evaluated_at = pl_module.iteration
 
     def log_values(self, iteration: int, values: dict) -> None:
         counts = fid_counts(self.metrics)  # filled on rank 0, which computed the values

@@ -6,17 +6,17 @@ For 2-D point data (``dataset=ring``, ``grid``: samples shaped (N, 2, 1, 1)) a g
 
 from pathlib import Path
 
-from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_only
 from torchvision.utils import make_grid, save_image
 
 from ganrun.callbacks.base import IterationCallback, every
+from ganrun.loggers import log_grid
 from ganrun.scatter import scatter_image
 
 
 class SampleGrid(IterationCallback):
     """Every ``every_n_iterations`` iterations and at the end of training, renders the fixed
-    latents as a grid: logged as the image ``samples`` and saved as ``step_<iteration>.png``.
+    latents as a grid: logged as the image ``samples`` by every tracker and saved as ``step_<iteration>.png``.
     A conditional model's grid has one row of ``nrow`` images per class."""
 
     def __init__(self, dirpath: str, every_n_iterations: int = 500, nrow: int = 8):
@@ -39,9 +39,7 @@ class SampleGrid(IterationCallback):
         grid = self.render(images, trainer.datamodule)
         self.dirpath.mkdir(parents=True, exist_ok=True)
         save_image(grid, self.dirpath / f"step_{pl_module.iteration:07d}.png")
-        for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_image("samples", grid, pl_module.iteration)
+        log_grid(trainer.loggers, "samples", grid, pl_module.iteration)
         self._last = pl_module.iteration
 
     def render(self, images, datamodule):

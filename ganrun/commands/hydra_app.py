@@ -4,7 +4,7 @@ import logging
 import sys
 import warnings
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from ganrun.errors import UserError
 from ganrun.overrides import check_overrides
@@ -14,7 +14,9 @@ def quiet_library_noise() -> None:
     # Messages that say nothing about the run; everything else is left visible. The data
     # loader is resumable, through the data module's resume_at(), not Lightning's interface.
     for message in ("`broadcast_buffers` is deprecated", ".*LeafSpec.* is deprecated",
-                    "You're resuming from a checkpoint that ended before the epoch ended"):
+                    "You're resuming from a checkpoint that ended before the epoch ended",
+                    # logger=csv keeps a resumed run's rows itself (ganrun.loggers.CSV)
+                    "Experiment logs directory .* exists and is not empty"):
         warnings.filterwarnings("ignore", message=message)
     # Lightning's device lines (ganrun prints its own) and its stop line, which names
     # max_epochs after a signal or a max_steps stop (ganrun says what stopped the run).
@@ -29,8 +31,21 @@ def check_command_line(prog: str, args, config_name: str) -> DictConfig | None:
     if args.help or args.hydra_help or args.shell_completion or args.info:
         return None
     try:
-        return check_overrides(prog, args.config_name or config_name, args.overrides,
-                               args.config_dir)
+        cfg = check_overrides(prog, args.config_name or config_name, args.overrides,
+                              args.config_dir)
     except UserError as err:
         print(f"{prog}: error: {err}", file=sys.stderr, flush=True)
         sys.exit(2)
+    if cfg is not None and "hydra" in cfg:
+        allow_hydra_targets(cfg.hydra)
+    return cfg
+
+
+def allow_hydra_targets(hydra_cfg: DictConfig) -> None:
+    """Hydra itself builds the callbacks, launcher and sweeper the user's composed config
+    names: on hydra-core 1.4 they join the execution whitelist (``config.allow_building``)."""
+    from ganrun.config import allow_building
+    from ganrun.trust import target_nodes
+
+    for node in target_nodes(OmegaConf.to_container(hydra_cfg, resolve=False)):
+        allow_building(str(node["_target_"]))

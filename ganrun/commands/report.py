@@ -42,7 +42,13 @@ def find_jobs(folder: Path) -> list[Path]:
         raise UserError(f"{folder} is not a sweep folder: it has neither multirun.yaml nor job "
                         "folders with .hydra/overrides.yaml. Give the folder that "
                         "`ganrun train -m ...` printed (e.g. outputs/multirun/<date>/<time>).")
-    return sorted(jobs, key=lambda p: (not p.name.isdigit(), int(p.name) if p.name.isdigit() else 0, p.name))
+    return sorted(jobs, key=_job_order)
+
+
+def _job_order(job: Path) -> tuple:
+    """Sweep jobs 0, 1, ..., 10 and study trials trial_0, ..., trial_10 in number order."""
+    stem, digits = job.name.rstrip("0123456789"), job.name[len(job.name.rstrip("0123456789")):]
+    return (stem, int(digits) if digits else -1, job.name)
 
 
 def scalars(job: Path) -> dict[str, list[tuple[int, float]]]:
@@ -59,7 +65,9 @@ def summarize(job: Path) -> dict:
     curves = scalars(job)
     status = jobstatus.read(job)
     row = {"job": job.name,
-           "all_overrides": yaml.safe_load((job / ".hydra" / "overrides.yaml").read_text()) or [],
+           # resume=true tells apart how a job was started, not what it trained
+           "all_overrides": [o for o in yaml.safe_load(
+               (job / ".hydra" / "overrides.yaml").read_text()) or [] if _key(o) != "resume"],
            "curves": curves}
     for name in METRICS:
         values = [v for _, v in curves.get(f"metrics/{name}", []) if math.isfinite(v)]
@@ -72,6 +80,10 @@ def summarize(job: Path) -> dict:
     row["wall_s"] = status.get("wall_s")
     row["status"] = status.get("status", "unknown")
     return row
+
+
+def _key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
 
 
 def loss_name(job: Path, overrides: list[str]) -> str:
@@ -207,9 +219,48 @@ def report(folder: Path) -> str:
     table = markdown(rows, cols)
     write_csv(folder / "report.csv", rows, cols)
     common = f"Overrides of every job: `{' '.join(shared)}`\n\n" if shared else ""
-    (folder / "report.md").write_text(f"# Sweep {folder}\n\n{common}{table}\n{SAME_LOSS_NOTE}\n")
+    study = "".join(f"{line}\n\n" for line in study_summary(folder))
+    (folder / "report.md").write_text(f"# Sweep {folder}\n\n{common}{table}\n{study}"
+                                      f"{SAME_LOSS_NOTE}\n")
     plot(folder / "report.png", rows)
-    return table
+    return table + ("\n" + study.rstrip() + "\n" if study else "")
+
+
+def study_summary(folder: Path) -> list[str]:
+    """For a `ganrun tune` study: its best trial, the pruned trials and Optuna's parameter
+    importances (fANOVA), read from the study's journal file."""
+    from ganrun import study as studies
+
+    if not (folder / studies.STUDY_FILE).is_file():
+        return []
+    study = studies.load(folder)
+    metric = study.user_attrs.get("metric", "value")
+    done = [t for t in study.trials if t.state.name == "COMPLETE"]
+    lines = [f"Study {study.study_name}: {len(study.trials)} trials, {len(done)} finished "
+             f"({metric} {study.direction.name.lower()}d)."]
+    if done:
+        best = study.best_trial
+        params = " ".join(studies.override(k, v) for k, v in best.params.items())
+        lines.append(f"Best trial: {best.number} ({metric} {best.value:.4g}): {params}")
+    pruned = [t for t in study.trials if t.state.name == "PRUNED"]
+    if pruned:
+        lines.append("Pruned trials: " + ", ".join(
+            f"{t.number} (at iteration {max(t.intermediate_values, default=0)})" for t in pruned))
+    lines.append(f"Parameter importances: {importances(study, done)}")
+    return lines
+
+
+def importances(study, done: list) -> str:
+    import optuna
+
+    if len(done) < 2:
+        return f"need at least 2 finished trials (this study has {len(done)})."
+    try:
+        found = optuna.importance.get_param_importances(
+            study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0))
+    except (RuntimeError, ValueError) as err:  # e.g. every finished trial has the same values
+        return f"not computed ({err})."
+    return ", ".join(f"{name} {value:.2f}" for name, value in found.items())
 
 
 def main(argv: list[str]) -> None:

@@ -31,16 +31,21 @@ from ganrun.runner.seed import record_seed, run_seed
 log = logging.getLogger("ganrun")
 
 
-def train(cfg: DictConfig) -> float | None:
-    """Trains; returns the final ``cfg.optimized_metric`` (the Optuna objective), None if
-    the run never logged it."""
+def train(cfg: DictConfig) -> tuple[float | None, str]:
+    """Trains; returns the final ``cfg.optimized_metric`` (a study's objective; None if the run
+    never logged it) and how the run ended: ``finished``, or the status of the callback that
+    stopped it early (``pruned``)."""
     with signals_before_training():
         return _train(cfg)
 
 
-def _train(cfg: DictConfig) -> float | None:
+def _train(cfg: DictConfig) -> tuple[float | None, str]:
     quiet_library_noise()
     cfg = validate(cfg)
+    if cfg.hparams_search:
+        raise UserError("hparams_search=... describes a study for `ganrun tune`, which runs its "
+                        "trials with `ganrun train`: run `ganrun tune hparams_search=<search> "
+                        "<overrides>` (ganrun tune --help), or drop hparams_search to train once.")
     check_devices(cfg.hardware)
     if cfg.trainer.keep_freed_memory:
         keep_freed_memory()
@@ -64,7 +69,7 @@ def _train(cfg: DictConfig) -> float | None:
                      "nothing to train. To train longer: ganrun train resume=true "
                      "hydra.run.dir=%s trainer.max_steps=<more>", ckpt_path, start,
                      cfg.trainer.max_steps, cfg.paths.output_dir)
-            return None
+            return None, "finished"
         datamodule.resume_at(**state.data_position)
         log.info("Resuming from %s at iteration %d", ckpt_path, start)
     print(f"Building the trainer ({describe_hardware(cfg)})", file=sys.stderr, flush=True)
@@ -91,9 +96,10 @@ def _train(cfg: DictConfig) -> float | None:
                   f"checkpoint saved. Continue with: ganrun train resume=true "
                   f"hydra.run.dir={cfg.paths.output_dir}", file=sys.stderr, flush=True)
         sys.exit(128 + signum)
+    early = next((c for c in trainer.callbacks if getattr(c, "stopped", None)), None)
     if trainer.is_global_zero and module.iteration > start:
-        log.info("Training finished: %s", module.stop_reason())
-    return objective(trainer, module, cfg.optimized_metric)
+        log.info("Training finished: %s", early.stopped if early else module.stop_reason())
+    return objective(trainer, module, cfg.optimized_metric), early.status if early else "finished"
 
 
 def describe_hardware(cfg: DictConfig) -> str:
@@ -156,14 +162,15 @@ def build_trainer(cfg: DictConfig, start_iteration: int = 0) -> pl.Trainer:
     return trainer
 
 
-def build_logger(cfg: DictConfig, start_iteration: int):
+def build_logger(cfg: DictConfig, start_iteration: int) -> list | bool:
+    """The trackers of ``logger=`` (one, or a list such as ``logger=[tensorboard,mlflow]``)."""
     if not cfg.logger:
         return False
-    if cfg.logger._target_.endswith("TensorBoardLogger"):
-        # TensorBoard drops the points at or after purge_step that an interrupted run left in
-        # this folder, so curves continue without duplicate or backward points.
-        return instantiate(cfg.logger, purge_step=start_iteration + 1)
-    return instantiate(cfg.logger)
+    # One node with a _target_: a config written when logger= took a single option.
+    nodes = [cfg.logger] if "_target_" in cfg.logger else list(cfg.logger.values())
+    return [instantiate(node, **({"resumed_at": start_iteration}
+                                 if str(node._target_).startswith("ganrun.loggers.") else {}))
+            for node in nodes if node]
 
 
 def _refuse_relaunching_sweeps(trainer: pl.Trainer) -> None:
@@ -184,7 +191,7 @@ def task(cfg: DictConfig) -> float | None:
     record = _status_writer()
     record("running")
     try:
-        value = train(cfg)
+        value, status = train(cfg)
     except SystemExit as exc:  # a stop signal: last.ckpt was saved, the run can be resumed
         record("stopped" if exc.code else "finished")
         raise
@@ -199,7 +206,7 @@ def task(cfg: DictConfig) -> float | None:
         if rank_zero_only.rank == 0:
             run_folder.remove_if_unstarted(HydraConfig.get().runtime.output_dir)
         sys.exit(2)
-    record("finished", objective=value)
+    record(status, objective=value)
     return value
 
 
