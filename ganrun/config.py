@@ -106,12 +106,9 @@ def allow_building(target: str) -> None:
         from hydra.utils import execution_whitelist
     except ImportError:
         return
-    if target not in _ALLOWED:
-        _ALLOWED.add(target)
-        execution_whitelist([target]).__enter__()  # left open: it lasts as long as the command
-
-
-_ALLOWED: set[str] = set()
+    # Left open: it lasts as long as the command (or the sweep job: Hydra runs each job in a
+    # context of its own, where its config is checked again).
+    execution_whitelist([target]).__enter__()
 
 
 def _check_target(node: dict, path: str) -> None:

@@ -5,7 +5,7 @@ from omegaconf import OmegaConf
 
 
 
-def job_gpu() -> list[int]:
+def job_gpu() -> int | list[int]:
     """``[k mod GPUs]`` for sweep job k: parallel jobs (hydra/launcher=parallel, n_jobs = GPUs)
     each train on their own GPU instead of all on GPU 0. Without a GPU: 1, and Lightning's
     GPU accelerator says that there is none."""

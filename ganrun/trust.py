@@ -37,7 +37,7 @@ def shipped() -> tuple[frozenset[str], frozenset[str]]:
     without an edit here."""
     from ganrun.config import config_dir
 
-    targets: set[str] = set(inference_classes())
+    targets: set[str] = set(inference_classes()) | callback_classes()
     partial: set[str] = set()
     for path in config_dir().rglob("*.yaml"):
         for node in target_nodes(yaml.safe_load(path.read_text()) or {}):
@@ -65,6 +65,27 @@ def inference_classes() -> set[str]:
         todo.extend(cls.__subclasses__())
         if cls.__module__.startswith("ganrun."):
             found.add(f"{cls.__module__}.{cls.__qualname__}")
+    return found
+
+
+def callback_classes() -> set[str]:
+    """The training callbacks ganrun defines (``ganrun.callbacks.*``): some join a run's config
+    from ganrun's own code rather than a YAML (``ganrun tune`` adds its pruning callback to each
+    trial), and a checkpoint's config names them."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import pytorch_lightning as pl
+
+    import ganrun.callbacks
+
+    found = set()
+    for info in pkgutil.iter_modules(ganrun.callbacks.__path__):
+        module = importlib.import_module(f"ganrun.callbacks.{info.name}")
+        found |= {f"{cls.__module__}.{cls.__qualname__}"
+                  for _, cls in inspect.getmembers(module, inspect.isclass)
+                  if issubclass(cls, pl.Callback) and cls.__module__ == module.__name__}
     return found
 
 

@@ -103,6 +103,50 @@ def test_an_export_gives_the_checkpoints_images_bit_for_bit(ckpt, export_dir, tm
         (tmp_path / "b" / "samples.npz").read_bytes()
 
 
+def card(folder: Path) -> tuple[dict, str]:
+    import yaml
+
+    text = (folder / "README.md").read_text()
+    assert text.startswith("---\n")
+    header, body = text[4:].split("\n---\n", 1)
+    return yaml.safe_load(header), body
+
+
+def test_an_export_carries_a_model_card(ckpt, run, export_dir, tmp_path):
+    header, body = card(export_dir)
+    assert header["library_name"] == "ganrun" and header["datasets"] == ["mnist"]
+    assert header["pipeline_tag"] == "unconditional-image-generation"
+    assert {"ganrun", "generation", "dcgan", "bce"} <= set(header["tags"])
+    assert "model-index" not in header and "Not measured: run `ganrun eval" in body
+    overrides = (run / ".hydra" / "overrides.yaml").read_text()
+    assert "ganrun train " in body and "conditioning=embedding" in body and \
+        "conditioning=embedding" in overrides
+    # The picture is what the card says made it: ganrun sample of the export, seed 0.
+    run_ganrun("sample", f"ckpt={export_dir}", "num=16", "seed=0", "format=grid", "out=g",
+               cwd=tmp_path)
+    assert (export_dir / "sample.png").read_bytes() == (tmp_path / "g" / "grid.png").read_bytes()
+    G = __import__("ganrun").load_generator(export_dir)  # the card is not needed to load
+    assert G.ganrun["latent_dim"] == 8
+
+
+def test_a_model_card_names_the_metrics_eval_recorded(tmp_path):
+    run = tmp_path / "run"
+    run_ganrun("train", "dataset=ring", "model=mlp", "model.latent_dim=8", "trainer.max_steps=10",
+               "model.generator.hidden=[16]", "model.discriminator.hidden=[16]",
+               f"hydra.run.dir={run}", cwd=tmp_path)
+    ckpt = run / "checkpoints" / "last.ckpt"
+    run_ganrun("eval", f"ckpt={ckpt}", "metrics=modes", "num_samples=200", cwd=tmp_path)
+    recorded = json.loads((run / "checkpoints" / "last.metrics.json").read_text())
+    run_ganrun("export", f"ckpt={ckpt}", "out=ring", cwd=tmp_path)
+    header, body = card(tmp_path / "ring")
+    [result] = header["model-index"][0]["results"]
+    assert result["dataset"]["name"] == "ring"
+    assert {m["type"]: m["value"] for m in result["metrics"]} == \
+        {k: v for k, v in recorded.items() if k in ("modes", "hq")}
+    assert "| modes |" in body and "Measured by `ganrun eval`" in body
+    assert not (tmp_path / "ring" / "sample.png").exists()  # 2-D points are no picture
+
+
 def test_python_api(ckpt, export_dir):
     import ganrun
     from ganrun.inference.loading import load_model
@@ -159,6 +203,10 @@ def test_a_checkpoint_from_before_tasks_still_loads_and_resumes(ckpt, tmp_path):
     checkpoint["state_dict"] = {
         next((old + k.removeprefix(new) for new, old in old_names.items()
               if k.startswith(new)), k): v for k, v in checkpoint["state_dict"].items()}
+    # and its logger was Lightning's own, before ganrun.loggers
+    section["config"]["logger"] = {
+        "_target_": "pytorch_lightning.loggers.TensorBoardLogger", "save_dir": "x",
+        "name": None, "version": "", "default_hp_metric": False}
     legacy = tmp_path / "legacy.ckpt"
     torch.save(checkpoint, legacy)
     run_ganrun("sample", f"ckpt={legacy}", "num=2", "out=a", cwd=tmp_path)

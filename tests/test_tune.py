@@ -90,6 +90,10 @@ def test_tune_prunes_fails_and_reports(tmp_path):
     assert f"Pruned trials: {pruned.number} (at iteration 16)" in report.stdout
     assert "Parameter importances: need at least 2 finished trials" in report.stdout
     assert "Pruned trials" in (folder / "report.md").read_text()
+    # A trial's checkpoint names the pruning callback tune added: it still loads and exports.
+    run_ganrun("export", f"ckpt={folder / f'trial_{best.number}' / 'checkpoints' / 'last.ckpt'}",
+               "out=best", cwd=tmp_path)
+    assert (tmp_path / "best" / "model.safetensors").is_file()
 
 
 def _tune(tmp_path: Path, conf: Path) -> subprocess.Popen:

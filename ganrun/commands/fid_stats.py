@@ -68,7 +68,7 @@ def load_dataset(name: str, cfg):
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    from ganrun.config import config_dir
+    from ganrun.config import allow_building, config_dir
 
     node = OmegaConf.load(config_dir() / "dataset" / f"{name}.yaml")
     if cfg.root:
@@ -79,6 +79,7 @@ def load_dataset(name: str, cfg):
     full = OmegaConf.create({"paths": {"data_dir": "data/"}, "dataset": node})
     if OmegaConf.is_missing(full.dataset, "root"):
         raise UserError(f"{PROG}: the data set '{name}' needs root=<folder of images>.")
+    allow_building(str(node._target_))  # one of ganrun's own data set options
     return instantiate(full.dataset)
 
 

@@ -136,6 +136,8 @@ def run_state(checkpoint: dict, source: str | Path = "The checkpoint") -> RunSta
 
 # Classes ganrun moved since a checkpoint could have been written: old name -> new name.
 MOVED = {"ganrun.divergence.": "ganrun.runner.divergence.",
+         # logger=tensorboard built Lightning's logger itself before ganrun.loggers
+         "pytorch_lightning.loggers.TensorBoardLogger": "ganrun.loggers.TensorBoard",
          **{f"ganrun.{name}.": f"ganrun.training.{name}." for name in (
              "augment", "ema", "image_pool", "losses", "optim", "regularizers", "schedules")}}
 
