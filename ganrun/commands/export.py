@@ -14,13 +14,16 @@ from ganrun.commands.keyvalue import run_command
 from ganrun.errors import UserError
 from ganrun.inference import imagefiles
 from ganrun.inference.exports import CONFIG, WEIGHTS
+from ganrun.inference.model_card import CARD, PICTURE
 
 PROG = "ganrun export"
 
 HELP = f"""usage: ganrun export ckpt=<file> out=<folder> [key=value ...]
 
 Writes what a checkpoint samples or translates with (a generator, its EMA weights when the
-run has them; a translator's generators) as {WEIGHTS} and {CONFIG}, for `ganrun sample`,
+run has them; a translator's generators) as {WEIGHTS} and {CONFIG}, with a model card
+({CARD} in Hugging Face's format: what it is, how it was trained, the metrics `ganrun eval`
+recorded for the checkpoint; {PICTURE}: 16 samples of seed 0), for `ganrun sample`,
 `ganrun translate`, `ganrun eval` and `ganrun.load_generator()`: an export works wherever a
 checkpoint does.
 
@@ -48,6 +51,7 @@ def export(cfg: ExportConfig) -> Path:
     """Writes the export folder; returns its path."""
     from ganrun.inference.exports import write_export
     from ganrun.inference.loading import load
+    from ganrun.inference.model_card import write_card
 
     if not cfg.ckpt or not cfg.out:
         raise UserError(f"{PROG}: give both ckpt=<checkpoint file> and out=<folder>, e.g. "
@@ -56,9 +60,16 @@ def export(cfg: ExportConfig) -> Path:
     info = {"choices": loaded.choices, "iteration": loaded.iteration, "seed": loaded.seed,
             "dataset": loaded.dataset, "metrics": final_metrics(Path(cfg.ckpt))}
     out = Path(cfg.out).expanduser()
-    imagefiles.prepare_folder(out, [WEIGHTS, CONFIG], cfg.overwrite)
+    imagefiles.prepare_folder(out, [WEIGHTS, CONFIG, CARD, PICTURE], cfg.overwrite)
     write_export(loaded.model, info, out)
+    write_card(loaded.model, info, out, run_folder(Path(cfg.ckpt).expanduser()))
     return out
+
+
+def run_folder(ckpt: Path) -> Path | None:
+    """The run folder of a checkpoint ganrun train wrote (``<run>/checkpoints/<file>``)."""
+    folder = ckpt.resolve().parent.parent
+    return folder if ckpt.is_file() and (folder / ".hydra").is_dir() else None
 
 
 def final_metrics(ckpt: Path) -> dict:
@@ -71,4 +82,5 @@ def final_metrics(ckpt: Path) -> dict:
 def main(argv: list[str]) -> None:
     done = run_command(argv, ExportConfig, PROG, HELP, export)
     if done:
-        print(f"Exported the generator to {done[1]}: {WEIGHTS}, {CONFIG}")
+        names = [n for n in (WEIGHTS, CONFIG, CARD, PICTURE) if (done[1] / n).is_file()]
+        print(f"Exported the generator to {done[1]}: {', '.join(names)}")

@@ -48,6 +48,7 @@ class Inference(nn.Module):
     classes), ``settings`` (plain values that rebuild it with the nets)."""
 
     kind = "a trained model"        # for messages: "this checkpoint is {kind}"
+    pipeline_tag = "other"          # what the Hugging Face hub calls it (the model card's)
     default_metrics = "fid"        # the `metrics=` option that fits it (ganrun eval's default)
 
     def __init__(self, nets: dict[str, nn.Module], data_shape: dict, **settings):
@@ -100,6 +101,7 @@ class Sampler(Inference):
     """
 
     kind = "an image generator (latents -> images)"
+    pipeline_tag = "unconditional-image-generation"
     Options: type = SampleOptions
     conditions_file, conditions_column = "labels.csv", "label"  # what each sample was asked for
 
@@ -243,6 +245,7 @@ class Translator(Inference):
     """Images of a source domain -> images of a target domain, per direction."""
 
     kind = "a translator (images -> images)"
+    pipeline_tag = "image-to-image"
     default_metrics = "translation"
     directions: tuple[str, ...] = ("AtoB",)
     scale = 1            # output side / input side (super-resolution: 2, 4...)

@@ -207,6 +207,7 @@ class TextSampler(Sampler):
     read as unknown."""
 
     kind = "a text-to-image generator (caption -> image)"
+    pipeline_tag = "text-to-image"
     Options = TextOptions
     conditions_file, conditions_column = "captions.csv", "text"
 

@@ -1,0 +1,141 @@
+"""The model card of an export: ``README.md`` in Hugging Face's format (a YAML header the hub
+reads: library, tags, data set, ``model-index`` with the measured metrics) and a sample image,
+written beside ``model.safetensors`` and ``config.json``. Loading an export never reads them.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+from pathlib import Path
+
+import torch
+import yaml
+
+from ganrun.errors import UserError
+from ganrun.inference import imagefiles
+
+CARD = "README.md"
+PICTURE = "sample.png"
+log = logging.getLogger("ganrun")
+
+# How each metric a ganrun evaluation records is named on the hub (``type``) and to a reader.
+METRIC_NAMES = {
+    "fid": ("fid", "FID"), "kid": ("kid", "KID"), "is": ("inception-score", "Inception Score"),
+    "precision": ("precision", "Precision"), "recall": ("recall", "Recall"),
+    "psnr": ("psnr", "PSNR"), "ssim": ("ssim", "SSIM"),
+    "r_precision": ("r-precision", "R-precision"),
+}
+
+
+def write_card(model, info: dict, out: Path, run_folder: Path | None) -> None:
+    """``README.md`` (and ``sample.png`` for a sampler whose images PNG can hold) in ``out``."""
+    picture = _write_picture(model, out / PICTURE)
+    if not picture:
+        (out / PICTURE).unlink(missing_ok=True)  # an earlier export's, replaced (overwrite=true)
+    header = card_header(model, info, out.name)
+    body = card_body(model, info, out, run_folder, picture)
+    text = "---\n" + yaml.safe_dump(header, sort_keys=False) + "---\n\n" + body
+    (out / CARD).write_text(text)
+
+
+def card_header(model, info: dict, name: str) -> dict:
+    choices = info.get("choices") or {}
+    dataset = choices.get("dataset") or "unknown"
+    pipeline = model.pipeline_tag
+    tags = ["ganrun", "gan", "pytorch"] + [str(choices[g]) for g in ("task", "model", "loss")
+                                            if choices.get(g)]
+    header = {"library_name": "ganrun", "pipeline_tag": pipeline,
+              "tags": list(dict.fromkeys(tags)), "datasets": [dataset]}
+    metrics = [{"type": METRIC_NAMES.get(key, (key, key))[0],
+                "name": METRIC_NAMES.get(key, (key, key))[1], "value": float(value),
+                "verified": False}
+               for key, value in (info.get("metrics") or {}).items()
+               if isinstance(value, (int, float)) and key not in _COUNTS]
+    if metrics:
+        header["model-index"] = [{"name": name, "results": [{
+            "task": {"type": pipeline}, "dataset": {"name": dataset, "type": dataset},
+            "metrics": metrics}]}]
+    return header
+
+
+_COUNTS = ("num_samples", "real_samples")
+
+
+def card_body(model, info: dict, out: Path, run_folder: Path | None, picture: bool) -> str:
+    choices = info.get("choices") or {}
+    lines = [f"# {out.name}", "",
+             f"{model.kind[0].upper()}{model.kind[1:]}, trained with ganrun (a "
+             "command-line experiment runner for GANs).", ""]
+    made = [f"{group}={choices[group]}" for group in ("task", "model", "loss", "dataset")
+            if choices.get(group)]
+    if made:
+        lines += [f"- Made of: {', '.join(f'`{m}`' for m in made)}"]
+    if info.get("iteration") is not None:
+        lines += [f"- Trained for {info['iteration']:,} iterations (seed {info.get('seed')})"]
+    command = training_command(run_folder)
+    lines += ["", "## Training", "", "```", command, "```"] if command else \
+        ["", "## Training", "", "The training command was not found beside the checkpoint."]
+    lines += ["", "## Metrics", ""] + _metric_lines(info.get("metrics") or {})
+    if picture:
+        lines += ["", "## Samples", "", f"![samples of seed 0]({PICTURE})", "",
+                  "16 samples of seed 0 (`ganrun sample ckpt=<this folder> num=16 seed=0 "
+                  "format=grid`)."]
+    lines += ["", "## Use", "", "```", *_use_lines(model), "```", "",
+              "`model.safetensors` holds the weights and `config.json` the networks' settings "
+              "(plain data: loading builds only networks ganrun allows); this card is not "
+              "read when loading.", ""]
+    return "\n".join(lines)
+
+
+def training_command(run_folder: Path | None) -> str | None:
+    """``ganrun train`` with the overrides the run folder's ``.hydra/overrides.yaml`` holds."""
+    if run_folder is None:
+        return None
+    try:
+        overrides = yaml.safe_load((run_folder / ".hydra" / "overrides.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    if not isinstance(overrides, list):
+        return None
+    return " ".join(["ganrun train", *(shlex.quote(str(o)) for o in overrides)])
+
+
+def _metric_lines(metrics: dict) -> list[str]:
+    values = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and k not in _COUNTS}
+    if not values:
+        return ["Not measured: run `ganrun eval ckpt=<checkpoint>` before `ganrun export` and "
+                "the export carries the values."]
+    lines = ["| metric | value |", "|---|---|"]
+    lines += [f"| {METRIC_NAMES.get(k, (k, k))[1]} | {v:.4g} |" for k, v in values.items()]
+    how = "Measured by `ganrun eval` on the checkpoint"
+    if "num_samples" in metrics:
+        how += (f", FID from {metrics['num_samples']:,} generated and "
+                f"{metrics.get('real_samples', '?'):,} real images" if
+                isinstance(metrics.get("real_samples"), int) else
+                f", from {metrics['num_samples']:,} generated images")
+    return lines + ["", how + " (against the training data set's real images)."]
+
+
+def _use_lines(model) -> list[str]:
+    if model.translator is not None:
+        return ["ganrun translate ckpt=<this folder> in=<images> out=<folder>"]
+    return ["ganrun sample ckpt=<this folder> num=64 out=samples", "",
+            "# in Python", "from ganrun import load_generator, generate_images",
+            "generator = load_generator('<this folder>')",
+            "images = generate_images(generator, 16, seed=0)  # (16, C, H, W) in [-1, 1]"]
+
+
+def _write_picture(model, path: Path) -> bool:
+    """16 samples of seed 0 as a grid; False where the model has no sampler, its images are not
+    PNG-able (toy point data) or it needs options to sample (text)."""
+    sampler = model.sampler
+    if sampler is None or sampler.data_shape.get("channels") not in (1, 3):
+        return False
+    try:
+        images = torch.cat([batch for _, batch in sampler.samples(16, 0, sampler.options())])
+    except UserError as err:
+        log.info("No sample image in the model card: %s", err)
+        return False
+    imagefiles.write_grid(path, imagefiles.to_uint8(images), 4)
+    return True
