@@ -10,6 +10,7 @@ COMMANDS = {
     "eval": ("ganrun.commands.eval", "FID/KID/IS/precision-recall of a checkpoint or between two image folders"),
     "translate": ("ganrun.commands.translate", "apply a trained translator (CycleGAN, pix2pix, SR, inpainting) to a folder of images"),
     "export": ("ganrun.commands.export", "write a checkpoint's generator as a shareable folder (safetensors + JSON)"),
+    "demo": ("ganrun.commands.demo", "explore a trained model in a local web page (seeds, classes, truncation, translation)"),
     "tune": ("ganrun.commands.tune", "run an Optuna study of training runs (hparams_search=...), pruned and resumable"),
     "report": ("ganrun.commands.report", "compare the runs of a sweep or study: table sorted by FID, CSV/Markdown, plot"),
     "fid-stats": ("ganrun.commands.fid_stats", "write a real set's FID statistics (.npz of mu, sigma), e.g. for real="),

@@ -17,6 +17,7 @@ import yaml
 from ganrun.runner import jobstatus
 from ganrun.errors import UserError
 from ganrun.progress import tracked
+from ganrun.report_page import write_page
 
 PROG = "ganrun report"
 METRICS = ("fid", "kid")  # final and best (lowest) value of each, where logged
@@ -210,7 +211,8 @@ def plot_finals(axes, rows: list[dict], swept: dict[str, list[str]]) -> None:
 
 
 def report(folder: Path) -> str:
-    """Writes report.csv, report.md and report.png in the sweep folder; returns the table."""
+    """Writes report.csv, report.md, report.png and report.html in the sweep folder; returns
+    the table."""
     # Reading a job's TensorBoard events takes ~0.1-1 s: a large sweep shows its progress.
     rows = sort_rows([summarize(job) for job in tracked(find_jobs(folder), "Reading jobs", "job",
                                                         min_total=20)])
@@ -219,10 +221,12 @@ def report(folder: Path) -> str:
     table = markdown(rows, cols)
     write_csv(folder / "report.csv", rows, cols)
     common = f"Overrides of every job: `{' '.join(shared)}`\n\n" if shared else ""
-    study = "".join(f"{line}\n\n" for line in study_summary(folder))
+    study_lines = study_summary(folder)
+    study = "".join(f"{line}\n\n" for line in study_lines)
     (folder / "report.md").write_text(f"# Sweep {folder}\n\n{common}{table}\n{study}"
                                       f"{SAME_LOSS_NOTE}\n")
     plot(folder / "report.png", rows)
+    write_page(folder, rows, cols, shared, study_lines, SAME_LOSS_NOTE, cell)
     return table + ("\n" + study.rstrip() + "\n" if study else "")
 
 
@@ -265,7 +269,7 @@ def importances(study, done: list) -> str:
 
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog=PROG, description="Compare the jobs of a sweep: a table "
-                                     "sorted by final FID (report.csv, report.md) and report.png.")
+                                     "sorted by final FID (report.csv, report.md), report.png and report.html.")
     parser.add_argument("folder", type=Path, help="the sweep folder (outputs/multirun/<date>/<time>)")
     args = parser.parse_args(argv)
     try:
@@ -276,4 +280,5 @@ def main(argv: list[str]) -> None:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         sys.exit(2)
     print(table, end="")
-    print(f"Wrote report.csv, report.md and report.png in {args.folder}", file=sys.stderr)
+    print(f"Wrote report.csv, report.md, report.png and report.html (opens in a browser) in "
+          f"{args.folder}", file=sys.stderr)

@@ -82,6 +82,8 @@ class SampleConfig:
 
 
 FORMATS = ("png", "npz", "grid")
+CONFLICT = (f"{PROG}: interpolate=true and this model's grid option each write their own grid. "
+            "Pick one.")
 
 
 def check(cfg: SampleConfig) -> None:
@@ -134,23 +136,34 @@ def sample(cfg, arguments: list[str]) -> list[str]:
         if cfg.format == "npz":
             raise UserError(f"{PROG}: {'interpolate=true' if cfg.interpolate else 'this grid'} "
                             "writes one PNG grid, not an .npz. Drop format=npz.")
-        if grid is not None and cfg.interpolate:
-            raise UserError(f"{PROG}: interpolate=true and this model's grid option each write "
-                            "their own grid. Pick one.")
+    if grid is None and (cfg.interpolate or cfg.format == "grid"):
+        grid = grid_images(sampler, cfg.num, cfg.seed, options, cfg.nrow, cfg.interpolate,
+                           cfg.steps, cfg.slerp, cfg.batch_size)
+    elif grid is not None and cfg.interpolate:
+        raise UserError(CONFLICT)
     if grid is not None:
         name, images, nrow = grid
         return write_grid(sampler, cfg, out, images, name, nrow)
-    if cfg.interpolate:
-        images = sampler.interpolation(cfg.num, cfg.steps, cfg.seed, cfg.slerp, options)
-        return write_grid(sampler, cfg, out, images, "interpolation.png", cfg.steps)
     if cfg.format == "npz":
         return write_npz(sampler, cfg, out, options)
-    if cfg.format == "grid":
-        images = torch.cat([part for _, part in sampler.samples(cfg.num, cfg.seed, options,
-                                                                cfg.batch_size)])
-        return write_grid(sampler, cfg, out, images, "grid.png",
-                          cfg.nrow or square_nrow(cfg.num))
     return write_pngs(sampler, cfg, out, options)
+
+
+def grid_images(sampler, num: int, seed: int, options, nrow: int | None = None,
+                interpolate: bool = False, steps: int = 8, slerp: bool = True,
+                batch_size: int = 256) -> tuple[str, torch.Tensor, int]:
+    """(file name, images, images per row) of one grid: the model's own (style mixing), an
+    interpolation (``num`` strips of ``steps``), or ``num`` samples (also ``ganrun demo``'s)."""
+    grid = sampler.special_grid(num, nrow, seed, options)
+    if grid is not None and interpolate:
+        raise UserError(CONFLICT)
+    if grid is not None:
+        return grid
+    if interpolate:
+        return ("interpolation.png",
+                sampler.interpolation(num, steps, seed, slerp, options), steps)
+    images = torch.cat([part for _, part in sampler.samples(num, seed, options, batch_size)])
+    return "grid.png", images, nrow or square_nrow(num)
 
 
 def write_pngs(sampler, cfg, out: Path, options) -> list[str]:

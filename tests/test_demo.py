@@ -1,0 +1,191 @@
+"""`ganrun demo` in a real browser: Debian's Chromium (apt-get install chromium; .ci/run installs
+it) driven by Playwright. The page of a generator gives, for a seed, the pixels `ganrun sample`
+writes for that seed; the page of an inpainting model translates an uploaded image as
+`ganrun translate` does."""
+
+import io
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import FASHION, run_ganrun
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FASHION_TINY = ["dataset=fashion_mnist", f"dataset.root={FASHION}", "dataset.batch_size=8",
+                "trainer.max_steps=3", "hardware=cpu"]
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory) -> dict[str, Path]:
+    """A conditional DCGAN and an inpainting pix2pix, a few iterations on real Fashion-MNIST."""
+    if not FASHION.is_dir():
+        pytest.skip(f"{FASHION} is absent: apt-get install dataset-fashion-mnist")
+    base = tmp_path_factory.mktemp("demo")
+    runs = {
+        "cgan": ["model.latent_dim=8", "conditioning=embedding", "model.generator.width=8",
+                 "model.discriminator.width=8"],
+        "inpaint": ["task=pix2pix", "model=pix2pix", "degrade=mask", "model.generator.width=4",
+                    "model.discriminator.width=4", "model.discriminator.n_layers=1",
+                    "task.num_fixed=2", "callbacks.samples.nrow=2"],
+    }
+    for name, extra in runs.items():
+        run_ganrun("train", *FASHION_TINY, *extra, f"hydra.run.dir={base / name}", cwd=base)
+        run_ganrun("export", f"ckpt={base / name / 'checkpoints' / 'last.ckpt'}",
+                   f"out={base / f'{name}_export'}", cwd=base)
+    return {name: base / f"{name}_export" for name in runs}
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).is_file():
+        pytest.skip(f"{CHROMIUM} is absent: apt-get install chromium (.ci/run installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM,
+                                              args=["--no-sandbox", "--disable-gpu"])
+        yield chromium
+        chromium.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Demo:
+    """`ganrun demo` in a subprocess, serving on a free port until the block ends."""
+
+    def __init__(self, export: Path, cwd: Path):
+        self.port = free_port()
+        self.proc = subprocess.Popen([sys.executable, "-m", "ganrun", "demo", f"ckpt={export}",
+                                      f"port={self.port}"], cwd=cwd, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True)
+
+    def __enter__(self) -> str:
+        url = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.proc.stdout.read()
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return url
+            except OSError:
+                time.sleep(0.5)
+        raise AssertionError("ganrun demo did not start serving in 120 s")
+
+    def __exit__(self, *exc):
+        self.proc.terminate()
+        self.proc.wait(30)
+
+
+def shown(page, selector: str) -> np.ndarray:
+    """The pixels of the picture the page shows in ``selector``, as RGB."""
+    image = page.locator(f"{selector} img")
+    image.wait_for(timeout=120_000)
+    data = page.request.get(image.get_attribute("src")).body()
+    return np.array(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+def written(path: Path) -> np.ndarray:
+    return np.array(Image.open(path).convert("RGB"))
+
+
+def test_the_generator_page_shows_what_ganrun_sample_writes(exports, browser, tmp_path):
+    with Demo(exports["cgan"], tmp_path) as url:
+        page = browser.new_page()
+        page.goto(url, wait_until="networkidle")
+        assert "image generator" in page.locator("h2").first.inner_text()
+        page.locator("#seed input").fill("7")
+        page.locator("#generate").click()
+        first = shown(page, "#output")
+        run_ganrun("sample", f"ckpt={exports['cgan']}", "num=16", "seed=7", "format=grid",
+                   "out=seed7", cwd=tmp_path)
+        assert np.array_equal(first, written(tmp_path / "seed7" / "grid.png"))
+
+        # Another seed and one class: a new picture, again the command's.
+        page.locator("#seed input").fill("8")
+        page.locator("#label input").click()
+        names = json.loads((exports["cgan"] / "config.json").read_text())["class_names"]
+        page.get_by_role("option", name=names[3], exact=True).click()
+        page.locator("#generate").click()
+        page.wait_for_function(
+            "src => document.querySelector('#output img').src !== src",
+            arg=page.locator("#output img").get_attribute("src"), timeout=120_000)
+        second = shown(page, "#output")
+        run_ganrun("sample", f"ckpt={exports['cgan']}", "num=16", "seed=8", "label=3",
+                   "format=grid", "out=seed8", cwd=tmp_path)
+        assert not np.array_equal(first, second)
+        assert np.array_equal(second, written(tmp_path / "seed8" / "grid.png"))
+
+        # A bad value is one message on the page, and the page goes on working.
+        page.locator("#truncation input, #truncation textarea").first.fill("-1")
+        page.locator("#generate").click()
+        page.get_by_text("truncation").last.wait_for(timeout=60_000)
+        assert "truncation" in page.locator(".toast-body, [data-testid='toast-body']")\
+            .first.inner_text(timeout=60_000)
+        page.close()
+
+
+def test_the_translator_page_translates_an_uploaded_image(exports, browser, tmp_path):
+    source = tmp_path / "in"
+    source.mkdir()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (28, 28), dtype=np.uint8)) \
+        .save(source / "digit.png")
+    run_ganrun("translate", f"ckpt={exports['inpaint']}", f"in={source}", "out=out",
+               cwd=tmp_path)
+    with Demo(exports["inpaint"], tmp_path) as url:
+        page = browser.new_page()
+        page.goto(url, wait_until="networkidle")
+        assert "paired translator" in page.locator("h2").first.inner_text()
+        page.locator("#input_image input[type=file]").set_input_files(source / "digit.png")
+        page.locator("#input_image img").wait_for(timeout=60_000)
+        page.locator("#translate").click()
+        assert np.array_equal(shown(page, "#translated"), written(tmp_path / "out" / "digit.png"))
+        hole = shown(page, "#hole")  # the model's test mask: the centre box
+        assert hole[14, 14].tolist() == [255, 255, 255] and hole[0, 0].tolist() == [0, 0, 0]
+        page.close()
+
+
+def test_the_sweep_report_page_opens_from_disk(browser, tmp_path):
+    if not FASHION.is_dir():
+        pytest.skip(f"{FASHION} is absent")
+    run_ganrun("train", "-m", *FASHION_TINY, "model.latent_dim=8", "model.generator.width=8",
+               "model.discriminator.width=8", "hydra.sweep.dir=sweep", "loss=bce,hinge",
+               cwd=tmp_path)
+    run_ganrun("report", "sweep", cwd=tmp_path)
+    page = browser.new_page()
+    page.goto((tmp_path / "sweep" / "report.html").as_uri())
+    assert page.locator("#jobs tbody tr").count() == 2
+    assert {"loss=bce", "loss=hinge"} <= set(page.locator("#jobs tbody td").all_inner_texts())
+    pictures = page.locator("img")
+    assert pictures.count() == 3  # the curves, and each job's last sample grid
+    for i in range(3):  # each one found and decoded from disk
+        assert pictures.nth(i).evaluate("img => img.complete && img.naturalWidth > 0")
+    page.close()
+
+
+def test_make_figures_draws_each_model_as_it_declares(exports, tmp_path):
+    out = tmp_path / "figures"
+    proc = subprocess.run([sys.executable, "scripts/make_figures.py", "--out", str(out),
+                           f"cgan={exports['cgan']}", f"inpaint={exports['inpaint']}",
+                           "--data-root", str(FASHION)], cwd=Path(__file__).parents[1],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert {p.name for p in out.iterdir()} == {"cgan_samples.png", "cgan_interpolation.png",
+                                               "inpaint_translation.png"}
+    # The samples picture is ganrun sample's grid: one column per class.
+    run_ganrun("sample", f"ckpt={exports['cgan']}", "num=80", "nrow=10", "seed=0",
+               "format=grid", "out=g", cwd=tmp_path)
+    assert np.array_equal(written(out / "cgan_samples.png"), written(tmp_path / "g" / "grid.png"))
+    rows = written(out / "inpaint_translation.png")  # input, fill, output, target: 8 of 28 px
+    assert rows.shape[0] == 4 * 28 and rows.shape[1] > 8 * 28
