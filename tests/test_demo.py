@@ -189,3 +189,12 @@ def test_make_figures_draws_each_model_as_it_declares(exports, tmp_path):
     assert np.array_equal(written(out / "cgan_samples.png"), written(tmp_path / "g" / "grid.png"))
     rows = written(out / "inpaint_translation.png")  # input, fill, output, target: 8 of 28 px
     assert rows.shape[0] == 4 * 28 and rows.shape[1] > 8 * 28
+
+
+def test_the_demo_without_gradio_says_how_to_install_it(tmp_path):
+    code = ("import sys; sys.modules['gradio'] = None; sys.argv = ['ganrun', 'demo', "
+            "'ckpt=model']; from ganrun.cli import main; main()")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "pip install 'ganrun[demo]'" in proc.stderr and "Traceback" not in proc.stderr

@@ -73,7 +73,7 @@ def _option(option) -> str:
 
 def swept_keys() -> set[str]:
     """The keys a sweep varies: those given several values on its command line (loss=bce,hinge)
-    and the parameters of a search sweeper (Optuna's hydra.sweeper.params)."""
+    and the sweeper's own ``hydra.sweeper.params``."""
     if not HydraConfig.initialized() or str(HydraConfig.get().mode) != "RunMode.MULTIRUN":
         return set()
     from hydra.core.override_parser.overrides_parser import OverridesParser

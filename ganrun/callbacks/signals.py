@@ -10,7 +10,7 @@ from ganrun.callbacks.checkpoint import IterationCheckpoint
 from ganrun.private_apis import take_over_sigterm
 
 
-_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
 _early: list[int] = []  # stop signals received before training started
 
 
@@ -25,12 +25,19 @@ def signals_before_training():
         _early.append(signum)
 
     _early.clear()
-    previous = {signum: signal.signal(signum, record) for signum in _SIGNALS}
+    with handled(STOP_SIGNALS, record):
+        yield
+
+
+@contextmanager
+def handled(signums, handler):
+    """``handler`` for ``signums`` inside the block; the previous handlers come back after."""
+    previous = {signum: signal.signal(signum, handler) for signum in signums}
     try:
         yield
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        for signum, before in previous.items():
+            signal.signal(signum, before)
 
 
 class GracefulStop(IterationCallback):
@@ -48,7 +55,7 @@ class GracefulStop(IterationCallback):
     def on_train_start(self, trainer, pl_module):
         # Installed after Lightning's own handlers, which only stop between batches and save
         # nothing.
-        for signum in _SIGNALS:
+        for signum in STOP_SIGNALS:
             self._previous[signum] = signal.signal(signum, self._handle)
         take_over_sigterm(trainer)  # ours now; Lightning would exit
         if _early:  # nothing trained since the last checkpoint: stop before the first batch

@@ -382,18 +382,15 @@ class Tuner:
 
     @contextlib.contextmanager
     def _forwarded_signals(self):
+        from ganrun.callbacks.signals import STOP_SIGNALS, handled
+
         def forward(signum, frame):
             self.signal = signum
             if self.child is not None and self.child.poll() is None:
                 self.child.send_signal(signum)
 
-        stops = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
-        previous = {signum: signal.signal(signum, forward) for signum in stops}
-        try:
+        with handled(STOP_SIGNALS, forward):
             yield
-        finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
 
 
 def launch(command: list[str], keep_open) -> subprocess.Popen:
