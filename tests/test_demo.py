@@ -187,8 +187,8 @@ def test_make_figures_draws_each_model_as_it_declares(exports, tmp_path):
     run_ganrun("sample", f"ckpt={exports['cgan']}", "num=80", "nrow=10", "seed=0",
                "format=grid", "out=g", cwd=tmp_path)
     assert np.array_equal(written(out / "cgan_samples.png"), written(tmp_path / "g" / "grid.png"))
-    rows = written(out / "inpaint_translation.png")  # input, fill, output, target: 8 of 28 px
-    assert rows.shape[0] == 4 * 28 and rows.shape[1] > 8 * 28
+    rows = written(out / "inpaint_translation.png")  # input, fill, output, target: 8 each
+    assert rows.shape[0] == 4 * 56 and rows.shape[1] > 8 * 56  # 28-pixel images drawn at 56
 
 
 def test_the_demo_without_gradio_says_how_to_install_it(tmp_path):
