@@ -4,8 +4,8 @@ Biases, or several at once (``logger=[tensorboard,mlflow]``).
 Each is a Lightning logger that takes the same things from ganrun: the scalars (Lightning's
 ``log_metrics``), the sample grids and metric pictures (``log_grid``), and the run's record
 (``log_run``: the curated hyperparameters that TensorBoard's HParams tab shows, the tags they
-are compared on, the run's name and its folder). Checkpoints and exports stay files in the run
-folder; the trackers get their path. A tracker continues its own run when a run folder is
+are compared on, the run's name and its folder). Checkpoints stay files in the run folder; the
+trackers get their path. A tracker continues its own run when a run folder is
 resumed: the run's id is kept in the folder.
 
 A tracker of your own: a Lightning logger with ``log_grid`` and ``log_run``, and a YAML in
