@@ -92,9 +92,9 @@ def image_steps(run_dir: Path, tag: str = "samples") -> list[int]:
     return [e.step for e in events.Images(tag)] if tag in events.Tags()["images"] else []
 
 
-def hparams(run_dir: Path) -> tuple[dict, list[str]]:
-    """The run's HParams record as TensorBoard's HParams tab reads it: {name: value} and the
-    metric tags it declares."""
+def hparams_summaries(run_dir: Path):
+    """The run's HParams summaries as TensorBoard's HParams tab reads them: the session's start
+    info (values, trial name) and the experiment (columns, metric tags)."""
     from tensorboard.plugins.hparams import plugin_data_pb2
 
     events = EventAccumulator(str(run_dir))
@@ -104,6 +104,12 @@ def hparams(run_dir: Path) -> tuple[dict, list[str]]:
         content["_hparams_/session_start_info"]).session_start_info
     experiment = plugin_data_pb2.HParamsPluginData.FromString(
         content["_hparams_/experiment"]).experiment
+    return start, experiment
+
+
+def hparams(run_dir: Path) -> tuple[dict, list[str]]:
+    """The run's HParams record: {name: value} and the metric tags it declares."""
+    start, experiment = hparams_summaries(run_dir)
     values = {name: getattr(value, value.WhichOneof("kind")) for name, value in start.hparams.items()}
     return values, [info.name.tag for info in experiment.metric_infos]
 

@@ -286,22 +286,23 @@ def _(box, shared):
     return captions_train(root)
 
 
-@case(KIND, "empty_caption", message=["empty or missing caption", "img_000.png"])
-def _(box, shared):
+def metadata_line(box, index: int, text: str):
+    """A caption folder whose metadata.jsonl has line ``index`` replaced by ``text``."""
     root = caption_folder(box)
     lines = (root / "metadata.jsonl").read_text().splitlines()
-    lines[0] = '{"file_name": "img_000.png", "text": "  "}'
+    lines[index] = text
     (root / "metadata.jsonl").write_text("\n".join(lines) + "\n")
-    return captions_train(root)
+    return root
+
+
+@case(KIND, "empty_caption", message=["empty or missing caption", "img_000.png"])
+def _(box, shared):
+    return captions_train(metadata_line(box, 0, '{"file_name": "img_000.png", "text": "  "}'))
 
 
 @case(KIND, "caption_metadata_not_json", message=["line 2, is not JSON"])
 def _(box, shared):
-    root = caption_folder(box)
-    lines = (root / "metadata.jsonl").read_text().splitlines()
-    lines[1] = "{not json"
-    (root / "metadata.jsonl").write_text("\n".join(lines) + "\n")
-    return captions_train(root)
+    return captions_train(metadata_line(box, 1, "{not json"))
 
 
 @case(KIND, "text2image_on_images_without_captions", message="needs images with captions")

@@ -8,7 +8,7 @@ import pytest
 import yaml
 from torch.utils.tensorboard import SummaryWriter
 
-from conftest import TINY, hparams, run_ganrun, scalars
+from conftest import TINY, hparams, hparams_summaries, run_ganrun, scalars
 from ganrun.runner import jobstatus
 from ganrun.config import config_dir
 from ganrun.errors import UserError
@@ -100,16 +100,7 @@ def test_report_refuses_what_is_not_a_sweep(tmp_path):
 
 def hparam_columns(run) -> tuple[list[str], str]:
     """The HParams tab's columns in their order, and the run's trial name."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-    from tensorboard.plugins.hparams import plugin_data_pb2
-
-    events = EventAccumulator(str(run))
-    events.Reload()
-    content = events.PluginTagToContent("hparams")
-    experiment = plugin_data_pb2.HParamsPluginData.FromString(
-        content["_hparams_/experiment"]).experiment
-    start = plugin_data_pb2.HParamsPluginData.FromString(
-        content["_hparams_/session_start_info"]).session_start_info
+    start, experiment = hparams_summaries(run)
     return [info.name for info in experiment.hparam_infos], start.group_name
 
 

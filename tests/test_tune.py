@@ -203,7 +203,7 @@ def test_train_points_a_search_to_tune(tmp_path, mnist_root):
 
 
 def test_search_presets_compose(tmp_path):
-    from ganrun.commands.tune import plan
+    from ganrun.search import plan
 
     os.chdir(tmp_path)
     median = plan(["hparams_search=fid_lr", "dataset.root=data"], None)

@@ -7,7 +7,8 @@ and one run folder per trial (``trial_<n>``). Running the same command again con
 finished, pruned and failed trials count towards ``n_trials`` and are not run again, and a trial
 that was interrupted resumes from its ``last.ckpt``. Each trial is a child process, so a crash
 or an out-of-memory kill fails that trial alone; the trial reports its metric to the study at
-each evaluation (``ganrun.callbacks.pruning``) and the study's pruner may stop it there.
+each evaluation (``ganrun.callbacks.pruning``) and the study's pruner may stop it there. What
+the study searches is composed and checked first (``ganrun.search``).
 
 Stopping: SIGTERM/SIGINT/SIGUSR1 go on to the running trial, which saves ``last.ckpt``. If
 ``ganrun tune`` itself is killed (SIGKILL), the trial gets SIGTERM from the kernel (Linux) and
@@ -26,13 +27,13 @@ import os
 import signal
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig
 
 from ganrun import study as studies
 from ganrun.errors import UserError, one_paragraph
+from ganrun.search import Plan, plain, plan
 from ganrun.runner import jobstatus
 
 PROG = "ganrun tune"
@@ -46,119 +47,6 @@ EPILOG = """examples:
 Every override other than hparams_search.* is given to each trial's `ganrun train`. Running the
 same command again continues the study; two `ganrun tune` of one study share its trials.
 conf/hparams_search/fid_lr.yaml documents the keys of a search."""
-
-
-@dataclass
-class Plan:
-    """What a study runs: its spec, folder and the overrides of every trial."""
-
-    name: str
-    spec: DictConfig             # a validated SearchConfig
-    folder: Path
-    overrides: list[str]         # given to each trial, before its sampled parameters
-    config_dir: str | None
-    space: dict                  # Optuna distributions of the searched keys
-
-
-def plan(overrides: list[str], config_dir: str | None) -> Plan:
-    """Composes the train config with the search; a ``UserError`` for anything that would make
-    every trial fail (a misspelled key, a metric nothing computes, no run length)."""
-    from hydra.core.hydra_config import HydraConfig
-
-    from ganrun.config import validate
-    from ganrun.overrides import check_overrides
-    from ganrun.schema import SearchConfig
-
-    searched = [o for o in overrides if o.lstrip("+~").startswith("hparams_search")]
-    cfg = _compose([_search_key(o) for o in searched], config_dir)
-    name = cfg.hydra.runtime.choices.get("hparams_search")
-    if not name or cfg.get("hparams_search") is None:
-        raise UserError("ganrun tune needs a search: hparams_search=<option> (conf/hparams_search/ "
-                        "has fid_lr, with hparams_search/pruner=median|successive_halving|none; "
-                        "--config-dir adds your own). E.g. "
-                        "ganrun tune hparams_search=fid_lr dataset.root=<data folder>.")
-    try:
-        spec = OmegaConf.merge(OmegaConf.structured(SearchConfig), cfg.hparams_search)
-    except Exception as err:
-        raise UserError(f"hparams_search={name} is not a valid search: "
-                        f"{str(err).splitlines()[0]}. Its keys: {', '.join(SearchConfig.__annotations__)}.") from None
-    _check_spec(spec, name)
-    studies.pruner_from(_plain(spec.pruner))  # a pruner that cannot be built fails now
-    space = studies.distributions(OmegaConf.to_container(spec.params, resolve=True))
-    given = [o for o in overrides if o not in searched]
-    trial_overrides = [*spec.overrides, *given]
-    first = [studies.override(key, _first_value(dist)) for key, dist in space.items()]
-    trial_cfg = check_overrides("ganrun train", "train", trial_overrides + first, config_dir)
-    if trial_cfg is None:
-        raise UserError("The trials' config cannot be composed from "
-                        f"{' '.join(trial_overrides + first)}. Check it with ganrun train "
-                        "<the same overrides> --cfg job.")
-    with open_dict(trial_cfg):  # validate() resolves ${hydra:...}, as a run would
-        trial_cfg.hydra.runtime.output_dir = trial_cfg.hydra.run.dir
-    HydraConfig.instance().set_config(trial_cfg)
-    trial_cfg = validate(OmegaConf.masked_copy(trial_cfg, [k for k in trial_cfg if k != "hydra"]))
-    _check_trials(trial_cfg, spec)
-    folder = Path(spec.study_dir or Path("outputs") / "tune" / name)
-    return Plan(name, spec, folder, trial_overrides, config_dir, space)
-
-
-def _compose(overrides: list[str], config_dir: str | None) -> DictConfig:
-    from ganrun.overrides import check_overrides
-
-    cfg = check_overrides("ganrun train", "train", overrides, config_dir)
-    if cfg is None:
-        raise UserError(f"The search cannot be composed from {' '.join(overrides)}. Check it "
-                        "with ganrun train <the same overrides> --cfg job.")
-    return cfg
-
-
-def _plain(node):
-    return OmegaConf.to_container(node, resolve=True) if node else None
-
-
-def _search_key(override: str) -> str:
-    """``hparams_search.<key>=v`` also sets a key the search's file leaves to the schema."""
-    from ganrun.schema import SearchConfig
-
-    key = override.split("=", 1)[0]
-    if key.startswith("hparams_search.") and key.split(".")[1] in SearchConfig.__annotations__:
-        return f"++{override}"
-    return override
-
-
-def _first_value(dist):
-    return dist.choices[0] if hasattr(dist, "choices") else dist.low
-
-
-def _check_spec(spec: DictConfig, name: str) -> None:
-    if spec.direction not in ("minimize", "maximize"):
-        raise UserError(f"hparams_search.direction must be minimize or maximize, got "
-                        f"{spec.direction!r}.")
-    for key in ("n_trials", "evaluations"):
-        if spec[key] < 1:
-            raise UserError(f"hparams_search.{key} must be at least 1, got {spec[key]}.")
-
-
-def _check_trials(cfg: DictConfig, spec: DictConfig) -> None:
-    steps = cfg.trainer.max_steps
-    if not steps:
-        raise UserError("A study's trials need a length in iterations, where they are compared "
-                        "and pruned: set trainer.max_steps=<iterations> (not max_epochs).")
-    if steps < spec.evaluations:
-        raise UserError(f"trainer.max_steps={steps} is shorter than hparams_search.evaluations="
-                        f"{spec.evaluations}: each evaluation needs at least one iteration.")
-    if spec.metric.startswith("metrics/") and not cfg.metrics.evaluate:
-        raise UserError(f"hparams_search.metric={spec.metric}, but the trials evaluate no metric "
-                        "(metrics=none). Choose metrics that compute it (e.g. metrics=fid on the "
-                        "command line or in hparams_search.overrides).")
-
-
-def every(plan: Plan) -> int:
-    """metrics.every_n_iterations of the trials: ``evaluations`` evenly spaced points."""
-    from ganrun.overrides import check_overrides
-
-    cfg = check_overrides("ganrun train", "train", plan.overrides, plan.config_dir)
-    return max(1, int(cfg.trainer.max_steps) // int(plan.spec.evaluations))
 
 
 # ---- the study ---------------------------------------------------------------------------------
@@ -186,7 +74,7 @@ def open_study(plan: Plan):
                         "with hparams_search.study_dir=<new folder>.")
     study = optuna.create_study(study_name=plan.name, storage=store, sampler=sampler,
                                 direction=plan.spec.direction, load_if_exists=True)
-    study.set_user_attr("pruner", _plain(plan.spec.pruner))  # read by each trial
+    study.set_user_attr("pruner", plain(plan.spec.pruner))  # read by each trial
     study.set_user_attr("metric", plan.spec.metric)
     return study
 
@@ -227,7 +115,7 @@ class Tuner:
         self.plan = plan
         self.study = open_study(plan)
         self.store = studies.storage(plan.folder)
-        self.every = every(plan)
+        self.every = plan.every
         self.child: subprocess.Popen | None = None
         self.signal: int | None = None
         self.sampler_done = False
