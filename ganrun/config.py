@@ -178,10 +178,37 @@ def _check_ranges(cfg: dict) -> None:
             raise UserError(f"The {side} learning rate must be positive and finite, got "
                             f"{lr}. Set optimizer.lr (both) or optimizer.{side}.lr to a value "
                             "> 0, e.g. 2e-4.")
+    _check_optimizers(cfg)
     seed = cfg.get("seed")
     if seed is not None and not 0 <= seed < 2**32:
         raise UserError(f"seed must be an integer from 0 to {2**32 - 1} (the range numpy and "
                         f"CUDA accept), got {seed}. Use e.g. seed=0, or leave it out to draw one.")
+
+
+def _check_optimizers(cfg: dict) -> None:
+    """Each optimizer built once on a stand-in parameter, so that settings it refuses (betas
+    outside [0, 1), a NaN eps...) fail now, named, rather than when training starts."""
+    import torch
+    from hydra.utils import instantiate
+
+    for side in ("generator", "discriminator"):
+        node = (cfg.get("optimizer") or {}).get(side)
+        if not isinstance(node, dict) or "_target_" not in node:
+            continue
+        for key in ("betas",):
+            values = node.get(key)
+            if isinstance(values, list) and not all(
+                    isinstance(v, (int, float)) and 0 <= v < 1 for v in values):
+                raise UserError(f"optimizer.{side}.{key} must be numbers in [0, 1), got "
+                                f"{values}. Adam's usual betas are [0.5, 0.999] or [0.0, 0.99].")
+        try:
+            made = instantiate(node)
+            if callable(made):
+                made([torch.zeros(1, requires_grad=True)])
+        except (ValueError, TypeError, RuntimeError) as err:
+            raise UserError(f"optimizer.{side} cannot be built with these settings: "
+                            f"{' '.join(str(err).split())[:200]}. Fix them on the command line "
+                            "or in the optimizer's YAML.") from None
 
 
 def check_target_nodes(node: Any, path: str) -> None:

@@ -23,6 +23,7 @@ import torch
 from pytorch_lightning.loggers import CSVLogger, MLFlowLogger, TensorBoardLogger, WandbLogger
 
 from ganrun.errors import UserError
+from ganrun.files import write_text
 
 log = logging.getLogger("ganrun")
 
@@ -69,7 +70,7 @@ class _RunId:
     def write(self, run_id: str) -> None:
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.path.write_text(f"{run_id}\n")
+            write_text(self.path, f"{run_id}\n")
 
 
 class TensorBoard(TensorBoardLogger):
@@ -132,17 +133,81 @@ def _rows_up_to(path: Path, step: int) -> list[dict]:
             if row.get("step") and int(float(row["step"])) <= step]
 
 
-class MLflow(MLFlowLogger):
+class Relayed:
+    """A remote tracker whose calls go through a ``ganrun.relay.Relay``: scalars, pictures, the
+    run's record and its end are queued and sent by a background thread, so that a tracker that
+    stops answering never stops or slows training (see ``ganrun.relay``)."""
+
+    relay = None
+
+    def start_relay(self, name: str, flush_seconds: float) -> None:
+        from ganrun.relay import Relay
+
+        self.relay = Relay(name, flush_seconds=flush_seconds)
+
+    def log_metrics(self, metrics, step=None):
+        self.relay.submit(super().log_metrics, dict(metrics), step)
+
+    def log_hyperparams(self, params, *args, **kwargs):
+        self.relay.submit(super().log_hyperparams, params, *args, **kwargs)
+
+    def log_grid(self, tag: str, image: torch.Tensor, step: int) -> None:
+        self.relay.submit(self.send_grid, tag, image.detach().cpu(), step)
+
+    def log_run(self, params: dict, metrics: list[str], name: str, folder: str) -> None:
+        self.relay.submit(self.send_run, params, metrics, name, folder)
+
+    def finalize(self, status: str) -> None:
+        self.relay.submit(super().finalize, status)
+        self.relay.close()
+
+
+def check_writable(path: Path, what: str, fix: str) -> None:
+    """A ``UserError`` naming ``path`` when a tracker could not write there."""
+    import os
+
+    folder = path if path.is_dir() else path.parent
+    target = path if path.exists() else folder
+    while not target.exists():
+        target = target.parent
+    if not os.access(target, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise UserError(f"{what} {path} cannot be written (check its permissions). {fix}")
+
+
+def answers(url: str, timeout: float = 3.0) -> str | None:
+    """None when ``url`` answers with a success within ``timeout``; else why not."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as answer:
+            return None if answer.status < 400 else f"HTTP {answer.status}"
+    except urllib.error.HTTPError as err:
+        return f"HTTP {err.code}"
+    except (OSError, ValueError) as err:
+        return " ".join(str(getattr(err, "reason", err)).split())[:120]
+
+
+class MLflow(Relayed, MLFlowLogger):
     """An MLflow run in ``experiment_name`` on ``tracking_uri``: a server (``http://host:5000``),
     a local database (``sqlite:///mlflow.db``, the default) or a folder (``file:./mlruns``,
     which MLflow 3 accepts with ``MLFLOW_ALLOW_FILE_STORE=true``). Pictures are logged as
-    MLflow images."""
+    MLflow images. The store is checked at start-up (a server that does not answer in 3 s, a
+    database or folder that cannot be written: one paragraph, before training); afterwards a
+    server that stops answering never stops training (``Relayed``)."""
 
     def __init__(self, run_folder: str, experiment_name: str = "ganrun",
-                 tracking_uri: str | None = None, resumed_at: int = 0, **kwargs):
+                 tracking_uri: str | None = None, resumed_at: int = 0,
+                 flush_seconds: float = 30.0, **kwargs):
+        import os
+
         require("mlflow", "mlflow")
         from mlflow.exceptions import MlflowException
 
+        # The relay retries on its own: MLflow's client would retry one call for minutes.
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+        check_store(tracking_uri)
         self._id_file = _RunId(run_folder, "mlflow")
         try:
             super().__init__(experiment_name=experiment_name, tracking_uri=tracking_uri,
@@ -153,42 +218,84 @@ class MLflow(MLFlowLogger):
                             f"{' '.join(str(err).split())[:600]} Give another "
                             "logger.mlflow.tracking_uri (a server http://host:port, or "
                             "sqlite:///mlflow.db).") from None
+        self.start_relay("mlflow", flush_seconds)
 
-    def log_grid(self, tag: str, image: torch.Tensor, step: int) -> None:
+    def send_grid(self, tag: str, image: torch.Tensor, step: int) -> None:
         self.experiment.log_image(self.run_id, _uint8_hwc(image), key=tag.replace("/", "_"),
                                   step=step)
 
-    def log_run(self, params: dict, metrics: list[str], name: str, folder: str) -> None:
-        from mlflow.exceptions import MlflowException
+    def send_run(self, params: dict, metrics: list[str], name: str, folder: str) -> None:
+        from mlflow.exceptions import MlflowException, RestException
 
         self._id_file.write(self.run_id)
         for key, value in {"mlflow.runName": name, "ganrun.run_folder": str(folder),
                            "ganrun.checkpoints": str(Path(folder) / "checkpoints")}.items():
             self.experiment.set_tag(self.run_id, key, value)
         try:
-            self.log_hyperparams(params)
-        except MlflowException as err:  # a resumed run that changed a parameter (e.g. lr)
+            MLFlowLogger.log_hyperparams(self, params)
+        except RestException as err:  # a resumed run that changed a parameter (e.g. lr)
+            log.warning("MLflow kept the run's first parameter values: %s",
+                        " ".join(str(err).split())[:300])
+        except MlflowException as err:
+            if "Changing param values is not allowed" not in str(err):
+                raise  # the server is down: the relay keeps the call and retries
             log.warning("MLflow kept the run's first parameter values: %s",
                         " ".join(str(err).split())[:300])
 
 
-class WandB(WandbLogger):
+def check_store(uri: str | None) -> None:
+    """One paragraph at start-up, within seconds, for a store MLflow could not use."""
+    from urllib.parse import urlparse
+
+    fix = ("Start the server (mlflow server --host 127.0.0.1 --port 5000 ...), give another "
+           "logger.mlflow.tracking_uri, or train with logger=tensorboard (or csv).")
+    if not uri:
+        return
+    parsed = urlparse(uri)
+    if parsed.scheme in ("http", "https"):
+        why = answers(uri.rstrip("/") + "/health")
+        if why is not None:
+            raise UserError(f"logger=mlflow: no MLflow tracking server answers at {uri} ({why}); "
+                            f"nothing was trained. {fix}")
+    elif parsed.scheme == "sqlite":
+        path = uri.split(":///", 1)[-1]
+        check_writable(Path(path), "logger=mlflow: the SQLite store",
+                       "Give a tracking_uri in a folder you can write (sqlite:///mlflow.db).")
+    elif parsed.scheme in ("file", ""):
+        check_writable(Path(parsed.path or uri), "logger=mlflow: the store folder",
+                       "Give a tracking_uri in a folder you can write.")
+
+
+class WandB(Relayed, WandbLogger):
     """A Weights & Biases run in ``project``; ``offline=true`` writes it under the run folder's
-    ``wandb/`` only (``wandb sync`` uploads it later)."""
+    ``wandb/`` only (``wandb sync`` uploads it later). Online, a W&B server that does not answer
+    within 3 s at start-up makes the run offline, said in one line; one that stops answering
+    later never stops training (``Relayed``)."""
 
     def __init__(self, run_folder: str, project: str = "ganrun", offline: bool = False,
-                 resumed_at: int = 0, **kwargs):
+                 resumed_at: int = 0, flush_seconds: float = 30.0, **kwargs):
+        import os
+
         require("wandb", "wandb")
+        if not offline:
+            base = os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")
+            why = answers(base.rstrip("/") + "/healthz")
+            if why is not None and not why.startswith("HTTP"):
+                log.warning("logger=wandb: the W&B server at %s does not answer (%s): this run "
+                            "is logged offline in %s/wandb; upload it later with `wandb sync`.",
+                            base, why, run_folder)
+                offline = True
         self._id_file = _RunId(run_folder, "wandb")
         run_id = self._id_file.read()
         super().__init__(project=project, save_dir=run_folder, offline=offline, id=run_id,
                          resume="allow" if run_id else None, name=Path(run_folder).name,
                          **kwargs)
+        self.start_relay("wandb", flush_seconds)
 
-    def log_grid(self, tag: str, image: torch.Tensor, step: int) -> None:
-        self.log_image(key=tag, images=[_uint8_hwc(image)], step=step)
+    def send_grid(self, tag: str, image: torch.Tensor, step: int) -> None:
+        WandbLogger.log_image(self, key=tag, images=[_uint8_hwc(image)], step=step)
 
-    def log_run(self, params: dict, metrics: list[str], name: str, folder: str) -> None:
+    def send_run(self, params: dict, metrics: list[str], name: str, folder: str) -> None:
         self._id_file.write(self.version)
         self.experiment.name = name
         self.experiment.config.update(params, allow_val_change=True)

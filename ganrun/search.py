@@ -30,9 +30,6 @@ class Plan:
 def plan(overrides: list[str], config_dir: str | None) -> Plan:
     """Composes the train config with the search; a ``UserError`` for anything that would make
     every trial fail (a misspelled key, a metric nothing computes, no run length)."""
-    from hydra.core.hydra_config import HydraConfig
-
-    from ganrun.config import validate
     from ganrun.schema import SearchConfig
 
     searched = [o for o in overrides if o.lstrip("+~").startswith("hparams_search")]
@@ -53,19 +50,48 @@ def plan(overrides: list[str], config_dir: str | None) -> Plan:
     space = studies.distributions(OmegaConf.to_container(spec.params, resolve=True))
     given = [o for o in overrides if o not in searched]
     trial_overrides = [*spec.overrides, *given]
-    first = [studies.override(key, _first_value(dist)) for key, dist in space.items()]
-    trial_cfg = _compose(trial_overrides + first, config_dir, "The trials' config")
-    with open_dict(trial_cfg):  # validate() resolves ${hydra:...}, as a run would
-        trial_cfg.hydra.runtime.output_dir = trial_cfg.hydra.run.dir
-    HydraConfig.instance().set_config(trial_cfg)
-    trial_cfg = validate(OmegaConf.masked_copy(trial_cfg, [k for k in trial_cfg if k != "hydra"]))
+    first = {key: _first_value(dist) for key, dist in space.items()}
+    trial_cfg = _trial_config(trial_overrides, first, config_dir)
     _check_trials(trial_cfg, spec)
+    # Every value a trial may draw: each choice, each bound (the others at their first value),
+    # so that a bad one fails now rather than in the trial that draws it.
+    for key, dist in space.items():
+        for value in _values_to_check(dist):
+            if value != first[key]:
+                _trial_config(trial_overrides, {**first, key: value}, config_dir,
+                              f"hparams_search.params.{key} = {value!r}")
     folder = Path(spec.study_dir or Path("outputs") / "tune" / name)
     # The evaluations are spaced on the run length the command gives (a searched max_steps
     # would give each trial its own spacing, and the pruner nothing to compare).
     given_steps = _compose(trial_overrides, config_dir, "The trials' config").trainer.max_steps
     every = max(1, int(given_steps or trial_cfg.trainer.max_steps) // int(spec.evaluations))
     return Plan(name, spec, folder, trial_overrides, config_dir, space, every)
+
+
+def _trial_config(overrides: list[str], values: dict, config_dir: str | None,
+                  drawn: str | None = None) -> DictConfig:
+    """One trial's validated config for these drawn ``values``."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from ganrun.config import validate
+
+    sampled = [studies.override(key, value) for key, value in values.items()]
+    try:
+        cfg = _compose(overrides + sampled, config_dir, "The trials' config")
+        with open_dict(cfg):  # validate() resolves ${hydra:...}, as a run would
+            cfg.hydra.runtime.output_dir = cfg.hydra.run.dir
+        HydraConfig.instance().set_config(cfg)
+        return validate(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]))
+    except UserError as err:
+        if drawn is None:
+            raise
+        raise UserError(f"A trial drawing {drawn} could not run: {err}") from None
+
+
+def _values_to_check(dist) -> list:
+    if hasattr(dist, "choices"):
+        return list(dist.choices)
+    return [dist.low, dist.high]
 
 
 def _compose(overrides: list[str], config_dir: str | None, what: str) -> DictConfig:

@@ -75,8 +75,11 @@ def kill_then_resume(run: Path, train_args, max_steps: int, cwd: Path, at_least:
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert reached(run, at_least) and not reached(run, max_steps), "killed too late to resume"
+    train_args = list(map(str, train_args))
+    config_dir = train_args[train_args.index("--config-dir"):][:2] \
+        if "--config-dir" in train_args else []  # named again, as a user does
     run_ganrun("train", "resume=true", f"trainer.max_steps={max_steps}", f"hydra.run.dir={run}",
-               cwd=cwd, env=env)
+               *config_dir, cwd=cwd, env=env)
 
 
 def scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:

@@ -159,7 +159,7 @@ def _(box, shared):
     folder = box.src / "ckpt"
     folder.mkdir()
     shutil.copy(shared.toy_ckpt, folder / "last.ckpt")
-    (folder / "last.metrics.json.tmp").mkdir()  # in the way of the record, even for root
+    (folder / "last.metrics.json").mkdir()  # in the way of the record, even for root
     return ["eval", f"ckpt={folder / 'last.ckpt'}", "metrics=modes", "num_samples=200"]
 
 

@@ -79,7 +79,8 @@ def test_report_plot_compares_losses_only_within_one_loss(tmp_path):
     rows = sort_rows([summarize(job) for job in sorted(sweep.iterdir())])
     for row in rows:
         row["overrides"] = " ".join(row["all_overrides"])
-    titles = plot(tmp_path / "plot.png", rows)
+    png, titles = plot(rows)
+    assert png.startswith(b"\x89PNG")
     assert titles == ["metrics/fid per job", "final FID per loss", "final FID per optimizer.lr",
                       "losses of the loss=hinge jobs", "losses of the loss=bce jobs"]
     assert "compared only between jobs with the same loss" in SAME_LOSS_NOTE

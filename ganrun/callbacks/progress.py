@@ -53,9 +53,7 @@ class IterationProgressBar(ProgressBar):
         if not (self._enabled and trainer.is_global_zero):
             return
         folder = trainer.default_root_dir
-        # The command on a line of its own, so that it can be copied whole.
-        self._where = [f"run folder: {folder}; open it in TensorBoard with:",
-                       f"tensorboard --logdir {folder}"]
+        self._where = where_to_look(folder, trainer.loggers)
         self._start = self._clock = self._last_line = time.perf_counter()
         self._images, self._rate, self._first = 0, 0.0, pl_module.iteration
         self._printed = -1  # the iteration of the last plain line
@@ -127,3 +125,16 @@ class IterationProgressBar(ProgressBar):
         percent = f" ({100 * it / total:.0f}%)" if total else ""
         print(f"iter {it}/{total}{percent} | {info} | {self._rate:.0f} img/s | elapsed "
               f"{duration(elapsed)}, remaining {duration(left)}", file=sys.stderr, flush=True)
+
+
+def where_to_look(folder, loggers) -> list[str]:
+    """The run folder and how to watch the run, by the trackers it logs to (the command on a
+    line of its own, so that it can be copied whole)."""
+    from pytorch_lightning.loggers import TensorBoardLogger
+
+    if any(isinstance(logger, TensorBoardLogger) for logger in loggers):
+        return [f"run folder: {folder}; open it in TensorBoard with:",
+                f"tensorboard --logdir {folder}"]
+    names = ", ".join(type(logger).__name__ for logger in loggers) or "no tracker"
+    return [f"run folder: {folder}; logged to {names} (csv/metrics.csv, samples/ in the folder)"]
+

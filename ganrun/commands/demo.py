@@ -11,6 +11,9 @@ the commands give the same pixels for the same settings.
 from __future__ import annotations
 
 import dataclasses
+import html
+import inspect
+import math
 import os
 import typing
 from dataclasses import dataclass, field
@@ -33,9 +36,16 @@ keys:
   ckpt=PATH          an export folder (ganrun export) or a checkpoint (required)
   port=7860          the port to serve on
   host=127.0.0.1     the address to listen on (0.0.0.0 makes it reachable from other machines)
-  max_num=64         the largest batch the page offers
+  max_num=64         the largest batch the page offers (and serves)
+  max_pixels=16777216  the largest uploaded image, in pixels (4096x4096), checked before decoding
+  max_upload=20mb    the largest uploaded file
   device=auto        auto (a GPU when there is one), cpu, cuda, cuda:1, ...
-  trust_targets=[]   module prefixes of your own networks the file may name
+  trust_targets=[]   packages of your own whose classes the file may name
+                     (docs/sharing.md: Files from others)
+
+The page takes only what it shows: no path on this machine, no batch over max_num, no image
+over max_pixels. Uploads and results live in a private temporary folder, removed when the
+demo stops.
 
 Example:
   ganrun demo ckpt=exports/dcgan port=8080      # then open http://127.0.0.1:8080
@@ -48,6 +58,8 @@ class DemoConfig:
     port: int = 7860
     host: str = "127.0.0.1"
     max_num: int = 64
+    max_pixels: int = 4096 * 4096
+    max_upload: str = "20mb"
     device: str = "auto"
     trust_targets: list[str] = field(default_factory=list)
 
@@ -64,40 +76,82 @@ def require_gradio():
 
 
 def demo(cfg: DemoConfig) -> None:
+    import shutil
+    import tempfile
+
     from ganrun.inference.loading import load
     from ganrun.runner.devices import pick_device
 
     if not cfg.ckpt:
         raise UserError(f"{PROG}: give ckpt=<export folder or checkpoint>, e.g. "
                         "ckpt=exports/dcgan.")
-    if not 1 <= cfg.port <= 65535 or cfg.max_num < 1:
-        raise UserError(f"{PROG}: port must be 1-65535 and max_num at least 1 (got port="
-                        f"{cfg.port}, max_num={cfg.max_num}).")
-    gr = require_gradio()
-    loaded = load(cfg.ckpt, pick_device(cfg.device, PROG), list(cfg.trust_targets))
-    page = build_page(gr, loaded, cfg)
-    print(f"{PROG}: {loaded.model.kind} at http://{cfg.host}:{cfg.port} (Ctrl-C stops it)",
-          flush=True)
+    if not 1 <= cfg.port <= 65535 or not 1 <= cfg.max_num <= 1024 or cfg.max_pixels < 1:
+        raise UserError(f"{PROG}: port must be 1-65535, max_num 1-1024 and max_pixels at least 1 "
+                        f"(got port={cfg.port}, max_num={cfg.max_num}, "
+                        f"max_pixels={cfg.max_pixels}).")
+    check_host(cfg.host)
+    # Uploads and results in a folder of this demo's own (mode 0700), removed when it stops:
+    # Gradio's default is a world-readable folder kept forever.
+    private = tempfile.mkdtemp(prefix="ganrun-demo-")
+    before = os.environ.get("GRADIO_TEMP_DIR")
+    os.environ["GRADIO_TEMP_DIR"] = private
     try:
-        page.queue().launch(server_name=cfg.host, server_port=cfg.port, quiet=True,
-                            show_error=True, ssr_mode=False, footer_links=[])
-    except OSError as err:
-        raise UserError(f"{PROG}: cannot serve on {cfg.host}:{cfg.port} ({err}). Another "
-                        "program may use the port: choose another with port=<number>.") from None
+        gr = require_gradio()
+        loaded = load(cfg.ckpt, pick_device(cfg.device, PROG), list(cfg.trust_targets))
+        page = build_page(gr, loaded, cfg)
+        print(f"{PROG}: {loaded.model.kind} at http://{cfg.host}:{cfg.port} (Ctrl-C stops it)",
+              flush=True)
+        try:
+            page.queue().launch(server_name=cfg.host, server_port=cfg.port, quiet=True,
+                                show_error=True, ssr_mode=False, footer_links=[],
+                                max_file_size=cfg.max_upload)
+        except OSError as err:
+            raise UserError(f"{PROG}: cannot serve on {cfg.host}:{cfg.port} ({err}). Another "
+                            "program may use the port: choose another with port=<number>.") \
+                from None
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+        if before is None:
+            os.environ.pop("GRADIO_TEMP_DIR", None)
+        else:
+            os.environ["GRADIO_TEMP_DIR"] = before
+
+
+def check_host(host: str) -> None:
+    """A host that is no address of this machine is named as such (not blamed on the port)."""
+    import ipaddress
+    import socket
+
+    try:
+        ipaddress.ip_address(host)
+        return
+    except ValueError:
+        pass
+    try:
+        socket.getaddrinfo(host, None)
+    except (socket.gaierror, UnicodeError):
+        raise UserError(f"{PROG}: host={host} is not an address this machine can listen on. Use "
+                        "127.0.0.1 (this machine only, the default) or 0.0.0.0 (every "
+                        "interface).") from None
 
 
 def build_page(gr, loaded, cfg: DemoConfig):
+    from ganrun.markdown import escape, inline_code
+
     model = loaded.model
-    made = ", ".join(f"{k}={v}" for k, v in loaded.choices.items()
+    # The export's own words (its choices, its path) are shown literally, never as markup.
+    made = ", ".join(f"{escape(k)}={escape(v)}" for k, v in loaded.choices.items()
                      if k in ("task", "model", "loss", "dataset"))
-    with gr.Blocks(title=f"ganrun demo: {model.kind}") as page:
-        gr.Markdown(f"## {model.kind[0].upper()}{model.kind[1:]}\n\n`{cfg.ckpt}`"
-                    + (f" ({made}; {loaded.iteration:,} iterations)" if made and
-                       loaded.iteration is not None else ""))
+    iterations = loaded.iteration if isinstance(loaded.iteration, int) else None
+    with gr.Blocks(title=f"ganrun demo: {model.kind}", delete_cache=(600, 3600)) as page:
+        gr.Markdown(f"## {escape(model.kind[0].upper() + model.kind[1:])}\n\n"
+                    f"{inline_code(cfg.ckpt)}"
+                    + (f" ({made}; {iterations:,} iterations)" if made and
+                       iterations is not None else ""), sanitize_html=True)
         if model.sampler is not None:
             sampler_controls(gr, model.sampler, cfg.max_num)
         if model.translator is not None:
-            translator_controls(gr, model.translator)
+            translator_controls(gr, model.translator, cfg.max_pixels)
     return page
 
 
@@ -111,22 +165,68 @@ def sampler_controls(gr, sampler, max_num: int) -> None:
         strip = gr.Checkbox(False, label="interpolation strips (num rows)",
                             elem_id="interpolate")
         steps = gr.Slider(2, 16, value=8, step=1, label="steps per strip", elem_id="steps")
-    keys = [option_field(gr, sampler, f) for f in dataclasses.fields(sampler.Options)]
+    fields = page_fields(sampler)
+    keys = [option_field(gr, sampler, f) for f in fields]
+    for widget in (seed, num, strip, steps, *keys):
+        lenient(widget)
     button = gr.Button("Generate", elem_id="generate", variant="primary")
     output = gr.Image(label="samples", format="png", type="numpy", interactive=False,
                       elem_id="output")
 
     def generate(seed, num, strip, steps, *values):
-        options = sampler_options(sampler, dataclasses.fields(sampler.Options), values)
-        return grid_pixels(*sample_grid(sampler, int(num), int(seed or 0), options,
-                                        bool(strip), int(steps)))
+        # What the page sends is checked as the command line's values are: an API client may
+        # send anything.
+        seed = whole(seed, "seed", 0, 2**32 - 1, default=0)
+        num = whole(num, "images", 1, max_num)
+        steps = whole(steps, "steps per strip", 2, 16)
+        options = sampler_options(sampler, fields, values)
+        return grid_pixels(*sample_grid(sampler, num, seed, options, bool(strip), steps))
 
-    button.click(as_page_error(generate), [seed, num, strip, steps, *keys], output)
+    named(generate, ["seed", "images", "interpolate", "steps", *(f.name for f in fields)])
+    button.click(as_page_error(generate), [seed, num, strip, steps, *keys], output,
+                 api_name="generate")
+
+
+def lenient(widget) -> None:
+    """The widget hands over what a client sent, unchecked: ganrun checks it (and escapes what
+    its message echoes). Gradio's own checks would echo a value unescaped, or crash with a
+    traceback on a value of another type."""
+    widget.preprocess = lambda payload: payload
+
+
+def page_fields(sampler) -> list[dataclasses.Field]:
+    """The sampler's keys the page offers: not those naming a file on this machine, and a
+    class only for a model that has classes."""
+    return [f for f in dataclasses.fields(sampler.Options) if f.metadata.get("page", True)
+            and not (f.name == "label" and not getattr(sampler, "num_classes", 0))]
+
+
+def named(fn, names: list[str]) -> None:
+    """Gives ``fn`` (which takes ``*values``) a signature with these parameter names: the
+    page's API names its inputs after them instead of ``param_4``."""
+    fn.__signature__ = inspect.Signature(
+        [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in names])
+
+
+def whole(value, name: str, low: int, high: int, default: int | None = None) -> int:
+    """An integer from the page, or a UserError naming the input."""
+    if value in (None, "") and default is not None:
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = None
+    if number is None or not math.isfinite(number) or number != int(number):
+        raise UserError(f"{name} must be a whole number from {low} to {high}, got "
+                        f"{str(value)[:60]!r}.")
+    if not low <= number <= high:
+        raise UserError(f"{name} must be from {low} to {high}, got {int(number)}.")
+    return int(number)
 
 
 def option_field(gr, sampler, option: dataclasses.Field):
     """A widget for one of the sampler's own keys, by its type."""
-    help_text = option.metadata.get("help", "")
+    help_text = option.metadata.get("page_help", option.metadata.get("help", ""))
     names = sampler.class_names
     if option.name == "label" and names:
         return gr.Dropdown(["balanced mix", *names], value="balanced mix", label="class",
@@ -157,16 +257,30 @@ def sampler_options(sampler, options, values):
     given = {}
     for option, value in zip(options, values):
         if option.name == "label" and sampler.class_names and isinstance(value, str):
+            if value != "balanced mix" and value not in sampler.class_names:
+                raise UserError(f"class must be one of the model's classes or 'balanced mix', "
+                                f"got {value[:60]!r}.")
             value = None if value == "balanced mix" else sampler.class_names.index(value)
         kind = _base_type(option.type)
         if value == "" or value is None:
             value = None
-        elif kind in (int, float):
+        elif kind is int:
+            value = whole(value, option.name, -2**31, 2**31 - 1)
+        elif kind is float:
             try:
-                value = kind(float(value)) if kind is int else float(value)
-            except ValueError:
+                value = float(value)
+            except (TypeError, ValueError):
                 raise UserError(f"{option.name} must be a number or empty, got "
-                                f"'{value}'.") from None
+                                f"{str(value)[:60]!r}.") from None
+            if value != value or value in (float("inf"), float("-inf")):
+                raise UserError(f"{option.name} must be a finite number, got {value}.")
+        elif kind is bool:
+            value = bool(value)
+        elif kind is str:
+            value = str(value)
+            if len(value) > 1000:
+                raise UserError(f"{option.name} is {len(value):,} characters long; the page "
+                                "takes at most 1,000.")
         given[option.name] = value
     result = sampler.Options(**given)
     sampler.check(result)
@@ -201,14 +315,19 @@ def _rgb(pixels: torch.Tensor):
 
 # ---- Translators ------------------------------------------------------------------------------
 
-def translator_controls(gr, translator) -> None:
+def translator_controls(gr, translator, max_pixels: int) -> None:
+    directions = list(translator.directions)
     with gr.Row():
-        source = gr.Image(label="input image", type="filepath", elem_id="input_image")
+        # image_mode=None: Gradio hands over the uploaded file undecoded; ganrun reads its size
+        # from the header before decoding (max_pixels).
+        source = gr.Image(label="input image", type="filepath", image_mode=None,
+                          elem_id="input_image")
         mask = gr.Image(label="mask (white = hole; empty: the model's test mask)",
-                        type="filepath", elem_id="mask_image") if translator.takes_mask else None
-        direction = gr.Dropdown(list(translator.directions), value=translator.directions[0],
-                                label="direction", elem_id="direction",
-                                visible=len(translator.directions) > 1)
+                        type="filepath", image_mode=None, elem_id="mask_image") \
+            if translator.takes_mask else None
+        # A model with one direction has nothing to choose: no input for it.
+        direction = gr.Dropdown(directions, value=directions[0], label="direction",
+                                elem_id="direction") if len(directions) > 1 else None
     button = gr.Button("Translate", elem_id="translate", variant="primary")
     with gr.Row():
         output = gr.Image(label="translated", format="png", type="numpy", interactive=False,
@@ -216,17 +335,25 @@ def translator_controls(gr, translator) -> None:
         hole = gr.Image(label="hole", format="png", type="numpy", interactive=False,
                         elem_id="hole", visible=translator.takes_mask)
 
-    def run(path, direction, mask_path=None):
+    def run(path, *rest):
+        rest = list(rest)
+        chosen = rest.pop(0) if direction is not None else directions[0]
+        mask_path = rest.pop(0) if mask is not None else None
         if not path:
             raise UserError("Upload an image first.")
-        translated, hole_pixels = translate_file(translator, path, direction, mask_path)
-        return translated, hole_pixels
+        if chosen not in directions:
+            raise UserError(f"direction must be one of {', '.join(directions)}.")
+        return translate_file(translator, path, chosen, mask_path, max_pixels)
 
-    inputs = [source, direction] + ([mask] if mask is not None else [])
-    button.click(as_page_error(run), inputs, [output, hole])
+    inputs = [source] + ([direction] if direction is not None else []) + \
+        ([mask] if mask is not None else [])
+    named(run, ["image"] + (["direction"] if direction is not None else []) +
+          (["mask"] if mask is not None else []))
+    button.click(as_page_error(run), inputs, [output, hole], api_name="translate")
 
 
-def translate_file(translator, path: str, direction: str, mask_path: str | None = None):
+def translate_file(translator, path: str, direction: str, mask_path: str | None = None,
+                   max_pixels: int | None = None):
     """One image translated as ``ganrun translate`` translates it as the first file of a folder
     (the same padding, and the same drawn test mask when no mask is given)."""
     from pathlib import Path
@@ -235,10 +362,10 @@ def translate_file(translator, path: str, direction: str, mask_path: str | None 
     from ganrun.inference import imagefiles
 
     translator.check_direction(direction)
-    images = read_image(Path(path), translator.input_channels(direction))[None]
+    images = read_image(Path(path), translator.input_channels(direction), max_pixels)[None]
     masks = None
     if mask_path:
-        masks = read_image(Path(mask_path), 1).gt(0).float()[None]
+        masks = read_image(Path(mask_path), 1, max_pixels).gt(0).float()[None]
         if masks.shape[-2:] != images.shape[-2:]:
             raise UserError(f"The mask is {masks.shape[-1]}x{masks.shape[-2]} but the image is "
                             f"{images.shape[-1]}x{images.shape[-2]}: masks must match their "
@@ -251,8 +378,10 @@ def translate_file(translator, path: str, direction: str, mask_path: str | None 
 
 
 def as_page_error(fn):
-    """A ganrun error (a bad key, a wrong size) shown on the page as Gradio's error box."""
+    """A ganrun error (a bad key, a wrong size) shown on the page as Gradio's error box, its
+    text escaped (it may echo what a visitor typed), and one line in the terminal."""
     import functools
+    import logging
 
     gr = require_gradio()
 
@@ -261,7 +390,10 @@ def as_page_error(fn):
         try:
             return fn(*args)
         except UserError as err:
-            raise gr.Error(str(err)) from None
+            logging.getLogger("ganrun").info("%s: refused a request: %s", PROG,
+                                             " ".join(str(err).split())[:300])
+            raise gr.Error(html.escape(str(err)), print_exception=False) from None
+    wrapped.__signature__ = inspect.signature(fn)
     return wrapped
 
 

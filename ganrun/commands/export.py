@@ -31,8 +31,8 @@ keys:
   ckpt=FILE            checkpoint written by ganrun train (required)
   out=FOLDER           the export folder, created if needed (required)
   overwrite=false      replace an earlier export in `out` instead of refusing
-  trust_targets=[]     module prefixes of your own networks that the checkpoint may name,
-                       e.g. trust_targets=[my_pkg.nets] (see README: Loading files from others)
+  trust_targets=[]     packages of your own whose classes the checkpoint may name, e.g.
+                       trust_targets=[my_pkg] (docs/sharing.md: Files from others)
 
 Example:
   ganrun export ckpt=outputs/2026-01-01/12-00-00/checkpoints/last.ckpt out=exports/dcgan

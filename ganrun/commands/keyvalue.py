@@ -42,7 +42,7 @@ def parse(argv: list[str], schema: type, prog: str, extra: bool = False,
                         f"{', '.join(known)}. See `{prog} --help`.")
     try:
         given = [arg for arg in argv if arg not in leftovers]
-        cfg = OmegaConf.merge(OmegaConf.structured(schema), OmegaConf.from_dotlist(given))
+        cfg = OmegaConf.merge(OmegaConf.structured(schema), values(given, schema, prog))
         OmegaConf.to_container(cfg, throw_on_missing=True)
     except OmegaConfBaseException as err:
         key = getattr(err, "full_key", None) or "?"
@@ -50,6 +50,32 @@ def parse(argv: list[str], schema: type, prog: str, extra: bool = False,
         raise UserError(f"{prog}: invalid value for `{key}`: {reason}. Fix it on the command "
                         f"line (see `{prog} --help`).") from None
     return (cfg, leftovers) if extra else cfg
+
+
+def values(args: list[str], schema: type, prog: str) -> dict:
+    """``key=value`` arguments as a dict: a text key takes its value as typed (``out=!x``,
+    ``text={x`` and ``text=: x`` are text, not YAML); other keys are read as YAML scalars or
+    lists (``num=16``, ``trust_targets=[a,b]``), a ``UserError`` naming the key otherwise."""
+    import typing
+
+    hints = typing.get_type_hints(schema)
+    found = {}
+    for arg in args:
+        key, value = arg.split("=", 1)
+        hint = hints.get(key)
+        options = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
+        if options == [str]:
+            found[key] = None if value in ("null", "~") and type(None) in \
+                typing.get_args(hint) else value
+            continue
+        try:
+            found[key] = OmegaConf.to_container(OmegaConf.from_dotlist([arg]))[key]
+        except Exception as err:  # a YAML error: `num=[3`, `seed=*x`...
+            reason = " ".join(str(getattr(err, "problem", None) or err).split())[:120]
+            raise UserError(f"{prog}: invalid value for `{key}`: '{value[:60]}' cannot be read "
+                            f"({reason}). Fix it on the command line (see `{prog} --help`).") \
+                from None
+    return found
 
 
 def run_command(argv: list[str], schema: type, prog: str, help_text: str, action):

@@ -7,17 +7,18 @@ the TensorBoard events (metrics/fid, metrics/kid, losses and the last iteration)
 
 import argparse
 import csv
+import io
 import math
 import os
 import sys
 from pathlib import Path
 
-import yaml
-
-from ganrun.runner import jobstatus
 from ganrun.errors import UserError
+from ganrun.files import write_bytes
+from ganrun.markdown import escape
 from ganrun.progress import tracked
-from ganrun.report_page import write_page
+from ganrun.report_page import page
+from ganrun.runner import jobstatus, recorded
 
 PROG = "ganrun report"
 METRICS = ("fid", "kid")  # final and best (lowest) value of each, where logged
@@ -62,13 +63,15 @@ def scalars(job: Path) -> dict[str, list[tuple[int, float]]]:
 
 
 def summarize(job: Path) -> dict:
-    """One table row: the job's overrides, final/best metrics, iterations, wall time, status."""
+    """One table row: the job's overrides, final/best metrics, iterations, wall time, status.
+    The job's files are data (its folder may come from someone else): a damaged one is a
+    ``UserError`` naming it."""
     curves = scalars(job)
-    status = jobstatus.read(job)
+    status = jobstatus.read(job, strict=True)
     row = {"job": job.name,
            # resume=true tells apart how a job was started, not what it trained
-           "all_overrides": [o for o in yaml.safe_load(
-               (job / ".hydra" / "overrides.yaml").read_text()) or [] if _key(o) != "resume"],
+           "all_overrides": [o for o in recorded.read_overrides(job)
+                             if _key(o) not in ALWAYS_HIDDEN],
            "curves": curves}
     for name in METRICS:
         values = [v for _, v in curves.get(f"metrics/{name}", []) if math.isfinite(v)]
@@ -78,13 +81,16 @@ def summarize(job: Path) -> dict:
         row[f"{tag.replace('/', '_')}_final"] = curves[tag][-1][1] if curves.get(tag) else None
     row["loss"] = loss_name(job, row["all_overrides"])
     row["iterations"] = max((c[-1][0] for c in curves.values() if c), default=0)
-    row["wall_s"] = status.get("wall_s")
+    row["wall_s"] = status.get("wall_s_total", status.get("wall_s"))
     row["status"] = status.get("status", "unknown")
     return row
 
 
 def _key(override: str) -> str:
     return override.split("=", 1)[0].lstrip("+~")
+
+
+ALWAYS_HIDDEN = ("resume", "hydra.run.dir")  # how a job was started, not what it trained
 
 
 def loss_name(job: Path, overrides: list[str]) -> str:
@@ -94,8 +100,11 @@ def loss_name(job: Path, overrides: list[str]) -> str:
         return given[-1]
     hydra_file = job / ".hydra" / "hydra.yaml"
     if hydra_file.is_file():
-        choices = (yaml.safe_load(hydra_file.read_text()) or {}).get("hydra", {})
-        return str(choices.get("runtime", {}).get("choices", {}).get("loss", "?"))
+        saved = recorded.read_yaml(hydra_file, "Hydra's record of the job")
+        try:
+            return str(saved["hydra"]["runtime"]["choices"]["loss"])
+        except (KeyError, TypeError):
+            return "?"
     return "?"
 
 
@@ -130,20 +139,42 @@ def cell(value) -> str:
         return "-"
     if isinstance(value, float):
         return f"{value:.4g}"
-    return str(value)
+    return " ".join(str(value).split())  # a value from a file never breaks a line or a row
+
+
+def md_cell(value) -> str:
+    """A Markdown table cell: ``|`` and the characters that start markup are escaped."""
+    return escape(cell(value))
 
 
 def markdown(rows: list[dict], cols: list[str]) -> str:
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(cell(row[c]) for c in cols) + " |" for row in rows]
+    lines += ["| " + " | ".join(md_cell(row[c]) for c in cols) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
 
-def write_csv(path: Path, rows: list[dict], cols: list[str]) -> None:
-    with path.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(cols)
-        writer.writerows([["" if row[c] is None else row[c] for c in cols] for row in rows])
+def csv_cell(value) -> str:
+    """A spreadsheet opening the CSV runs a cell that starts a formula (``=HYPERLINK(...)``):
+    such a cell is written as text (a leading apostrophe, as OWASP recommends)."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") and \
+        not _is_number(text) else text
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def csv_text(rows: list[dict], cols: list[str]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(cols)
+    writer.writerows([[csv_cell(row[c]) for c in cols] for row in rows])
+    return out.getvalue()
 
 
 def swept_values(rows: list[dict]) -> dict[str, list[str]]:
@@ -153,10 +184,10 @@ def swept_values(rows: list[dict]) -> dict[str, list[str]]:
     return {k: [p.get(k, "-") for p in parsed] for k in keys if len({p.get(k) for p in parsed}) > 1}
 
 
-def plot(path: Path, rows: list[dict]) -> list[str]:
+def plot(rows: list[dict]) -> tuple[bytes, list[str]]:
     """Top row: FID over iterations per job, then final FID per swept value (where FID was
     logged). Bottom row: one panel per loss option with the losses of its jobs, since losses
-    of different options are on different scales. Returns the panels' titles."""
+    of different options are on different scales. Returns the PNG and the panels' titles."""
     import matplotlib
     matplotlib.use("Agg")  # no display needed
     import matplotlib.pyplot as plt
@@ -168,23 +199,32 @@ def plot(path: Path, rows: list[dict]) -> list[str]:
     top = 1 + len(swept) if any(r["fid_final"] is not None for r in rows) else 0
     ncols = max(top, len(by_loss), 1)
     nrows = 1 + (top > 0)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(1 + 5 * ncols, 4 * nrows + 0.5),
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1 + 5 * ncols, 5 * nrows + 0.5),
                              squeeze=False)
     if top:
         plot_curves(axes[0][0], rows, "metrics/fid", "metrics/fid per job")
         plot_finals(axes[0][1:top], rows, swept)
     for ax, (loss, jobs) in zip(axes[-1], by_loss.items()):
         for tag in LOSSES:
-            plot_curves(ax, jobs, tag, f"losses of the loss={loss} jobs", style=_style(tag))
+            plot_curves(ax, jobs, tag, plain(f"losses of the loss={loss} jobs"),
+                        style=_style(tag))
     titles = [ax.get_title() for ax in axes.flat if ax.get_title()]
     for ax in axes.flat:
         if not ax.get_title():
             ax.axis("off")  # a grid cell left over: rows have different panel counts
     fig.suptitle(SAME_LOSS_NOTE, fontsize="small")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    png = io.BytesIO()
+    fig.savefig(png, dpi=100, format="png")
     plt.close(fig)
-    return titles
+    return png.getvalue(), titles
+
+
+def plain(text: str, limit: int = 80) -> str:
+    """Text from a file as matplotlib shows it literally: ``$...$`` would be parsed as math."""
+    text = " ".join(str(text).split())
+    text = text if len(text) <= limit else text[:limit - 1] + "…"
+    return text.replace("\\", "\\\\").replace("$", "\\$")
 
 
 def _style(tag: str) -> str:
@@ -195,10 +235,12 @@ def plot_curves(ax, rows: list[dict], tag: str, title: str, style: str = "-") ->
     for row in rows:
         points = row["curves"].get(tag, [])
         if points:
-            ax.plot(*zip(*points), style, marker=".", label=f"{row['job']} {tag}: {row['overrides']}")
+            ax.plot(*zip(*points), style, marker=".",
+                    label=plain(f"{row['job']} {tag}: {row['overrides']}"))
     ax.set(xlabel="iteration", ylabel=tag if style == "-" else "loss", title=title)
-    if ax.lines:
-        ax.legend(fontsize="x-small")
+    if ax.lines:  # below the panel, where it hides no curve
+        ax.legend(fontsize="x-small", loc="upper center", bbox_to_anchor=(0.5, -0.15),
+                  ncol=1, frameon=False)
 
 
 def plot_finals(axes, rows: list[dict], swept: dict[str, list[str]]) -> None:
@@ -206,28 +248,55 @@ def plot_finals(axes, rows: list[dict], swept: dict[str, list[str]]) -> None:
     for ax, (key, values) in zip(axes, swept.items()):
         labels = sorted(set(values))
         ax.scatter([labels.index(v) for v in values], finals)
-        ax.set_xticks(range(len(labels)), labels, rotation=30, fontsize="small")
-        ax.set(xlabel=key, ylabel="final metrics/fid", title=f"final FID per {key}")
+        ax.set_xticks(range(len(labels)), [plain(v, 30) for v in labels], rotation=30,
+                      fontsize="small")
+        ax.set(xlabel=plain(key), ylabel="final metrics/fid", title=plain(f"final FID per {key}"))
 
 
 def report(folder: Path) -> str:
-    """Writes report.csv, report.md, report.png and report.html in the sweep folder; returns
-    the table."""
+    """Writes report.csv, report.md, report.png and report.html in the sweep (or study) folder;
+    returns the table. Everything is read and made first, then each file is written whole
+    (never through a link the folder holds): a damaged job leaves no half-written report."""
     # Reading a job's TensorBoard events takes ~0.1-1 s: a large sweep shows its progress.
+    study_lines = study_summary(folder)
     rows = sort_rows([summarize(job) for job in tracked(find_jobs(folder), "Reading jobs", "job",
                                                         min_total=20)])
+    internal = TUNE_KEYS if study_lines else ()
+    for row in rows:
+        row["all_overrides"] = [shown_override(o) for o in row["all_overrides"]
+                                if _key(o) not in internal and not _key(o).startswith(internal)]
     shared = drop_shared_overrides(rows)
     cols = columns(rows)
     table = markdown(rows, cols)
-    write_csv(folder / "report.csv", rows, cols)
-    common = f"Overrides of every job: `{' '.join(shared)}`\n\n" if shared else ""
-    study_lines = study_summary(folder)
-    study = "".join(f"{line}\n\n" for line in study_lines)
-    (folder / "report.md").write_text(f"# Sweep {folder}\n\n{common}{table}\n{study}"
-                                      f"{SAME_LOSS_NOTE}\n")
-    plot(folder / "report.png", rows)
-    write_page(folder, rows, cols, shared, study_lines, SAME_LOSS_NOTE, cell)
-    return table + ("\n" + study.rstrip() + "\n" if study else "")
+    kind = "Study" if study_lines else "Sweep"
+    common = f"Overrides of every job: {md_cell(' '.join(shared))}\n\n" if shared else ""
+    study = "".join(f"{md_cell(line)}\n\n" for line in study_lines)
+    png, _ = plot(rows)
+    html_page = page(folder, rows, cols, shared, study_lines, SAME_LOSS_NOTE, cell, kind)
+    for name, data in (("report.csv", csv_text(rows, cols).encode("utf-8")),
+                       ("report.md", f"# {kind} {md_cell(folder)}\n\n{common}{table}\n{study}"
+                                     f"{SAME_LOSS_NOTE}\n".encode("utf-8")),
+                       ("report.png", png), ("report.html", html_page.encode("utf-8"))):
+        write_bytes(folder / name, data, folder)
+    return table + ("\n" + "\n\n".join(study_lines) + "\n" if study_lines else "")
+
+
+# What `ganrun tune` adds to every trial's command line: the same for all, not what the study
+# searched.
+TUNE_KEYS = ("optimized_metric", "metrics.every_n_iterations", "callbacks.pruning")
+
+
+def shown_override(override: str) -> str:
+    """``optimizer.lr=0.00012520653814999459`` as ``optimizer.lr=0.0001252``."""
+    key, sep, value = override.partition("=")
+    try:
+        number = float(value)
+    except ValueError:
+        return override
+    digits = len(value.lower().split("e")[0].replace("-", "").replace(".", "").strip("0"))
+    if digits <= 6:
+        return override  # as the user wrote it (2e-4, 0.5, 10)
+    return f"{key}{sep}{number:.4g}"
 
 
 def study_summary(folder: Path) -> list[str]:
@@ -237,7 +306,12 @@ def study_summary(folder: Path) -> list[str]:
 
     if not (folder / studies.STUDY_FILE).is_file():
         return []
-    study = studies.load(folder)
+    damaged = None
+    try:
+        studies.check_journal(folder / studies.STUDY_FILE, repair=False)
+    except UserError as err:
+        damaged = str(err)
+    study = studies.load(folder, write=False)  # read-only: the folder may be someone else's
     metric = study.user_attrs.get("metric", "value")
     done = [t for t in study.trials if t.state.name == "COMPLETE"]
     lines = [f"Study {study.study_name}: {len(study.trials)} trials, {len(done)} finished "
@@ -251,6 +325,8 @@ def study_summary(folder: Path) -> list[str]:
         lines.append("Pruned trials: " + ", ".join(
             f"{t.number} (at iteration {max(t.intermediate_values, default=0)})" for t in pruned))
     lines.append(f"Parameter importances: {importances(study, done)}")
+    if damaged:
+        lines.append(f"Only the trials recorded before the damage are shown: {damaged}")
     return lines
 
 

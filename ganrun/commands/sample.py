@@ -48,8 +48,8 @@ keys:
   nrow=null         images per grid row (default: a square grid); with mix=true the
                     number of column sources (default: num)
   overwrite=false   replace files of an earlier run in `out` instead of refusing
-  trust_targets=[]  module prefixes of your own networks the checkpoint may name, e.g.
-                    [my_pkg.nets] (README: Loading files from others)
+  trust_targets=[]  packages of your own whose classes the checkpoint may name, e.g.
+                    [my_pkg] (docs/sharing.md: Files from others)
 
 The model's own keys (`ganrun sample ckpt=FILE --help` lists those of that model):
   label=null, truncation=null       every generator of latents (class, truncation trick)
@@ -93,6 +93,11 @@ def check(cfg: SampleConfig) -> None:
     for key, low in (("num", 1), ("batch_size", 1), ("steps", 2)):
         if getattr(cfg, key) < low:
             raise UserError(f"{PROG}: {key} must be at least {low}, got {getattr(cfg, key)}.")
+    for key, high in (("batch_size", 65536), ("steps", 1024)):
+        if getattr(cfg, key) > high:
+            raise UserError(f"{PROG}: {key} must be at most {high}, got {getattr(cfg, key)}.")
+    if not 0 <= cfg.seed < 2**32:
+        raise UserError(f"{PROG}: seed must be an integer from 0 to {2**32 - 1}, got {cfg.seed}.")
     if cfg.nrow is not None and cfg.nrow < 1:
         raise UserError(f"{PROG}: nrow must be at least 1, got {cfg.nrow}.")
     if cfg.format not in FORMATS:
@@ -131,6 +136,7 @@ def sample(cfg, arguments: list[str]) -> list[str]:
     options = model_options(sampler, arguments)
     cfg.num = sampler.count(cfg.num, options)
     out = Path(cfg.out).expanduser()
+    check_room(sampler, cfg, out)
     grid = sampler.special_grid(cfg.num, cfg.nrow, cfg.seed, options)
     if grid is not None or cfg.interpolate:
         if cfg.format == "npz":
@@ -147,6 +153,35 @@ def sample(cfg, arguments: list[str]) -> list[str]:
     if cfg.format == "npz":
         return write_npz(sampler, cfg, out, options)
     return write_pngs(sampler, cfg, out, options)
+
+
+def check_room(sampler, cfg, out: Path) -> None:
+    """What the samples need, before the first is made: an .npz or a grid is built in memory
+    (checked against this machine's RAM), PNG files on disk (against the free space)."""
+    import shutil
+
+    from ganrun.runner.memory import device_memory, gb
+
+    shape = sampler.data_shape
+    pixels = int(shape.get("channels") or 3) * int(shape.get("image_size") or 1) ** 2
+    images = cfg.num * (cfg.steps if cfg.interpolate else 1)
+    if cfg.format in ("npz", "grid") or cfg.interpolate:
+        need = images * pixels * (1 if cfg.format == "npz" else 5)  # uint8, or floats + uint8
+        ram, _ = device_memory("cpu")
+        if ram and need > ram:
+            raise UserError(f"{PROG}: {images:,} images of {pixels:,} values are built in memory "
+                            f"for format={cfg.format} ({gb(need)}), more than this machine's "
+                            f"memory ({gb(ram)}). Ask for fewer (num=) or use format=png, one "
+                            "file per sample.")
+        return
+    probe = out
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free if probe.exists() else None
+    if free is not None and images * pixels > free:
+        raise UserError(f"{PROG}: {images:,} PNG files of up to {pixels:,} bytes each need up "
+                        f"to {gb(images * pixels)}, more than the {gb(free)} free where {out} "
+                        "lies. Ask for fewer (num=) or write elsewhere (out=).")
 
 
 def grid_images(sampler, num: int, seed: int, options, nrow: int | None = None,

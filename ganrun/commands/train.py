@@ -18,6 +18,7 @@ from ganrun.runner.acceleration import accelerate
 from ganrun.runner.allocator import keep_freed_memory
 from ganrun.runner.build import build_module, data_shape
 from ganrun.runner.checkpoints import run_state
+from ganrun.runner.memory import check_training_memory
 from ganrun.callbacks.signals import signals_before_training, stop_signal
 from ganrun.config import config_dir, validate
 from ganrun.choices import header as choices_header
@@ -57,7 +58,10 @@ def _train(cfg: DictConfig) -> tuple[float | None, str]:
     datamodule = instantiate(cfg.dataset)
     choices = {group: option for group, option in HydraConfig.get().runtime.choices.items()
                if not group.startswith("hydra")}
-    module = build_module(cfg, data_shape(datamodule), choices)
+    shape = data_shape(datamodule)
+    check_training_memory(lambda: build_module(cfg, shape, choices), shape,
+                          cfg.dataset.batch_size, cfg.hardware.accelerator)
+    module = build_module(cfg, shape, choices)
     check_metrics(cfg, module.task)
     module.task.prepare(datamodule)
     start = 0
@@ -163,14 +167,23 @@ def build_trainer(cfg: DictConfig, start_iteration: int = 0) -> pl.Trainer:
 
 
 def build_logger(cfg: DictConfig, start_iteration: int) -> list | bool:
-    """The trackers of ``logger=`` (one, or a list such as ``logger=[tensorboard,mlflow]``)."""
+    """The trackers of ``logger=`` (one, or a list such as ``logger=[tensorboard,mlflow]``).
+    A run logged only to remote trackers also keeps ``csv/metrics.csv`` in its folder: every
+    point stays there if a tracker goes down, and ``ganrun report`` reads it."""
+    from ganrun.loggers import CSV, TensorBoard
+
     if not cfg.logger:
         return False
     # One node with a _target_: a config written when logger= took a single option.
     nodes = [cfg.logger] if "_target_" in cfg.logger else list(cfg.logger.values())
-    return [instantiate(node, **({"resumed_at": start_iteration}
-                                 if str(node._target_).startswith("ganrun.loggers.") else {}))
-            for node in nodes if node]
+    loggers = [instantiate(node, **({"resumed_at": start_iteration}
+                                    if str(node._target_).startswith("ganrun.loggers.") else {}))
+               for node in nodes if node]
+    if loggers and not any(isinstance(lg, (CSV, TensorBoard)) for lg in loggers):
+        loggers.append(CSV(cfg.paths.output_dir, resumed_at=start_iteration))
+        log.info("The run folder also keeps csv/metrics.csv (every point, also if a tracker "
+                 "goes down; ganrun report reads it).")
+    return loggers
 
 
 def _refuse_relaunching_sweeps(trainer: pl.Trainer) -> None:
@@ -222,7 +235,12 @@ def main(argv: list[str]) -> None:
     # re-runs sys.argv in every rank.
     parser = hydra_args_parser()
     parser.prog = "ganrun train"
-    args = parser.parse_intermixed_args(resume_overrides(argv))  # flags such as -m may follow the overrides
+    try:
+        argv = resume_overrides(argv)
+    except UserError as err:
+        print(f"{parser.prog}: error: {one_paragraph(err)}", file=sys.stderr, flush=True)
+        sys.exit(2)
+    args = parser.parse_intermixed_args(argv)  # flags such as -m may follow the overrides
     cfg = check_command_line(parser.prog, args, "train")
     if args.cfg in ("job", "all") and cfg is not None:
         print(choices_header(cfg.hydra.runtime.choices), flush=True)

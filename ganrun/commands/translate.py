@@ -42,7 +42,8 @@ keys:
   batch_size=16      images translated at once (same-sized images are batched together)
   device=auto        auto (a GPU when there is one), cpu, cuda, cuda:1, ...
   overwrite=false    replace files of an earlier run in `out` instead of refusing
-  trust_targets=[]   module prefixes of your own networks the checkpoint may name
+  trust_targets=[]   packages of your own whose classes the checkpoint may name
+                     (docs/sharing.md: Files from others)
 
 Example:
   ganrun translate ckpt=outputs/2026-01-01/12-00-00/checkpoints/last.ckpt in=photos out=monet
@@ -85,11 +86,12 @@ def image_size(path: Path) -> tuple[int, int]:
         raise unreadable(path, err) from None
 
 
-def read_image(path: Path, channels: int) -> torch.Tensor:
+def read_image(path: Path, channels: int, max_pixels: int | None = None) -> torch.Tensor:
     """A [-1, 1] image (channels, H, W) in the source domain's channels."""
     from ganrun.data.decode import open_image
 
-    pixels = np.array(open_image(path, "L" if channels == 1 else "RGB", "The input folder"))
+    pixels = np.array(open_image(path, "L" if channels == 1 else "RGB", "The input folder",
+                                 max_pixels))
     tensor = torch.from_numpy(pixels).float().div(127.5).sub(1)
     return tensor.unsqueeze(0) if channels == 1 else tensor.permute(2, 0, 1)
 

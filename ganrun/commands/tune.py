@@ -174,7 +174,8 @@ class Tuner:
     def _run_trial(self, number: int, resume: bool, lock: FileLock) -> None:
         folder = self.plan.folder / f"trial_{number}"
         trial = self.study.get_trials(deepcopy=False)[number]
-        params = [studies.override(k, v) for k, v in trial.params.items()]
+        params = [studies.override(k, v) for k, v in studies.checked_params(
+            trial, self.plan.space, self.plan.folder).items()]
         total = self.plan.spec.n_trials
         what = "resuming" if resume else "starting"
         print(f"{PROG}: trial {number} ({number + 1} of {total}), {what}: {' '.join(params)} "
@@ -189,14 +190,14 @@ class Tuner:
         self._tell(number, folder, code)
 
     def _command(self, folder: Path, params: list[str], resume: bool) -> list[str]:
-        run = [f"hydra.run.dir={folder}"]
-        if resume and (folder / "checkpoints" / "last.ckpt").is_file():
-            # The trial's own overrides come back from its folder (ganrun.runner.resume).
-            return [sys.executable, "-m", "ganrun", "train", "resume=true", *run]
+        # A resumed trial gets the same command line as when it started (never the overrides
+        # its folder recorded, which are data): resume=true continues its last.ckpt.
+        resuming = resume and (folder / "checkpoints" / "last.ckpt").is_file()
         config_dir = ["--config-dir", self.plan.config_dir] if self.plan.config_dir else []
         return [sys.executable, "-m", "ganrun", "train", *self.plan.overrides, *params,
                 f"optimized_metric={self.plan.spec.metric}",
-                f"metrics.every_n_iterations={self.every}", "resume=null", *run,
+                f"metrics.every_n_iterations={self.every}",
+                "resume=true" if resuming else "resume=null", f"hydra.run.dir={folder}",
                 "+callbacks.pruning._target_=ganrun.callbacks.pruning.OptunaPruning",
                 "+callbacks.pruning.run_dir=${paths.output_dir}", *config_dir]
 

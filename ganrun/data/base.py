@@ -55,6 +55,9 @@ def keep_batch(batch):
     return batch
 
 
+MAX_WORKERS = 256  # data loader processes: more than any machine's cores needs
+
+
 def check_options(image_size, batch_size, num_workers, split) -> None:
     problems = [
         f"dataset.{name} must be an integer >= {low}, got {value!r}"
@@ -62,6 +65,9 @@ def check_options(image_size, batch_size, num_workers, split) -> None:
                                  ("num_workers", num_workers, 0))
         if not isinstance(value, int) or isinstance(value, bool) or value < low
     ]
+    if isinstance(num_workers, int) and num_workers > MAX_WORKERS:
+        problems.append(f"dataset.num_workers must be at most {MAX_WORKERS} (each worker is a "
+                        f"process), got {num_workers}")
     if split not in SPLITS:
         problems.append(f"dataset.split must be one of {', '.join(SPLITS)}, got {split!r}")
     if problems:

@@ -16,6 +16,7 @@ captions: one item per caption); with ``train/`` and ``test/`` sub-folders, each
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import random
@@ -36,8 +37,15 @@ PAD, UNKNOWN = "<pad>", "<unk>"
 MAX_WORDS = 32
 
 
+# Letters and digits of any script; a run of CJK characters (written without spaces) is split
+# into its characters.
+WORD = re.compile(r"[^\W_]+")
+CJK = re.compile(r"([\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af])")
+
+
 def words(text: str) -> list[str]:
-    return re.findall(r"[a-z0-9]+", text.lower())[:MAX_WORDS]
+    found = [part for word in WORD.findall(text.lower()) for part in CJK.split(word) if part]
+    return found[:MAX_WORDS]
 
 
 def build_vocabulary(captions: list[str]) -> list[str]:
@@ -123,41 +131,78 @@ class CaptionedDataModule(GANDataModule):
 # ---- A user's folder ------------------------------------------------------------------------
 
 def read_metadata(folder: Path) -> list[tuple[str, list[str]]]:
-    """(file name, captions) rows of ``metadata.jsonl`` or ``metadata.csv`` in ``folder``."""
+    """(file name, captions) rows of ``metadata.jsonl`` or ``metadata.csv`` in ``folder``: UTF-8
+    (a byte-order mark, as Excel writes, is fine), each ``file_name`` a path inside the
+    folder."""
     jsonl, table = folder / "metadata.jsonl", folder / "metadata.csv"
     if not jsonl.is_file() and not table.is_file():
         raise UserError(f"The caption folder {folder} has no metadata.jsonl or metadata.csv. "
                         "Add one, one row per image (or per caption) with `file_name` (the "
                         "image's path in the folder) and `text` (its caption, or a list of "
                         "captions), as Hugging Face's imagefolder layout has it.")
+    source = jsonl if jsonl.is_file() else table
+    text = _read_text(source)
     rows = []
-    if jsonl.is_file():
-        for number, line in enumerate(jsonl.read_text().splitlines(), 1):
+    if source is jsonl:
+        for number, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
             try:
                 row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise UserError(f"{jsonl}, line {number}, is not JSON ({err.msg}). Fix that "
+            except (json.JSONDecodeError, RecursionError) as err:
+                reason = err.msg if isinstance(err, json.JSONDecodeError) else "nested too deep"
+                raise UserError(f"{jsonl}, line {number}, is not JSON ({reason}). Fix that "
                                 "line: one JSON object per line.") from None
             rows.append((number, row))
     else:
-        with table.open(newline="") as f:
-            rows = [(number, row) for number, row in enumerate(csv.DictReader(f), 2)]
-    source = jsonl if jsonl.is_file() else table
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        try:
+            rows = [(number, row) for number, row in enumerate(reader, 2)]
+        except csv.Error as err:
+            raise UserError(f"{table}, line {reader.line_num}, cannot be read as CSV ({err}). "
+                            "Fix that line (a caption longer than 100,000 characters is not a "
+                            "caption).") from None
     found = []
     for number, row in rows:
         if not isinstance(row, dict) or not row.get("file_name"):
             raise UserError(f"{source}, line {number}, has no `file_name`. Every row names "
                             "its image with `file_name` and its caption with `text`.")
+        name = str(row["file_name"])
         text = row.get("text")
         captions = text if isinstance(text, list) else [text]
         if not captions or any(not isinstance(c, str) or not words(c) for c in captions):
-            raise UserError(f"{source}, line {number} ({row['file_name']}), has an empty or "
-                            "missing caption (`text`). Give every image at least one caption "
-                            "with words in it, or remove the row.")
-        found.append((str(row["file_name"]), captions))
+            raise UserError(f"{source}, line {number} ({name[:80]}), has an empty or missing "
+                            "caption (`text`). Give every image at least one caption with words "
+                            "in it, or remove the row.")
+        check_inside(folder, name, f"{source}, line {number}")
+        found.append((name, captions))
     return found
+
+
+def _read_text(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise UserError(f"{path} cannot be read ({err.strerror or err}). Check its "
+                        "permissions.") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data[:err.start].count(b"\n") + 1
+        raise UserError(f"{path} is not UTF-8 text (byte 0x{data[err.start]:02x} on line {line}, "
+                        "e.g. a file saved as Latin-1). Save it as UTF-8 and run again.") from None
+
+
+def check_inside(folder: Path, name: str, where: str) -> None:
+    """A ``file_name`` must name a file inside the caption folder: an absolute path, ``..`` or a
+    link leading out of it is refused (metadata is data; it never makes ganrun read elsewhere)."""
+    path = folder / name
+    inside = folder.resolve()
+    target = path.resolve()
+    if Path(name).is_absolute() or (target != inside and inside not in target.parents):
+        raise UserError(f"{where} names the image {name[:120]!r}, which lies outside the caption "
+                        f"folder {folder} (an absolute path, '..', or a link out of the folder). "
+                        "Every file_name is a path inside the folder: move the image into it.")
 
 
 class CaptionFolder(CaptionedDataModule):

@@ -25,12 +25,19 @@ HIGH_DEPTH = {"I;16": 65535, "I;16B": 65535, "I;16L": 65535, "I;16N": 65535, "I"
 _warned: set[str] = set()  # data sets (folders) whose transparency was reported
 
 
-def open_image(path: Path, mode: str, owner: str | None = None) -> Image.Image:
+def open_image(path: Path, mode: str, owner: str | None = None,
+               max_pixels: int | None = None) -> Image.Image:
     """The image at ``path`` in ``mode`` ("L" or "RGB"), 8 bits per channel; a ``UserError``
-    naming the file when it cannot be decoded. ``owner`` names the data set in the one-time
-    note about transparency (default: the file's folder)."""
+    naming the file when it cannot be decoded, or when it has more than ``max_pixels`` pixels
+    (checked from its header, before anything is decoded). ``owner`` names the data set in the
+    one-time note about transparency (default: the file's folder)."""
     try:
         with Image.open(path) as image:
+            width, height = image.size
+            if max_pixels is not None and width * height > max_pixels:
+                raise UserError(f"{path} is {width}x{height} pixels, more than the "
+                                f"{max_pixels:,} pixels this command takes. Give a smaller "
+                                "image (or crop it).")
             image.load()
             return to_8bit(image, mode, path, owner)
     except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as err:

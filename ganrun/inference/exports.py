@@ -12,7 +12,6 @@ translators' ``G_AB``/``G_BA``) is migrated when read.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import torch
@@ -36,9 +35,10 @@ def is_export(path: str | Path) -> bool:
 def write_export(model: nn.Module, info: dict, out: Path) -> None:
     """``model.safetensors`` and ``config.json`` of an inference object, ``info`` (data set,
     metrics, iteration...) added to the config."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     from ganrun import __version__
+    from ganrun.files import write_bytes, write_text
 
     nets = {}
     for name, net in model.nets.items():
@@ -54,18 +54,8 @@ def write_export(model: nn.Module, info: dict, out: Path) -> None:
               "data_shape": model.data_shape, "class_names": model.data_shape.get("class_names"),
               **info}
     weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    save_file(weights, str(out / WEIGHTS), metadata={"format": "pt"})
-    readable_as_created(out / WEIGHTS)
-    (out / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
-
-
-def readable_as_created(path: Path) -> None:
-    """The permissions a new file gets from the umask (0644 by default): safetensors writes
-    through a private temporary file (0600), which would keep a folder meant for sharing
-    unreadable to others."""
-    umask = os.umask(0)
-    os.umask(umask)
-    path.chmod(0o666 & ~umask)
+    write_bytes(out / WEIGHTS, save(weights, metadata={"format": "pt"}))
+    write_text(out / CONFIG, json.dumps(config, indent=2) + "\n")
 
 
 def read_export(folder: Path, trust=()):
@@ -79,6 +69,9 @@ def read_export(folder: Path, trust=()):
         config, weights = migrate_format_1(config, weights)
     source = f"Export '{folder}'"
     check_data(config, source, trust)  # the whole file, before anything named in it is imported
+    from ganrun.data.shape import check_data_shape
+
+    check_data_shape(config["data_shape"], source)
     try:
         from hydra.utils import get_object
 
@@ -98,6 +91,9 @@ def read_export(folder: Path, trust=()):
         raise UserError(f"{source}: the model in {CONFIG} cannot be built "
                         f"({type(err).__name__}: {' '.join(str(err).split())[:300]}). Export "
                         "the checkpoint again.") from None
+    from ganrun.inference.loading import check_weights
+
+    check_weights(weights, model.state_dict(), f"Export '{folder}'")
     try:
         model.load_state_dict(weights, strict=True)
     except RuntimeError as err:
@@ -125,8 +121,8 @@ def read_export_config(folder: Path) -> dict:
                         f"(an export holds {CONFIG} and {WEIGHTS}). Give an export folder "
                         "written by `ganrun export`, or a .ckpt file.")
     try:
-        config = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        config = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
         raise UserError(f"Export '{folder}': {CONFIG} is not valid JSON ({err}). Export the "
                         "checkpoint again with `ganrun export`.") from None
     version = config.get("ganrun_export") if isinstance(config, dict) else None

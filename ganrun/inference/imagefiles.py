@@ -15,6 +15,7 @@ from PIL import Image
 from torchvision.utils import make_grid
 
 from ganrun.errors import UserError
+from ganrun.files import write_bytes
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
@@ -42,9 +43,8 @@ def prepare_folder(folder: Path, names: list[str], overwrite: bool) -> None:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    # Never through a link an output folder holds (the folder may be shared): ganrun.files.
+    write_bytes(path, data)
 
 
 def png_bytes(pixels: torch.Tensor) -> bytes:

@@ -64,6 +64,7 @@ def load_task_weights(task: nn.Module, weights: dict, path) -> None:
     """The checkpoint's ``task.*`` weights into ``task``; a UserError when they do not fit."""
     weights = {key.removeprefix("task."): value for key, value in weights.items()
                if key.startswith("task.")}
+    check_weights(weights, task.state_dict(), f"Checkpoint '{path}'")
     try:
         missing, unexpected = task.load_state_dict(weights, strict=False)
     except RuntimeError as err:  # tensors of other shapes
@@ -73,6 +74,24 @@ def load_task_weights(task: nn.Module, weights: dict, path) -> None:
                         f"(missing or mismatched: {', '.join(missing) or 'none'}; unexpected: "
                         f"{', '.join(unexpected) or 'none'}). It was written by an incompatible "
                         "version of the model code, or its config was edited.")
+
+
+def check_weights(weights: dict, expected: dict, source: str) -> None:
+    """Weights from a file are numbers of the kind the network holds: a floating-point tensor
+    where it has one (an int64 one would be cast silently), and finite (NaN or inf weights make
+    images of NaN)."""
+    for key, value in weights.items():
+        want = expected.get(key)
+        if not isinstance(value, torch.Tensor) or want is None:
+            continue  # other checks name what does not fit
+        if want.is_floating_point() and not value.is_floating_point():
+            raise UserError(f"{source}: the weights `{key}` are {value.dtype}, not floating "
+                            "point, where the network holds floats: the file was edited or "
+                            "damaged. Export or save the model again.")
+        if value.is_floating_point() and value.numel() and not torch.isfinite(value).all():
+            raise UserError(f"{source}: the weights `{key}` are not finite (NaN or inf): the "
+                            "model diverged before it was saved, or the file was edited. Use a "
+                            "checkpoint from before the divergence.")
 
 
 def refuse_kind(path, model: Inference, wanted: str, command: str) -> UserError:

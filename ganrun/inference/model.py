@@ -78,9 +78,12 @@ class Inference(nn.Module):
 
 # ---- Samplers ---------------------------------------------------------------------------------
 
-def key(default, text: str):
-    """A sampling key with the line ``ganrun sample ckpt=... --help`` shows for it."""
-    return dataclasses.field(default=default, metadata={"help": text})
+def key(default, text: str, page: bool = True, page_help: str | None = None):
+    """A sampling key with the line ``ganrun sample ckpt=... --help`` shows for it. ``page``:
+    whether ``ganrun demo`` offers it (a key naming a file on the machine never is: the page's
+    visitors may not read the server's files); ``page_help``: the page's own line for it."""
+    return dataclasses.field(default=default, metadata={"help": text, "page": page,
+                                                        "page_help": page_help or text})
 
 
 @dataclasses.dataclass
@@ -88,9 +91,28 @@ class SampleOptions:
     """The keys every sampler of latents takes beside ganrun sample's own."""
 
     label: Optional[int] = key(None, "conditional models: only this class; null: a balanced "
-                                     "mix, saved as labels.csv (png) or the `labels` array (npz)")
+                                     "mix, saved as labels.csv (png) or the `labels` array (npz)",
+                               page_help="only this class, or a balanced mix of all classes")
     truncation: Optional[float] = key(None, "latents from a normal truncated to +-truncation "
-                                            "(BigGAN's trick: less variety, more fidelity)")
+                                            "(BigGAN's trick: less variety, more fidelity); 0: "
+                                            "every latent the mean")
+
+
+def check_settings(sampler) -> None:
+    """A sampler's settings (read from an export's file) fit its generator: the same latent
+    size and classes, whole numbers in range."""
+    for key, low in (("latent_dim", 1), ("num_classes", 0)):
+        value = getattr(sampler, key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise UserError(f"the sampler's `{key}` is {str(value)[:40]!r}, not an integer >= "
+                            f"{low}")
+    generator = sampler.nets["G"] if "G" in sampler.nets else None
+    for key in ("latent_dim", "num_classes"):
+        own = getattr(generator, key, None)
+        if isinstance(own, int) and own != getattr(sampler, key) and \
+                not (key == "num_classes" and not own and not getattr(sampler, key)):
+            raise UserError(f"the sampler's `{key}` ({getattr(sampler, key)}) does not match its "
+                            f"generator's ({own})")
 
 
 class Sampler(Inference):
@@ -110,6 +132,7 @@ class Sampler(Inference):
         super().__init__(nets, data_shape, latent_dim=latent_dim, num_classes=num_classes,
                          **settings)
         self.latent_dim, self.num_classes = latent_dim, num_classes
+        check_settings(self)
 
     @property
     def sampler(self) -> "Sampler":
@@ -151,7 +174,7 @@ class Sampler(Inference):
     def latents(self, num: int, seed: int, options=None) -> torch.Tensor:
         """``num`` latents for ``seed`` (CPU): latent i depends on the seed alone."""
         truncation = getattr(options, "truncation", None)
-        if truncation:
+        if truncation is not None:
             return truncated_latents(num, self.latent_dim, seed, truncation)
         return seeded_latents(num, self.latent_dim, seed)
 
@@ -227,9 +250,12 @@ class Sampler(Inference):
 
 
 def truncated_latents(num: int, dim: int, seed: int, threshold: float) -> torch.Tensor:
-    """Standard normal latents truncated to [-threshold, threshold], drawn from ``seed``."""
-    if not threshold > 0:
-        raise UserError(f"truncation must be positive, got {threshold}")
+    """Standard normal latents truncated to [-threshold, threshold], drawn from ``seed``; 0 is
+    the limit, every latent the mean (zeros), as truncation=0 is the mean w for StyleGAN2."""
+    if not 0 <= threshold < math.inf:
+        raise UserError(f"truncation must be 0 or more and finite, got {threshold}")
+    if threshold == 0:
+        return torch.zeros(num, dim)
     z = torch.empty(num, dim)
     return torch.nn.init.trunc_normal_(z, a=-threshold, b=threshold,
                                        generator=torch.Generator().manual_seed(seed))

@@ -6,14 +6,17 @@ written beside ``model.safetensors`` and ``config.json``. Loading an export neve
 from __future__ import annotations
 
 import logging
-import shlex
+import math
+import re
 from pathlib import Path
 
 import torch
 import yaml
 
 from ganrun.errors import UserError
+from ganrun.files import write_text
 from ganrun.inference import imagefiles
+from ganrun.markdown import code_block, escape, inline_code, shell_word
 
 CARD = "README.md"
 PICTURE = "sample.png"
@@ -36,7 +39,7 @@ def write_card(model, info: dict, out: Path, run_folder: Path | None) -> None:
     header = card_header(model, info, out.name)
     body = card_body(model, info, out, run_folder, picture)
     text = "---\n" + yaml.safe_dump(header, sort_keys=False) + "---\n\n" + body
-    (out / CARD).write_text(text)
+    write_text(out / CARD, text)
 
 
 def card_header(model, info: dict, name: str) -> dict:
@@ -47,11 +50,12 @@ def card_header(model, info: dict, name: str) -> dict:
                                             if choices.get(g)]
     header = {"library_name": "ganrun", "pipeline_tag": pipeline,
               "tags": list(dict.fromkeys(tags)), "datasets": [dataset]}
+    # Only metric names of ganrun's form, with finite values: the hub reads these as the
+    # model's scores.
     metrics = [{"type": METRIC_NAMES.get(key, (key, key))[0],
                 "name": METRIC_NAMES.get(key, (key, key))[1], "value": float(value),
                 "verified": False}
-               for key, value in (info.get("metrics") or {}).items()
-               if isinstance(value, (int, float)) and key not in _COUNTS]
+               for key, value in _finite(info.get("metrics") or {}).items()]
     if metrics:
         header["model-index"] = [{"name": name, "results": [{
             "task": {"type": pipeline}, "dataset": {"name": dataset, "type": dataset},
@@ -62,26 +66,39 @@ def card_header(model, info: dict, name: str) -> dict:
 _COUNTS = ("num_samples", "real_samples")
 
 
+METRIC_KEY = re.compile(r"^[a-z][a-z0-9_]{0,40}$")  # how ganrun's metrics name their values
+
+
+def _finite(metrics: dict) -> dict:
+    """The metrics a card shows: names of ganrun's form, finite numbers (a metrics file may be
+    edited: other names and values are left out)."""
+    return {key: value for key, value in metrics.items()
+            if isinstance(key, str) and METRIC_KEY.match(key) and key not in _COUNTS
+            and isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value)}
+
+
 def card_body(model, info: dict, out: Path, run_folder: Path | None, picture: bool) -> str:
     choices = info.get("choices") or {}
-    lines = [f"# {out.name}", "",
+    lines = [f"# {escape(out.name)}", "",
              f"{model.kind[0].upper()}{model.kind[1:]}, trained with ganrun (a "
              "command-line experiment runner for GANs).", ""]
     made = [f"{group}={choices[group]}" for group in ("task", "model", "loss", "dataset")
             if choices.get(group)]
     if made:
-        lines += [f"- Made of: {', '.join(f'`{m}`' for m in made)}"]
-    if info.get("iteration") is not None:
-        lines += [f"- Trained for {info['iteration']:,} iterations (seed {info.get('seed')})"]
+        lines += [f"- Made of: {', '.join(inline_code(m) for m in made)}"]
+    if isinstance(info.get("iteration"), int):
+        lines += [f"- Trained for {info['iteration']:,} iterations (seed "
+                  f"{escape(info.get('seed'))})"]
     command = training_command(run_folder)
-    lines += ["", "## Training", "", "```", command, "```"] if command else \
+    lines += ["", "## Training", "", *code_block(command)] if command else \
         ["", "## Training", "", "The training command was not found beside the checkpoint."]
     lines += ["", "## Metrics", ""] + _metric_lines(info.get("metrics") or {})
     if picture:
         lines += ["", "## Samples", "", f"![samples of seed 0]({PICTURE})", "",
                   "16 samples of seed 0 (`ganrun sample ckpt=<this folder> num=16 seed=0 "
                   "format=grid`)."]
-    lines += ["", "## Use", "", "```", *_use_lines(model), "```", "",
+    lines += ["", "## Use", "", *code_block("\n".join(_use_lines(model))), "",
               "`model.safetensors` holds the weights and `config.json` the networks' settings "
               "(plain data: loading builds only networks ganrun allows); this card is not "
               "read when loading.", ""]
@@ -90,24 +107,24 @@ def card_body(model, info: dict, out: Path, run_folder: Path | None, picture: bo
 
 def training_command(run_folder: Path | None) -> str | None:
     """``ganrun train`` with the overrides the run folder's ``.hydra/overrides.yaml`` holds."""
+    from ganrun.runner.recorded import read_overrides
+
     if run_folder is None:
         return None
     try:
-        overrides = yaml.safe_load((run_folder / ".hydra" / "overrides.yaml").read_text())
-    except (OSError, yaml.YAMLError):
+        overrides = read_overrides(run_folder)
+    except UserError:
         return None
-    if not isinstance(overrides, list):
-        return None
-    return " ".join(["ganrun train", *(shlex.quote(str(o)) for o in overrides)])
+    return " ".join(["ganrun train", *(shell_word(o) for o in overrides)])
 
 
 def _metric_lines(metrics: dict) -> list[str]:
-    values = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and k not in _COUNTS}
+    values = _finite(metrics)
     if not values:
         return ["Not measured: run `ganrun eval ckpt=<checkpoint>` before `ganrun export` and "
                 "the export carries the values."]
     lines = ["| metric | value |", "|---|---|"]
-    lines += [f"| {METRIC_NAMES.get(k, (k, k))[1]} | {v:.4g} |" for k, v in values.items()]
+    lines += [f"| {escape(METRIC_NAMES.get(k, (k, k))[1])} | {v:.4g} |" for k, v in values.items()]
     how = "Measured by `ganrun eval` on the checkpoint"
     if "num_samples" in metrics:
         how += (f", FID from {metrics['num_samples']:,} generated and "

@@ -12,6 +12,7 @@ import json
 import logging
 from pathlib import Path
 
+from ganrun.files import write_text
 from ganrun.inference.exports import WEIGHTS
 
 log = logging.getLogger("ganrun")
@@ -49,7 +50,4 @@ def record_metrics(path: Path, values: dict) -> Path:
         log.info("%s described another version of %s (or was unreadable): replaced", file.name,
                  path.name)
     merged = {**earlier, **values, STAMP: stamp_of(path)}
-    temporary = file.with_name(file.name + ".tmp")
-    temporary.write_text(json.dumps(merged, indent=2) + "\n")
-    temporary.replace(file)  # a reader never sees half a file
-    return file
+    return write_text(file, json.dumps(merged, indent=2) + "\n")  # never half a file

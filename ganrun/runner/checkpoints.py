@@ -124,10 +124,9 @@ def run_state(checkpoint: dict, source: str | Path = "The checkpoint") -> RunSta
     for key in ("config", "data_shape"):
         if key not in values:
             raise _bad_field(source, key, "is missing")
-    shape = values["data_shape"]
-    for key in ("channels", "image_size"):
-        if not isinstance(shape.get(key), int) or shape[key] < 1:
-            raise _bad_field(source, f"data_shape.{key}", f"is {shape.get(key)!r}")
+    from ganrun.data.shape import check_data_shape
+
+    check_data_shape(values["data_shape"], f"'{source}'")
     if not isinstance(values["config"].get("model"), dict):
         raise _bad_field(source, "config.model", "is missing")
     values["config"] = moved_targets(values["config"])

@@ -5,6 +5,7 @@ decides what happens next.
 """
 
 import logging
+import math
 from pathlib import Path
 
 from ganrun.runner.checkpoints import read_checkpoint, run_state
@@ -21,7 +22,16 @@ class DivergencePolicy:
     """Decides what non-finite updates (``ganrun.runner.health.Event``) lead to. The updates
     themselves were already skipped on the device; the runner reads what happened at the
     logging cadence and before each checkpoint, and calls ``handle`` then, outside any update,
-    where a policy may change weights."""
+    where a policy may change weights. Weights that grew past ``max_weight`` (in absolute
+    value; finite but blown up, e.g. by a huge learning rate) are a divergence too."""
+
+    max_weight: float = 1e6
+
+    def __init__(self, max_weight: float = 1e6):
+        if not 0 < max_weight < math.inf:
+            raise UserError(f"divergence.max_weight must be a positive finite number, got "
+                            f"{max_weight}.")
+        self.max_weight = max_weight
 
     def handle(self, module, event) -> None:
         raise NotImplementedError
@@ -38,15 +48,34 @@ class Stop(DivergencePolicy):
 
 
 class Skip(DivergencePolicy):
-    """Skip the update and go on; the number of skipped updates is logged."""
+    """Skip the update and go on; the number of skipped updates is logged. A run whose every
+    update was skipped for ``max_skipped_in_a_row`` updates cannot recover: it stops as
+    diverged (not "finished"). Weights that grew past ``max_weight`` came from updates already
+    applied, which skipping cannot undo: the run stops too (divergence=rollback can)."""
 
-    def __init__(self):
+    def __init__(self, max_weight: float = 1e6, max_skipped_in_a_row: int = 100):
+        super().__init__(max_weight)
+        if max_skipped_in_a_row < 1:
+            raise UserError(f"divergence.max_skipped_in_a_row must be at least 1, got "
+                            f"{max_skipped_in_a_row}.")
+        self.max_skipped_in_a_row = max_skipped_in_a_row
         self.skipped = 0
+        self.in_a_row = 0
 
     def handle(self, module, event):
+        if event.weight is not None:
+            raise Diverged(stop_message(module, event) + " Skipping updates cannot undo "
+                           "weights already grown; divergence=rollback reloads them.")
         self.skipped += event.count
+        self.in_a_row = self.in_a_row + event.count if event.all_skipped else 0
         log.warning("Skipped %d update(s) (the first at iteration %d: %s)", event.count,
                     event.iteration, event.describe())
+        if self.in_a_row >= self.max_skipped_in_a_row:
+            raise Diverged(f"Every update since iteration {event.iteration} was skipped "
+                           f"({self.in_a_row} in a row, the first: {event.describe()}): the run "
+                           f"cannot recover, so it stopped as diverged. {kept(module)} Lower "
+                           "the learning rate (optimizer.lr=...), or choose "
+                           "divergence=rollback.")
 
     def stats(self):
         return {"divergence/skipped": float(self.skipped)}
@@ -56,7 +85,14 @@ class Rollback(DivergencePolicy):
     """Reload the last good checkpoint's weights and optimizer states, multiply the learning
     rates by ``lr_factor``, and go on; stop after ``max_rollbacks``."""
 
-    def __init__(self, lr_factor: float = 0.5, max_rollbacks: int = 3):
+    def __init__(self, lr_factor: float = 0.5, max_rollbacks: int = 3, max_weight: float = 1e6):
+        super().__init__(max_weight)
+        if not 0 < lr_factor < 1:
+            raise UserError(f"divergence.lr_factor must be between 0 and 1 (exclusive): each "
+                            f"rollback multiplies the learning rates by it; got {lr_factor}. "
+                            "Use e.g. divergence.lr_factor=0.5.")
+        if max_rollbacks < 1:
+            raise UserError(f"divergence.max_rollbacks must be at least 1, got {max_rollbacks}.")
         self.lr_factor, self.max_rollbacks = lr_factor, max_rollbacks
         self.rollbacks = 0
 
@@ -90,9 +126,14 @@ def last_checkpoint(trainer) -> Path | None:
     return None
 
 
-def stop_message(module, event) -> str:
+def kept(module) -> str:
     path = last_checkpoint(module.trainer)
-    kept = f"The last good checkpoint is {path}." if path else "No checkpoint was saved before."
-    return (f"Training diverged at iteration {event.iteration}: {event.describe()}. That update "
-            f"was not applied and nothing later was saved. {kept} Lower the learning rate "
-            "(optimizer.lr=...), or choose divergence=skip or divergence=rollback.")
+    return f"The last good checkpoint is {path}." if path else "No checkpoint was saved before."
+
+
+def stop_message(module, event) -> str:
+    what = "Those weights were not saved" if event.weight is not None else \
+        "That update was not applied and nothing later was saved"
+    return (f"Training diverged at iteration {event.iteration}: {event.describe()}. {what}. "
+            f"{kept(module)} Lower the learning rate (optimizer.lr=...), or choose "
+            "divergence=skip or divergence=rollback.")

@@ -20,18 +20,27 @@ import torch
 
 @dataclass
 class Event:
-    """What ``read()`` found: ``count`` updates were not finite since the last read, the
-    first at ``iteration`` in phase ``tag`` (loss/d...) with loss value ``loss``."""
+    """What ``read()`` found: ``count`` of the ``total`` updates since the last read were not
+    finite, the first at ``iteration`` in phase ``tag`` (loss/d...) with loss value ``loss``;
+    or (``weight``) the weights of a network grew past the bound."""
 
     count: int
     iteration: int
     tag: str
     loss: float
+    total: int = 0
+    weight: float | None = None
 
     def describe(self) -> str:
+        if self.weight is not None:
+            return f"the weights of {self.tag} grew to {self.weight:.3g}"
         if math.isfinite(self.loss):
             return f"the gradient of {self.tag} is not finite"
         return f"{self.tag} is {self.loss}"
+
+    @property
+    def all_skipped(self) -> bool:
+        return self.weight is None and self.total > 0 and self.count == self.total
 
 
 class Health:
@@ -43,6 +52,7 @@ class Health:
 
     def _zeros(self, device) -> dict[str, torch.Tensor]:
         return {"count": torch.zeros((), dtype=torch.long, device=device),
+                "total": torch.zeros((), dtype=torch.long, device=device),
                 "iteration": torch.full((), -1, dtype=torch.long, device=device),
                 "tag": torch.zeros((), dtype=torch.long, device=device),
                 "loss": torch.zeros((), dtype=torch.float32, device=device)}
@@ -61,6 +71,7 @@ class Health:
                                    state["tag"])
         state["loss"] = torch.where(first, loss.detach().float().reshape(()), state["loss"])
         state["count"] = state["count"] + bad.long()
+        state["total"] = state["total"] + 1
 
     def read(self) -> Event | None:
         """What happened since the last read (a host sync), or None; then starts afresh."""
@@ -71,7 +82,7 @@ class Health:
         if not count:
             return None
         return Event(count, int(state["iteration"]), self.tags[int(state["tag"])],
-                     float(state["loss"]))
+                     float(state["loss"]), int(state["total"]))
 
 
 def step_unless(optimizer: torch.optim.Optimizer, step, bad: torch.Tensor) -> None:
@@ -95,6 +106,28 @@ def step_unless(optimizer: torch.optim.Optimizer, step, bad: torch.Tensor) -> No
             old = before.get(id(tensor))
             tensor.copy_(torch.where(bad, torch.zeros_like(tensor) if old is None else old,
                                      tensor))
+
+
+def restore_unless(buffers: list[torch.Tensor], saved: list[torch.Tensor],
+                   bad: torch.Tensor) -> None:
+    """Where ``bad`` is true, the buffers (batch-norm running statistics, spectral norm's
+    vectors, StyleGAN2's w_avg...) a skipped update's forward passes changed go back to
+    ``saved``, decided on the device."""
+    with torch.no_grad():
+        for buffer, old in zip(buffers, saved):
+            buffer.copy_(torch.where(bad, old, buffer))
+
+
+def largest_weight(nets) -> tuple[str, float]:
+    """(network name, its largest absolute weight): read by the host at the logging cadence."""
+    name, largest = "", 0.0
+    for key, net in nets.items():
+        params = [p.detach() for p in net.parameters() if p.is_floating_point()]
+        if params:
+            value = float(torch.stack([p.abs().max() for p in params]).max())
+            if not value <= largest:  # NaN as well
+                name, largest = key, value
+    return name, largest
 
 
 def state_tensors(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:

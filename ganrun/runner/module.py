@@ -20,7 +20,7 @@ import torch
 from ganrun.runner.checkpoints import SECTION, RunState, run_state
 from ganrun.runner.divergence import DivergencePolicy, Stop
 from ganrun.private_apis import grad_scaler_scale as scale_of
-from ganrun.runner.health import Health, step_unless
+from ganrun.runner.health import Event, Health, largest_weight, restore_unless, step_unless
 from ganrun.runner.loop_state import canonical_loop_state
 from ganrun.runner.rng import rng_states, set_rng_states
 from ganrun.training.schedules import Constant, Schedule
@@ -176,17 +176,27 @@ class Runner(pl.LightningModule):
             self.trainer.should_stop = True
 
     def check_health(self) -> None:
-        """Reads the finite checks of the updates since the last read (a device sync) and lets
-        the divergence policy act on what it finds."""
+        """Reads the finite checks of the updates since the last read (a device sync) and the
+        largest weight, and lets the divergence policy act on what it finds."""
         event = self.health.read()
         if event is not None:
             self.divergence.handle(self, event)
+        bound = getattr(self.divergence, "max_weight", None)
+        if bound:
+            name, largest = largest_weight(self.task.nets)
+            if not largest <= bound:
+                self.divergence.handle(self, Event(1, self.iteration, name, 0.0, 1, largest))
 
     def run_phase(self, phase, optimizer, batch) -> None:
         self.toggle_optimizer(optimizer)
+        # The phase's forward passes move buffers (running statistics...): a skipped update
+        # puts them back too.
+        buffers = [b for b in self.task.nets.buffers() if b.is_floating_point()]
+        saved = [b.detach().clone() for b in buffers]
         loss, stats = self.task.phase_loss(phase, batch, self.step())
-        grad_norm = self.update(optimizer, loss, self.task.player_parameters(phase.player),
-                                f"loss/{phase.name.lower()}")
+        grad_norm, bad = self.update(optimizer, loss, self.task.player_parameters(phase.player),
+                                     f"loss/{phase.name.lower()}")
+        restore_unless(buffers, saved, bad)
         self.untoggle_optimizer(optimizer)
         self.counters[phase.name] += 1
         if phase.name == self.task.iteration_phase:
@@ -199,10 +209,11 @@ class Runner(pl.LightningModule):
         return Step(self.counters["batches"], self.iteration, MappingProxyType(self.counters),
                     self.trainer.world_size)
 
-    def update(self, opt, loss: torch.Tensor, params: list, tag: str) -> torch.Tensor:
+    def update(self, opt, loss: torch.Tensor, params: list,
+               tag: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Backward and step, the step undone on the device where the loss or the gradient is
         not finite (nothing here waits for the device). Returns the gradient norm (unscaled
-        under fp16)."""
+        under fp16) and whether the update was skipped (a device tensor)."""
         opt.zero_grad(set_to_none=True)
         self.manual_backward(loss)
         scaler = getattr(self.trainer.precision_plugin, "scaler", None)
@@ -220,7 +231,7 @@ class Runner(pl.LightningModule):
             step_unless(opt.optimizer, opt.step, bad)
         else:
             opt.step()  # a non-finite loss has non-finite gradients: the scaler skips the step
-        return grad_norm
+        return grad_norm, bad
 
     def apply_schedule(self) -> None:
         """Every optimizer's rate: base rate x the schedule's factor x the player's scale."""

@@ -2,9 +2,11 @@
 
 from pathlib import Path
 
-import yaml
 from omegaconf import DictConfig, OmegaConf
 
+from ganrun.files import refuse_links
+from ganrun.study import check_trial_folder
+from ganrun.runner import recorded
 from ganrun.runner.checkpoints import read_checkpoint, run_state
 from ganrun.errors import UserError
 
@@ -94,33 +96,41 @@ def resume_overrides(argv: list[str], outputs: Path = Path("outputs")) -> list[s
 
     Without ``hydra.run.dir`` the newest run under ``outputs/`` that has a checkpoint is
     continued. Its saved overrides come first so that ``resume=true trainer.max_steps=N``
-    composes the same config as the original run, with a new length.
+    composes the same config as the original run, with a new length. They are read as data
+    (``ganrun.runner.recorded``): the folder may come from someone else.
     """
+    named = _value(argv, "hydra.run.dir")
+    if named and Path(named).is_dir():  # a run folder written again: maybe someone else's
+        refuse_links(Path(named), "The run folder")
     if "resume=true" not in argv:
         return argv
-    run_dir = _value(argv, "hydra.run.dir") or _latest_run(outputs)
+    run_dir = named or _latest_run(outputs)
     if run_dir is None:
         return argv  # checkpoint_to_resume() explains that there is nothing to resume
-    saved_file = Path(run_dir) / ".hydra" / "overrides.yaml"
-    saved = yaml.safe_load(saved_file.read_text()) if saved_file.is_file() else []
+    refuse_links(Path(run_dir), "The run folder")
+    saved = recorded.overrides(Path(run_dir))
+    check_trial_folder(Path(run_dir))
     given = {_key(a) for a in argv if _is_override(a)}
     merged = [o for o in saved if _key(o) not in given and _key(o) != "hydra.run.dir"]
     extra = [] if _value(argv, "hydra.run.dir") else [f"hydra.run.dir={run_dir}"]
-    return merged + argv + extra + saved_config_dir(Path(run_dir), argv)
+    check_config_dir(Path(run_dir), argv)
+    return merged + argv + extra
 
 
-def saved_config_dir(run_dir: Path, argv: list[str]) -> list[str]:
-    """``--config-dir DIR`` of the run being continued (its options, e.g. a task of your own,
-    come from there), unless the command line gives one."""
+def check_config_dir(run_dir: Path, argv: list[str]) -> None:
+    """A run trained with ``--config-dir DIR`` (its options, e.g. a task of your own, come from
+    there) continues only when the command line names a config folder again: a folder named in
+    a run folder's files is never used on their word."""
     if any(arg in ("--config-dir", "-cd") or arg.startswith("--config-dir=") for arg in argv):
-        return []
-    try:
-        saved = yaml.safe_load((run_dir / ".hydra" / "hydra.yaml").read_text()) or {}
-        sources = saved["hydra"]["runtime"]["config_sources"]
-    except (OSError, KeyError, TypeError, yaml.YAMLError):
-        return []
-    folders = [s["path"] for s in sources if s.get("provider") == "command-line" and s.get("path")]
-    return ["--config-dir", folders[0]] if folders else []
+        return
+    folder = recorded.recorded_config_dir(run_dir)
+    if folder:
+        shown = " ".join(folder.split())[:200]
+        raise UserError(f"The run in {run_dir} was trained with options from --config-dir "
+                        f"{shown!r}. A config folder recorded in a run folder is never used on "
+                        "its word (it could replace ganrun's own options): if it is yours and you "
+                        "trust it, name it again: ganrun train resume=true "
+                        f"hydra.run.dir={run_dir} --config-dir <that folder>.")
 
 
 def _is_override(arg: str) -> bool:

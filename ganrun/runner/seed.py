@@ -12,6 +12,8 @@ from pathlib import Path
 
 import yaml
 
+from ganrun.files import write_text
+
 # A child rank of Lightning's DDP launcher re-runs the command: it must use rank 0's seed.
 ENV = "GANRUN_DRAWN_SEED"
 SHARED_IDS = ("TORCHELASTIC_RUN_ID", "SLURM_JOB_ID")
@@ -51,4 +53,4 @@ def record_seed(output_dir: str, seed: int) -> None:
     config = yaml.safe_load(path.read_text()) or {}
     if config.get("seed") != seed:
         config["seed"] = seed
-        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        write_text(path, yaml.safe_dump(config, sort_keys=False))

@@ -196,7 +196,7 @@ class TextOptions(SampleOptions):
     text: Optional[str] = key(None, 'a caption: every sample shows it (e.g. "a dark ankle '
                                     'boot")')
     texts: Optional[str] = key(None, "a text file of captions, one a line: one image per "
-                                     "line, named after it")
+                                     "line, named after it", page=False)
     text_b: Optional[str] = key(None, "with interpolate=true: each row walks from text to "
                                       "text_b")
 
@@ -213,8 +213,16 @@ class TextSampler(Sampler):
 
     def __init__(self, nets: dict, data_shape: dict, latent_dim: int, num_classes: int = 0,
                  captions: list[str] | None = None):
+        if not isinstance(captions, (list, type(None))) or \
+                not all(isinstance(c, str) for c in captions or []):
+            raise UserError(f"the sampler's `captions` is {str(captions)[:40]!r}, not a list "
+                            "of captions")
         super().__init__(nets, data_shape, latent_dim, 0, captions=list(captions or []))
         self.vocabulary = data_shape["vocabulary"]
+        rows = nets["text"].embed.num_embeddings
+        if len(self.vocabulary) != rows:
+            raise UserError(f"the vocabulary has {len(self.vocabulary)} words but the text "
+                            f"encoder embeds {rows}")
         self._warned: set[str] = set()
 
     def check(self, options) -> None:
@@ -227,7 +235,15 @@ class TextSampler(Sampler):
                             "other (with interpolate=true).")
 
     def lines(self, options) -> list[str]:
-        text = Path(options.texts).expanduser().read_text()
+        path = Path(options.texts).expanduser()
+        try:
+            text = path.read_bytes().decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise UserError(f"texts={options.texts} is not a UTF-8 text file (a text file of "
+                            "captions, one a line, is expected).") from None
+        except OSError as err:
+            raise UserError(f"texts={options.texts} cannot be read ({err.strerror or err}).") \
+                from None
         found = [line.strip() for line in text.splitlines() if line.strip()]
         if not found:
             raise UserError(f"texts={options.texts} holds no caption.")

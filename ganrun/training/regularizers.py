@@ -13,8 +13,12 @@ whose backward Lightning scales under ``16-mixed`` like any other term (the fp32
 PyTorch's AMP gradient-penalty notes, not the scaled-output one).
 """
 
+import math
+
 import torch
 from torch import nn
+
+from ganrun.errors import UserError
 
 from ganrun.nets.conditioning import split_output
 
@@ -39,6 +43,16 @@ class Regularizer:
         return f"{type(self).__name__}({vars(self)})"
 
 
+def check_penalty(name: str, key: str, strength: float, interval: int) -> None:
+    """A penalty's strength is 0 or more and finite, its interval at least 1."""
+    if not 0 <= strength < math.inf:
+        raise UserError(f"regularizers.{name}.{key} must be 0 or more and finite, got "
+                        f"{strength}: a negative penalty would reward what it penalizes.")
+    if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
+        raise UserError(f"regularizers.{name}.interval must be an integer >= 1 (the penalty is "
+                        f"evaluated every interval-th D update), got {interval!r}.")
+
+
 def twice_differentiable():
     """A context whose network calls run eagerly: the graphs of ``trainer.compile`` and
     ``trainer.cuda_graphs`` have no double backward, which every penalty on a gradient needs."""
@@ -61,6 +75,7 @@ class GradientPenalty(Regularizer):
     norm (use norm=layer or none): the penalty is per sample."""
 
     def __init__(self, weight: float = 10.0, interval: int = 1):
+        check_penalty("gradient_penalty", "weight", weight, interval)
         self.weight, self.interval = weight, interval
 
     def penalty(self, discriminator, real, fake, labels):
@@ -75,6 +90,7 @@ class R1(Regularizer):
     ``interval`` D updates (16 as in StyleGAN2)."""
 
     def __init__(self, gamma: float = 10.0, interval: int = 16):
+        check_penalty("r1", "gamma", gamma, interval)
         self.gamma, self.interval = gamma, interval
 
     def penalty(self, discriminator, real, fake, labels):
@@ -87,6 +103,10 @@ class WeightClip(Regularizer):
     [-clip_value, clip_value] after each D update."""
 
     def __init__(self, clip_value: float = 0.01):
+        if not 0 < clip_value < math.inf:
+            raise UserError(f"regularizers.weight_clip.clip_value must be a positive finite "
+                            f"number (D's weights are clamped to [-clip_value, clip_value]), "
+                            f"got {clip_value}. WGAN uses 0.01.")
         self.clip_value = clip_value
 
     @torch.no_grad()
