@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 import pytorch_lightning as pl
 import torch
+from torch.autograd.profiler import record_function
 
 from ganrun.runner.checkpoints import SECTION, RunState, run_state
 from ganrun.runner.divergence import DivergencePolicy, Stop
@@ -183,10 +184,13 @@ class Runner(pl.LightningModule):
             self.divergence.handle(self, event)
 
     def run_phase(self, phase, optimizer, batch) -> None:
+        # Named regions for profilers (torch.profiler, Nsight through NVTX): "phase D: loss"...
         self.toggle_optimizer(optimizer)
-        loss, stats = self.task.phase_loss(phase, batch, self.step())
-        grad_norm = self.update(optimizer, loss, self.task.player_parameters(phase.player),
-                                f"loss/{phase.name.lower()}")
+        with record_function(f"phase {phase.name}: loss"):
+            loss, stats = self.task.phase_loss(phase, batch, self.step())
+        with record_function(f"phase {phase.name}: update"):
+            grad_norm = self.update(optimizer, loss, self.task.player_parameters(phase.player),
+                                    f"loss/{phase.name.lower()}")
         self.untoggle_optimizer(optimizer)
         self.counters[phase.name] += 1
         if phase.name == self.task.iteration_phase:
