@@ -94,7 +94,8 @@ def run_sh(tmp_path, *args) -> tuple[subprocess.CompletedProcess, float]:
     start = time.perf_counter()
     proc = subprocess.run(["bash", str(GPU / "run.sh"), "--out", str(tmp_path / "out"), *args],
                           capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "PYTHONPATH": str(GPU.parents[1]), "PYTHON": sys.executable})
+                          env={**os.environ, "PYTHONPATH": str(GPU.parents[1]),
+                               "PYTHON": sys.executable})
     return proc, time.perf_counter() - start
 
 

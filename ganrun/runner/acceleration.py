@@ -135,17 +135,19 @@ class Acceleration:
         """A group of dynamo's counters, counting from ``accelerate()`` on."""
         before = self.started.get("counters", {}).get(group, {})
         now = compile_counters()[group]
-        return {key: now[key] - before.get(key, 0) for key in now if now[key] != before.get(key, 0)}
+        return {key: now[key] - before.get(key, 0) for key in now
+                if now[key] != before.get(key, 0)}
 
     def record(self) -> dict:
         frames, skips = self.counted("frames"), self.counted("inductor").get("cudagraph_skips", 0)
         breaks = self.counted("graph_break")
         warnings = self.watch.messages if self.watch else []
         units = {name: unit.record() for name, unit in self.units.items()}
-        compiled = self.compile and bool(units) and all(
+        # Past the recompile limit dynamo runs the unit eagerly: not compiled any more.
+        limited = any(m.startswith("torch._dynamo hit") for m in warnings)
+        compiled = self.compile and bool(units) and not limited and all(
             u["graphs"] > 0 for u in units.values() if u["calls"])
-        graphs = self.mode == "reduce-overhead" and compiled and skips == 0 and not any(
-            m.startswith("torch._dynamo hit") for m in warnings)
+        graphs = self.mode == "reduce-overhead" and compiled and skips == 0
         return {
             "asked": {"compile": self.compile, "cuda_graphs": self.cuda_graphs,
                       "compile_backend": self.backend, "channels_last": self.channels_last},

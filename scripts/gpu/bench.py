@@ -6,7 +6,7 @@ The measurements run in order of importance, each skipped when the deadline (``-
 leaves it too little time, and ``results.json`` in ``--out`` is rewritten after every one of
 them (and before, naming the one running), so a kill at any point leaves what finished. A run
 that crashed the process is marked ``crashed`` by the next ``--resume``, which goes on with
-the rest. A failed measurement's output goes to ``fail-<name>.log`` beside it (five at most,
+the rest. A failed measurement's output goes to ``fail-<name>.log`` beside it (four at most,
 then ``fail-more.log``: the device returns eight files).
 
 - ``<preset>/plain_<precision>``: images/s of a hand-written PyTorch loop (scripts/bench_train.py;
@@ -90,7 +90,7 @@ VARIANTS = {  # ganrun's side: name -> (hardware, overrides, in a process of its
 }
 COMPILED = ("compile_", "graphs_")
 CHECK_IMAGES = 2048  # the Inception check: enough for a full-rank 2048-d covariance
-MAX_LOGS = 5
+MAX_LOGS = 4  # then fail-more.log: with results.json, run.log and the tar, 8 files
 
 
 @dataclass
