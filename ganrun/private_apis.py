@@ -97,6 +97,36 @@ def onednn_ops():
     return ops if ops is not None and all(hasattr(ops, name) for name in needed) else None
 
 
+# What torch.compile really did (ganrun.runner.acceleration): dynamo's counters are the only
+# record of the graphs it compiled, the graph breaks and the CUDA graphs inductor skipped;
+# ``calculate_time_spent`` its compile time. ``nn.Module.compile()`` keeps the compiled call in
+# ``_compiled_call_impl``; wrapping it counts each unit's graphs outside the traced region.
+
+def compile_counters():
+    """dynamo's counters: {group: Counter} (``stats.unique_graphs``, ``frames.total``,
+    ``graph_break``, ``inductor.cudagraph_skips``)."""
+    from torch._dynamo.utils import counters
+
+    return counters
+
+
+def compile_seconds() -> float:
+    """Seconds this process spent compiling (dynamo's frames and the backward graphs)."""
+    from torch._dynamo import utils
+
+    spent = getattr(utils, "calculate_time_spent", lambda: {})()
+    if "total_wall_time" in spent:
+        return float(spent["total_wall_time"])
+    return float(sum(v for k, v in spent.items() if k.startswith("entire_")))
+
+
+def wrap_compiled_call(module, wrapper):
+    """Replaces the call ``module.compile()`` installed by ``wrapper(call)``; returns it."""
+    wrapped = wrapper(module._compiled_call_impl)
+    module._compiled_call_impl = wrapped
+    return wrapped
+
+
 # The versions every private API above was last checked against (tests/test_private_apis.py;
 # on hydra-core 1.4 through tests/test_hydra_lines.py).
 CHECKED_WITH = {"hydra-core": "1.3.8 and 1.4.0rc3", "pytorch-lightning": "2.6.6", "torch": "2.14.1"}

@@ -46,6 +46,8 @@ class TrainerConfig:
     compile_backend: str = "inductor"
     cuda_graphs: bool = False    # CUDA graphs of each network's forward/backward (compiled)
     channels_last: bool = False  # NHWC memory format for the convolutions
+    cudnn_benchmark: bool = True  # cuDNN times its algorithms once per input shape
+    tf32: bool = False           # fp32 products and convolutions in TF32 on tensor cores
     keep_freed_memory: bool = True  # glibc malloc keeps freed buffers for reuse (faster on CPU)
 
 

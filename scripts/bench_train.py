@@ -99,12 +99,13 @@ def plain_loop(args, cfg, images: torch.Tensor, warmup: int = 5) -> float:
     opt_g = instantiate(cfg.optimizer.generator)(g.parameters())
     opt_d = instantiate(cfg.optimizer.discriminator)(d.parameters())
     z = lambda: torch.randn(bs, cfg.model.latent_dim, device=dev)  # noqa: E731
-    order, pos = torch.randperm(len(images)), 0
+    # The order where the images are: indexing device images needs no host copy per batch.
+    order, pos = torch.randperm(len(images), device=images.device), 0
 
     def real_batch():
         nonlocal order, pos
         if pos + bs > len(order):  # drop_last, new epoch
-            order, pos = torch.randperm(len(images)), 0
+            order, pos = torch.randperm(len(images), device=images.device), 0
         pos += bs
         return to_unit_range(images[order[pos - bs:pos]]).to(dev, non_blocking=True)
 
@@ -168,12 +169,12 @@ def plain_loop_stylegan2(args, cfg, images: torch.Tensor, warmup: int = 3) -> fl
     opt_d = lazy_regularized_adam(d.parameters(), opt.lr, list(opt.betas), opt.eps,
                                   task.d_reg_interval)
     pl_mean = torch.zeros([], device=dev)
-    order, pos, batch_idx = torch.randperm(len(images)), 0, 0
+    order, pos, batch_idx = torch.randperm(len(images), device=images.device), 0, 0
 
     def real_batch():
         nonlocal order, pos
         if pos + bs > len(order):
-            order, pos = torch.randperm(len(images)), 0
+            order, pos = torch.randperm(len(images), device=images.device), 0
         pos += bs
         x = to_unit_range(images[order[pos - bs:pos]])
         x = F.interpolate(x, (size, size), mode="bilinear", antialias=True, align_corners=False)

@@ -24,6 +24,16 @@ def test_every_private_api_still_exists():
     assert isinstance(torch.amp.GradScaler("cpu")._scale, (torch.Tensor, type(None)))
     if torch.backends.mkldnn.is_available():
         assert private_apis.onednn_ops() is not None
+    counters = private_apis.compile_counters()
+    assert all(counters[g][k] >= 0 for g, k in (("stats", "unique_graphs"), ("frames", "total"),
+                                                  ("inductor", "cudagraph_skips")))
+    assert private_apis.compile_seconds() >= 0
+    net = torch.nn.Linear(2, 2)
+    net.compile(backend="eager")
+    calls = []
+    private_apis.wrap_compiled_call(net, lambda call: lambda *a: calls.append(1) or call(*a))
+    net(torch.zeros(1, 2))
+    assert calls == [1]
 
 
 def test_the_checked_versions_are_named_and_installed_ones_differ_only_visibly():

@@ -14,7 +14,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from ganrun.runner import jobstatus, run_folder
-from ganrun.runner.acceleration import accelerate
+from ganrun.runner.acceleration import accelerate, set_fp32_math
 from ganrun.runner.allocator import keep_freed_memory
 from ganrun.runner.build import build_module, data_shape
 from ganrun.runner.checkpoints import run_state
@@ -81,14 +81,18 @@ def _train(cfg: DictConfig) -> tuple[float | None, str]:
     log.info("Networks: %s", ", ".join(
         f"{name} {sum(p.numel() for p in net.parameters()):,} parameters"
         for name, net in module.task.nets.items()))
-    accelerate(module, channels_last=cfg.trainer.channels_last, compile=cfg.trainer.compile,
-               cuda_graphs=cfg.trainer.cuda_graphs, backend=cfg.trainer.compile_backend,
-               cuda=trainer.strategy.root_device.type == "cuda",
-               drop_last=bool(getattr(datamodule, "drop_last", True)),
-               distributed=trainer.world_size > 1)
+    acceleration = accelerate(
+        module, channels_last=cfg.trainer.channels_last, compile=cfg.trainer.compile,
+        cuda_graphs=cfg.trainer.cuda_graphs, backend=cfg.trainer.compile_backend,
+        cuda=trainer.strategy.root_device.type == "cuda",
+        drop_last=bool(getattr(datamodule, "drop_last", True)), distributed=trainer.world_size > 1)
+    acceleration.math = set_fp32_math(cfg.trainer.tf32, cfg.trainer.cudnn_benchmark and
+                                      not cfg.trainer.deterministic)
     log.info("Run folder: %s", cfg.paths.output_dir)
     # weights_only: Lightning reads the file again; it must not unpickle code either.
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    if trainer.is_global_zero:
+        acceleration.write(cfg.paths.output_dir)  # what compiled, what fell back, fp32 math
     signum = stop_signal(trainer)
     if signum is not None:
         name = signal.Signals(signum).name
@@ -153,6 +157,8 @@ def build_trainer(cfg: DictConfig, start_iteration: int = 0) -> pl.Trainer:
         # The run length is counted in iterations by the module, not in optimizer steps.
         max_steps=-1, max_epochs=cfg.trainer.max_epochs or -1,
         deterministic=cfg.trainer.deterministic,
+        # cuDNN's autotuning picks other kernels run to run: not with deterministic=true.
+        benchmark=cfg.trainer.cudnn_benchmark and not cfg.trainer.deterministic,
         logger=build_logger(cfg, start_iteration),
         callbacks=callbacks,
         enable_progress_bar=any(isinstance(c, ProgressBar) for c in callbacks),

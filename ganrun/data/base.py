@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from ganrun.data.sampler import ResumableSampler
+from ganrun.data.sampler import DeviceBatches, ResumableSampler
 from ganrun.errors import UserError
 
 SPLITS = ("train", "test")
@@ -145,6 +145,9 @@ class GANDataModule(pl.LightningDataModule):
             self.dataset.images = self.dataset.images.to(device)
             self.dataset.labels = self.dataset.labels.to(device)
 
+    def single_process(self) -> bool:
+        return self.trainer is None or self.trainer.world_size == 1
+
     def train_dataloader(self) -> DataLoader:
         self.setup()  # lets scripts (e.g. FID) use the loader without a Trainer calling setup()
         if self.on_device:
@@ -158,11 +161,20 @@ class GANDataModule(pl.LightningDataModule):
             epoch, batches = epoch + 1, 0  # stopped on an epoch's last batch: Lightning moves on
         sampler.set_epoch(epoch)
         sampler.start_at(batches * self.batch_size)
+        # The loader's own generator: its base seed draw never moves the global RNG.
+        generator = torch.Generator().manual_seed(torch.initial_seed())
+        if self.on_device and batched and self.single_process():
+            # Index tensors on the device: no copy from host memory per batch. (Under DDP,
+            # Lightning shards the sampler of a plain DataLoader, which the path below keeps.)
+            return DataLoader(self.dataset, collate_fn=keep_batch, generator=generator,
+                              batch_sampler=DeviceBatches(sampler, self.batch_size,
+                                                          self.drop_last,
+                                                          self.dataset.images.device))
         return DataLoader(
             self.dataset,
             batch_size=self.batch_size,
             sampler=sampler,
-            generator=torch.Generator().manual_seed(torch.initial_seed()),
+            generator=generator,
             drop_last=self.drop_last,
             collate_fn=keep_batch if batched else None,
             num_workers=self.num_workers,

@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 import pytorch_lightning as pl
 import torch
+from torch.autograd.profiler import record_function
 
 from ganrun.runner.checkpoints import SECTION, RunState, run_state
 from ganrun.runner.divergence import DivergencePolicy, Stop
@@ -188,15 +189,19 @@ class Runner(pl.LightningModule):
                 self.divergence.handle(self, Event(1, self.iteration, name, 0.0, 1, largest))
 
     def run_phase(self, phase, optimizer, batch) -> None:
+        # Named regions for profilers (torch.profiler, Nsight through NVTX): "phase D: loss"...
         self.toggle_optimizer(optimizer)
         # The phase's forward passes move buffers (running statistics...): a skipped update
         # puts them back too.
         buffers = [b for b in self.task.nets.buffers() if b.is_floating_point()]
         saved = [b.detach().clone() for b in buffers]
-        loss, stats = self.task.phase_loss(phase, batch, self.step())
-        grad_norm, bad = self.update(optimizer, loss, self.task.player_parameters(phase.player),
-                                     f"loss/{phase.name.lower()}")
-        restore_unless(buffers, saved, bad)
+        with record_function(f"phase {phase.name}: loss"):
+            loss, stats = self.task.phase_loss(phase, batch, self.step())
+        with record_function(f"phase {phase.name}: update"):
+            grad_norm, bad = self.update(optimizer, loss,
+                                         self.task.player_parameters(phase.player),
+                                         f"loss/{phase.name.lower()}")
+            restore_unless(buffers, saved, bad)
         self.untoggle_optimizer(optimizer)
         self.counters[phase.name] += 1
         if phase.name == self.task.iteration_phase:

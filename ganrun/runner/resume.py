@@ -45,7 +45,9 @@ def checkpoint_to_resume(cfg: DictConfig) -> tuple[Path, dict] | tuple[None, Non
 # Everything else (model, loss, task, batch size, image size, regularizers, EMA, n_critic, the
 # optimizer's class, the seed) decides what the weights, optimizer states and data order mean.
 CHANGEABLE = ("trainer.max_steps", "trainer.max_epochs", "trainer.deterministic",
-              "trainer.compile", "trainer.channels_last", "trainer.keep_freed_memory",
+              "trainer.compile", "trainer.compile_backend", "trainer.cuda_graphs",
+              "trainer.cudnn_benchmark", "trainer.tf32", "trainer.channels_last",
+              "trainer.keep_freed_memory",
               "optimizer", "scheduler", "divergence", "callbacks", "metrics", "logger",
               "hardware", "paths", "dataset.root", "dataset.download", "dataset.num_workers",
               "dataset.on_device", "ckpt_path", "resume", "optimized_metric", "hparams_search")

@@ -90,6 +90,12 @@ class Task(nn.Module):
     def prepare(self, datamodule) -> None:
         """Called before training with the data: e.g. to take fixed test inputs from it."""
 
+    def compile_units(self) -> dict[str, nn.Module]:
+        """The modules ``trainer.compile`` and ``trainer.cuda_graphs`` compile, by name: the
+        ones the phases call. By default each network of ``nets``; a task that calls parts of
+        a network (StyleGAN2: the generator's mapping and synthesis) names those parts."""
+        return dict(self.nets.items())
+
     def player_parameters(self, player: str):
         return [p for name in self.players()[player] for p in self.nets[name].parameters()]
 
@@ -102,6 +108,17 @@ class Task(nn.Module):
         wrapping the networks it samples or translates with (the EMA copy where there is one),
         not copies: the metrics during training read it."""
         raise NotImplementedError
+
+
+def graph_safe(output: torch.Tensor) -> torch.Tensor:
+    """A network output that the phase reads after a later network call: a copy of its own.
+
+    Under ``trainer.cuda_graphs`` a compiled network writes its outputs into memory that the
+    next step of inductor's CUDA graph tree reuses, and a new step starts at any compiled call
+    that no pending backward holds back (after a no-grad call, or once a backward ran): a
+    generator's no-grad fakes are overwritten by the discriminator's first call on reals.
+    Copying costs one device copy of the tensor; the copy keeps autograd's history."""
+    return output.clone()
 
 
 def batch_size(batch) -> int:

@@ -17,7 +17,7 @@ from ganrun.errors import UserError
 from ganrun.training.image_pool import ImagePool
 from ganrun.inference.model import Translator, eval_mode
 from ganrun.training.losses import GANLoss
-from ganrun.tasks.base import Phase, Step, Task
+from ganrun.tasks.base import Phase, Step, Task, graph_safe
 from ganrun.tasks.options import build_net, check_model, refuse, takes
 
 GENERATORS = {"AtoB": "G_AB", "BtoA": "G_BA"}
@@ -79,8 +79,9 @@ class CycleGAN(Task):
         real_a, real_b = batch.real_a, batch.real_b
         G_AB, G_BA, D_A, D_B = (self.nets[k] for k in ("G_AB", "G_BA", "D_A", "D_B"))
         fake_b, fake_a = G_AB(real_a), G_BA(real_b)
-        # D's update of this batch judges these fakes, made before G's step (as the reference).
-        batch.fakes = (fake_a.detach(), fake_b.detach())
+        # D's update of this batch judges these fakes, made before G's step (as the reference);
+        # copies, as D's calls come after G's backward.
+        batch.fakes = (graph_safe(fake_a.detach()), graph_safe(fake_b.detach()))
         terms = {
             "loss/g_ab": self.loss.g_loss(D_B(fake_b).float()),
             "loss/g_ba": self.loss.g_loss(D_A(fake_a).float()),
@@ -115,10 +116,12 @@ class CycleGAN(Task):
         """Rows: real A, G_AB(A), G_BA(G_AB(A)), real B, G_BA(B), G_AB(G_BA(B)), from fixed
         test images (grayscale shown as RGB when the other domain is RGB)."""
         translator = self.inference()
+        # Copies: each row is read after later calls of the (maybe compiled) generators.
+        translate = lambda x, direction="AtoB": graph_safe(  # noqa: E731
+            translator.translate(x, direction))
         a, b = self.fixed_a[:nrow], self.fixed_b[:nrow]
-        fake_b, fake_a = translator.translate(a), translator.translate(b, "BtoA")
-        rows = [a, fake_b, translator.translate(fake_b, "BtoA"), b, fake_a,
-                translator.translate(fake_a)]
+        fake_b, fake_a = translate(a), translate(b, "BtoA")
+        rows = [a, fake_b, translate(fake_b, "BtoA"), b, fake_a, translate(fake_a)]
         channels = max(a.shape[1], b.shape[1])
         return torch.cat([row.expand(-1, channels, -1, -1) for row in rows])
 

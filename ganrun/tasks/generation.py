@@ -16,7 +16,7 @@ from ganrun.inference.model import Sampler
 from ganrun.training.losses import GANLoss
 from ganrun.nets.conditioning import split_output
 from ganrun.training.regularizers import Regularizer, after_d_step, d_penalties
-from ganrun.tasks.base import Phase, Step, Task
+from ganrun.tasks.base import Phase, Step, Task, graph_safe
 from ganrun.tasks.options import build_net, check_model, conditioning, regularizers, takes
 
 
@@ -69,7 +69,8 @@ class Generation(Task):
 
     def discriminator_loss(self, real, labels, d_updates: int):
         with torch.no_grad():
-            fake = self.generator(self.sample_z(len(real)), labels)
+            # Read after D's call on the reals (and by the penalties).
+            fake = graph_safe(self.generator(self.sample_z(len(real)), labels))
         real, fake = self.augment(real), self.augment(fake)
         real_out, real_classes = self.discriminate(real, labels)
         fake_out, fake_classes = self.discriminate(fake, labels)

@@ -25,12 +25,12 @@ import torch
 from hydra.utils import get_object
 from torch import nn
 
-from ganrun.training.regularizers import twice_differentiable
+from ganrun.training.regularizers import fp32_twice_differentiable
 from ganrun.errors import UserError
 from ganrun.inference.latents import seeded_latents
 from ganrun.inference.model import SampleOptions, Sampler, eval_mode, key
 from ganrun.nets.stylegan2 import NOISE_MODES
-from ganrun.tasks.base import Phase, Step
+from ganrun.tasks.base import Phase, Step, graph_safe
 from ganrun.tasks.generation import Generation
 from ganrun.tasks.options import build_net, check_model, conditioning, takes
 
@@ -67,6 +67,11 @@ class StyleGAN2(Generation):
             phases.append(Phase("D_reg", "D", interval=self.d_reg_interval))
         return phases
 
+    def compile_units(self):
+        # The phases call the generator's two parts, never its forward.
+        return {"G.mapping": self.generator.mapping, "G.synthesis": self.generator.synthesis,
+                "D": self.discriminator}
+
     def phase_loss(self, phase, batch, step: Step):
         real, labels = batch
         labels = labels if self.num_classes else None
@@ -93,7 +98,7 @@ class StyleGAN2(Generation):
         computed (a few small layers) and chosen per layer with a mask, so the host never
         waits for the draw."""
         mapping = self.generator.mapping
-        ws = mapping(z, labels)
+        ws = graph_safe(mapping(z, labels))  # read after the second latent's mapping
         if self.style_mixing_prob > 0:
             cutoff = torch.randint(1, ws.shape[1], (), device=ws.device)
             mix = torch.rand((), device=ws.device) < self.style_mixing_prob
@@ -116,6 +121,7 @@ class StyleGAN2(Generation):
     def discriminator_loss(self, real, labels, d_updates: int):
         with torch.no_grad():
             fake, _ = self.run_generator(self.sample_z(len(real)), labels)
+            fake = graph_safe(fake)  # read after D's call on the reals
         real_out = self.discriminate(self.augment(real), labels)[0]
         fake_out = self.discriminate(self.augment(fake), labels)[0]
         loss = self.loss.d_loss(real_out, fake_out)
@@ -126,9 +132,10 @@ class StyleGAN2(Generation):
                       "d/acc_fake": (fake_out <= self.loss.threshold).float().mean()}
 
     def path_length_loss(self, z, labels, interval: int):
-        """``interval * pl_weight * mean((|J^T y| - pl_mean)^2)``; updates ``pl_mean``."""
+        """``interval * pl_weight * mean((|J^T y| - pl_mean)^2)``; updates ``pl_mean``. In
+        fp32 whatever the run's precision: the penalty differentiates the generator's output."""
         n = max(1, len(z) // self.pl_batch_shrink)
-        with twice_differentiable():
+        with fp32_twice_differentiable(z.device.type):
             fake, ws = self.run_generator(z[:n], None if labels is None else labels[:n])
             noise = torch.randn_like(fake) / math.sqrt(fake.shape[2] * fake.shape[3])
             (grads,) = torch.autograd.grad((fake * noise).sum(), ws, create_graph=True)
@@ -142,9 +149,9 @@ class StyleGAN2(Generation):
         return loss, {"reg/pl_penalty": penalty.detach().mean(), "reg/pl_mean": pl_mean.detach()}
 
     def r1_loss(self, real, labels, interval: int):
-        """``interval * r1_gamma / 2 * mean(|grad_x D(x)|^2)`` on the real images."""
+        """``interval * r1_gamma / 2 * mean(|grad_x D(x)|^2)`` on the real images, in fp32."""
         real = real.detach().float().requires_grad_(True)
-        with twice_differentiable():
+        with fp32_twice_differentiable(real.device.type):
             out = self.discriminate(self.augment(real), labels)[0]
             (grads,) = torch.autograd.grad(out.sum(), real, create_graph=True)
         penalty = grads.square().sum([1, 2, 3])
@@ -205,7 +212,8 @@ class StyleSampler(Sampler):
         cutoff = None if options is None else options.truncation_cutoff
         with eval_mode(self.generator):
             labels = None if labels is None else labels.to(self.device)
-            return self.generator.mapping(z.to(self.device), labels, psi, cutoff)
+            # A copy: read after later network calls (a compiled, unaveraged G in training).
+            return graph_safe(self.generator.mapping(z.to(self.device), labels, psi, cutoff))
 
     def synthesize(self, ws, options=None) -> torch.Tensor:
         noise_mode = getattr(options, "noise_mode", None) or "const"

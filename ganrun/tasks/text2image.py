@@ -32,12 +32,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganrun.training.regularizers import twice_differentiable
+from ganrun.training.regularizers import fp32_twice_differentiable
 from ganrun.data.captions import encode, grid_with_captions
 from ganrun.errors import UserError
 from ganrun.inference.latents import seeded_latents
 from ganrun.inference.model import SampleOptions, Sampler, eval_mode, key
-from ganrun.tasks.base import Phase, Step, Task
+from ganrun.tasks.base import Phase, Step, Task, graph_safe
 from ganrun.tasks.options import build_net, check_model, refuse, takes
 
 log = logging.getLogger("ganrun")
@@ -94,7 +94,7 @@ class Text2Image(Task):
         if phase.name == "E":
             return self.encoder_loss(batch)
         with torch.no_grad():  # the encoder is frozen once the GAN trains
-            text = self.embed(batch).float()
+            text = graph_safe(self.embed(batch).float())  # read after G's and D's calls
         if phase.name == "D":
             return self.discriminator_loss(batch["image"], text)
         return self.generator_loss(batch["image"], text)
@@ -113,7 +113,7 @@ class Text2Image(Task):
 
     def discriminator_loss(self, real, text):
         with torch.no_grad():
-            fake = self.nets["G"](self.sample_z(len(real)), text)
+            fake = graph_safe(self.nets["G"](self.sample_z(len(real)), text))  # after D(real)
         D = self.nets["D"]
         real_out, fake_out = D(real, text).float(), D(fake, text).float()
         stats = {"d/real": real_out.detach().mean(), "d/fake": fake_out.detach().mean()}
@@ -134,7 +134,7 @@ class Text2Image(Task):
         the sentence vector together."""
         real = real.detach().float().requires_grad_(True)
         text = text.detach().float().requires_grad_(True)
-        with torch.autocast(device_type=real.device.type, enabled=False), twice_differentiable():
+        with fp32_twice_differentiable(real.device.type):
             out = self.nets["D"](real, text)
             grads = torch.autograd.grad(out.sum(), (real, text), create_graph=True)
         norm = torch.sqrt(sum(g.flatten(1).square().sum(1) for g in grads))

@@ -13,6 +13,7 @@ whose backward Lightning scales under ``16-mixed`` like any other term (the fp32
 PyTorch's AMP gradient-penalty notes, not the scaled-output one).
 """
 
+import contextlib
 import math
 
 import torch
@@ -53,17 +54,21 @@ def check_penalty(name: str, key: str, strength: float, interval: int) -> None:
                         f"evaluated every interval-th D update), got {interval!r}.")
 
 
-def twice_differentiable():
-    """A context whose network calls run eagerly: the graphs of ``trainer.compile`` and
-    ``trainer.cuda_graphs`` have no double backward, which every penalty on a gradient needs."""
-    return torch.compiler.set_stance("force_eager")
+@contextlib.contextmanager
+def fp32_twice_differentiable(device_type: str):
+    """A context for a penalty on a gradient: autocast off (fp32, see above) and network calls
+    run eagerly (the graphs of ``trainer.compile`` and ``trainer.cuda_graphs`` have no double
+    backward, which every penalty on a gradient needs)."""
+    with torch.autocast(device_type=device_type, enabled=False), \
+            torch.compiler.set_stance("force_eager"):
+        yield
 
 
 def input_gradient(discriminator: nn.Module, x: torch.Tensor,
                    labels: torch.Tensor | None) -> torch.Tensor:
     """d sum(D(x)) / dx per sample, flattened to (N, -1), in fp32 and differentiable."""
     x = x.detach().float().requires_grad_(True)
-    with torch.autocast(device_type=x.device.type, enabled=False), twice_differentiable():
+    with fp32_twice_differentiable(x.device.type):
         out = split_output(discriminator(x, labels))[0].float()
         (grad,) = torch.autograd.grad(out.sum(), x, create_graph=True)
     return grad.flatten(1)

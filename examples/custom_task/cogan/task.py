@@ -19,7 +19,7 @@ from torch import nn
 
 from ganrun.errors import UserError
 from ganrun.inference.model import SampleOptions, Sampler, key
-from ganrun.tasks.base import Phase, Step, Task
+from ganrun.tasks.base import Phase, Step, Task, graph_safe
 from ganrun.tasks.options import build_net, check_model, refuse
 
 TRANSFORMS = {"invert": lambda x: -x, "flip": lambda x: x.flip(-1)}
@@ -59,7 +59,7 @@ class CoGAN(Task):
         D = self.nets["D"]
         if phase.name == "D":
             with torch.no_grad():
-                fake = self.nets["G"](z)
+                fake = graph_safe(self.nets["G"](z))  # read after D's calls (CUDA graphs)
             terms = {f"loss/d_{name}": self.loss.d_loss(D(real, k).float(), D(fake[:, k], k).float())
                      for k, (name, real) in enumerate((("a", real_a), ("b", real_b)))}
             loss = sum(terms.values())
