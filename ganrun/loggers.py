@@ -113,6 +113,8 @@ class CSV(CSVLogger):
     its restart, as TensorBoard does."""
 
     def __init__(self, save_dir: str, resumed_at: int = 0, **kwargs):
+        check_writable(Path(save_dir) / "csv", "logger=csv: the folder",
+                       "Give logger.csv.save_dir a folder you can write.")
         super().__init__(save_dir, name="csv", version="", **kwargs)
         kept = _rows_up_to(Path(self.log_dir) / "metrics.csv", resumed_at)
         if kept:
@@ -166,12 +168,13 @@ def check_writable(path: Path, what: str, fix: str) -> None:
     """A ``UserError`` naming ``path`` when a tracker could not write there."""
     import os
 
-    folder = path if path.is_dir() else path.parent
-    target = path if path.exists() else folder
-    while not target.exists():
+    target = path
+    while not target.exists() and target != target.parent:
         target = target.parent
-    if not os.access(target, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise UserError(f"{what} {path} cannot be written (check its permissions). {fix}")
+    in_the_way = target != path and not target.is_dir()  # a file where a folder must be
+    if in_the_way or not os.access(target, os.W_OK):
+        why = f"{target} is a file, not a folder" if in_the_way else "check its permissions"
+        raise UserError(f"{what} {path} cannot be written ({why}). {fix}")
 
 
 def answers(url: str, timeout: float = 3.0) -> str | None:

@@ -373,7 +373,7 @@ TRAIN_NUMBERS = [
     ("image_size_beyond_memory", "dataset.image_size=4096", "memory"),
     ("latent_dim_beyond_memory", "model.latent_dim=1000000000", "memory"),
     ("betas_above_one", "optimizer.generator.betas=[2,0.999]", "beta"),
-    ("betas_nan", "optimizer.discriminator.betas=[.nan,0.999]", "beta"),
+    ("betas_nan", "optimizer.discriminator.betas=[nan,0.999]", "beta"),
     ("workers_absurd", "dataset.num_workers=1000000", "dataset.num_workers"),
     ("r1_gamma_negative", "regularizer=r1 regularizers.r1.gamma=-10", "gamma"),
     ("r1_interval_zero", "regularizer=r1 regularizers.r1.interval=0", "interval"),
@@ -384,7 +384,7 @@ TRAIN_NUMBERS = [
     ("num_samples_a_word", "metrics=fid metrics.num_samples=many", "num_samples"),
     ("lr_factor_negative", "divergence=rollback divergence.lr_factor=-1", "lr_factor"),
     ("lr_factor_zero", "divergence=rollback divergence.lr_factor=0", "lr_factor"),
-    ("lr_factor_nan", "divergence=rollback divergence.lr_factor=.nan", "lr_factor"),
+    ("lr_factor_nan", "divergence=rollback divergence.lr_factor=nan", "lr_factor"),
     ("max_weight_zero", "divergence=skip divergence.max_weight=0", "max_weight"),
 ]
 

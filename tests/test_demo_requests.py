@@ -172,3 +172,13 @@ def test_a_host_that_is_no_address_is_named(models):
     result = run_cli("demo", f"ckpt={models['cgan']}", "host=no-such-host.invalid",
                      cwd=models["cgan"].parent)
     assert result.code == 2 and "host=no-such-host.invalid is not an address" in result.text
+
+
+def test_an_export_with_a_word_for_its_iteration_still_serves(models, served, tmp_path):
+    export = tmp_path / "export"
+    shutil.copytree(models["cgan"], export)
+    config = json.loads((export / "config.json").read_text())
+    config["iteration"] = "many"
+    (export / "config.json").write_text(json.dumps(config))
+    page = served(export)
+    assert page.client.predict(seed=0, images=2, api_name="/generate")

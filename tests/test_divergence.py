@@ -68,3 +68,50 @@ def test_one_diverging_job_does_not_stop_a_sweep(tmp_path, mnist_root):
     assert "sweep finished: 1 of 2 jobs succeeded" in proc.stderr
     assert "job 0 failed" in proc.stderr and "Traceback" not in proc.stderr
     assert (tmp_path / "sweep" / "1" / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_skip_restores_the_buffers_and_a_run_that_cannot_recover_is_not_finished(
+        tmp_path, mnist_root):
+    """lr=1e30: the first D update makes NaN; every later one would too. Skipping keeps D's
+    batch-norm statistics finite (the skipped forward passes moved them), and a run whose
+    updates are all skipped stops as diverged, never "finished"."""
+    from badinput import run_cli
+    from ganrun.runner import jobstatus
+
+    run = tmp_path / "run"
+    result = run_cli("train", *TINY, "dataset=mnist", f"dataset.root={mnist_root}",
+                     "divergence=skip", "divergence.max_skipped_in_a_row=6",
+                     "divergence.max_weight=1e38", "optimizer.lr=1e30", "trainer.max_steps=50",
+                     "callbacks.scalars.every_n_iterations=1",
+                     "callbacks.checkpoint.last_every_n_iterations=1", f"hydra.run.dir={run}",
+                     cwd=tmp_path)
+    assert result.code == 2 and "cannot recover, so it stopped as diverged" in result.text
+    assert jobstatus.read(run)["status"] == "failed"
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ckpt["ganrun"]["iteration"] < 50
+    for key, value in ckpt["state_dict"].items():
+        if value.is_floating_point():
+            assert torch.isfinite(value).all(), key  # running_mean/var included
+
+
+def test_weights_grown_past_the_bound_are_a_divergence(tmp_path, mnist_root):
+    """A huge learning rate that stays finite (lr=1e6 with weight clipping off) blows the
+    weights up: stop names it at the next read of the run's health."""
+    from badinput import run_cli
+
+    run = tmp_path / "run"
+    result = run_cli("train", *TINY, "dataset=mnist", f"dataset.root={mnist_root}",
+                     "optimizer.lr=1e6", "divergence.max_weight=1e4", "trainer.max_steps=20",
+                     "callbacks.scalars.every_n_iterations=1", f"hydra.run.dir={run}",
+                     cwd=tmp_path)
+    assert result.code == 2 and "the weights of" in result.text and "grew to" in result.text
+
+
+def test_rollback_refuses_a_factor_outside_zero_one(tmp_path, mnist_root):
+    from badinput import run_cli
+
+    for factor in ("-1", "0", "1", "nan"):
+        result = run_cli("train", *TINY, "dataset=mnist", f"dataset.root={mnist_root}",
+                         "divergence=rollback", f"divergence.lr_factor={factor}",
+                         "hydra.run.dir=run", cwd=tmp_path)
+        assert result.code == 2 and "lr_factor must be between 0 and 1" in result.text, factor

@@ -2,9 +2,11 @@
 MLflow (a real tracking server on 127.0.0.1, and local stores) and Weights & Biases (offline
 run files); a resumed run continues its tracker's run."""
 
+import contextlib
 import csv
 import json
 import os
+import signal
 import socket
 import struct
 import subprocess
@@ -42,15 +44,21 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def mlflow_server(tmp_path):
-    """``mlflow server`` on 127.0.0.1 with a SQLite backend and its own artifact folder."""
+def mlflow_server(mlflow_process):
+    return mlflow_process[0]
+
+
+@pytest.fixture
+def mlflow_process(tmp_path):
+    """``mlflow server`` on 127.0.0.1 with a SQLite backend and its own artifact folder:
+    (its address, its process)."""
     port = free_port()
     log = (tmp_path / "mlflow-server.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
          "--workers", "1", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
          "--artifacts-destination", str(tmp_path / "server-artifacts")],
-        stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
+        stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, start_new_session=True)
     uri = f"http://127.0.0.1:{port}"
     deadline = time.time() + 180
     while True:
@@ -64,9 +72,12 @@ def mlflow_server(tmp_path):
             proc.kill()
             raise AssertionError((tmp_path / "mlflow-server.log").read_text()[-3000:])
         time.sleep(0.5)
-    yield uri
-    proc.terminate()
-    proc.wait(30)
+    yield uri, proc
+    if proc.poll() is None:
+        proc.terminate()
+        proc.wait(30)
+    with contextlib.suppress(ProcessLookupError):  # its workers, when the test killed it
+        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def mlflow_run(uri: str):
@@ -92,6 +103,56 @@ def check_mlflow(client, run, folder: Path) -> None:
     images = [a.path for a in client.list_artifacts(run.info.run_id, "images")]
     steps = sorted({int(p.split("+step+")[1].split("+")[0]) for p in images if p.endswith(".png")})
     assert steps == image_steps(folder) and run.info.status == "FINISHED"
+
+
+def test_an_mlflow_server_killed_mid_run_loses_no_iteration(tmp_path, mnist_root,
+                                                             mlflow_process):
+    """The server dies at iteration 4 of 12: training goes on at full speed, says so once,
+    saves its last checkpoint at 12, keeps every point in csv/metrics.csv, and ends 0."""
+    uri, server = mlflow_process
+    started = time.monotonic()
+    tests = str(Path(__file__).parent)
+    proc = run_ganrun("train", *TINY, "dataset=mnist", f"dataset.root={mnist_root}",
+                      "trainer.max_steps=12", "callbacks.scalars.every_n_iterations=1",
+                      "hydra.run.dir=run", "logger=mlflow", f"logger.mlflow.tracking_uri={uri}",
+                      "+logger.mlflow.flush_seconds=2",
+                      "+callbacks.kill._target_=trackerkill.KillAt",
+                      f"+callbacks.kill.pid={server.pid}", "+callbacks.kill.at=4", cwd=tmp_path,
+                      env={**QUIET, "PYTHONPATH": os.pathsep.join(
+                          [tests, os.environ.get("PYTHONPATH", "")])})
+    assert server.poll() is not None  # it did die, with its workers
+    assert time.monotonic() - started < 120
+    out = proc.stdout + proc.stderr
+    assert out.count("logger=mlflow failed") == 1 and "Training goes on" in out
+    assert "could not be delivered" in out and "Traceback" not in out
+    import torch
+
+    last = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["ganrun"]["iteration"] == 12
+    with (tmp_path / "run" / "csv" / "metrics.csv").open() as f:
+        steps = {int(float(row["step"])) for row in csv.DictReader(f) if row.get("loss/g")}
+    assert steps == set(range(1, 13))
+
+
+def test_an_mlflow_server_down_at_start_is_one_line_in_seconds(tmp_path, mnist_root):
+    started = time.monotonic()
+    result = run_cli("train", *TINY, "dataset=mnist", f"dataset.root={mnist_root}",
+                     "logger=mlflow", f"logger.mlflow.tracking_uri=http://127.0.0.1:{free_port()}",
+                     "hydra.run.dir=run", cwd=tmp_path, env=QUIET)
+    assert result.code == 2 and time.monotonic() - started < 60
+    assert "no MLflow tracking server answers at http://127.0.0.1" in result.text
+    assert "Traceback" not in result.stderr and not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("logger", ["mlflow", "csv"])
+def test_a_tracker_store_that_cannot_be_written_is_named(logger, tmp_path, mnist_root):
+    (tmp_path / "blocked").write_text("a file where a folder must be")
+    where = ([f"logger.mlflow.tracking_uri=sqlite:///{tmp_path / 'blocked' / 'mlflow.db'}"]
+             if logger == "mlflow" else [f"logger.csv.save_dir={tmp_path / 'blocked'}"])
+    result = run_cli("train", *TINY, "dataset=mnist", f"dataset.root={mnist_root}",
+                     f"logger={logger}", *where, "hydra.run.dir=run", cwd=tmp_path, env=QUIET)
+    assert result.code == 2 and "Traceback" not in result.stderr
+    assert "cannot be written" in result.text and "blocked is a file" in result.text
 
 
 def test_mlflow_server_gets_the_run_and_its_resumption(tmp_path, mnist_root, mlflow_server):
