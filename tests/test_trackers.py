@@ -251,3 +251,15 @@ def test_missing_tracker_package_is_one_paragraph(tmp_path, mnist_root, monkeypa
     assert result.code == 2 and "Traceback" not in result.text
     assert f"logger={logger} needs the {package} package, which is not installed" in result.text
     assert f"pip install 'ganrun[{logger}]'" in result.text
+
+
+def test_an_unreachable_wandb_server_logs_offline_and_says_so(tmp_path, mnist_root):
+    started = time.monotonic()
+    result = run_cli("train", *TINY, "dataset=mnist", f"dataset.root={mnist_root}",
+                     "logger=wandb", "trainer.max_steps=2", "hydra.run.dir=run", cwd=tmp_path,
+                     env={**QUIET, "WANDB_BASE_URL": f"http://127.0.0.1:{free_port()}",
+                          "WANDB_API_KEY": "x" * 40, "WANDB_MODE": ""})
+    assert result.code == 0, result.text[-2000:]
+    assert time.monotonic() - started < 90
+    assert "does not answer" in result.text and "logged offline" in result.text
+    assert list((tmp_path / "run" / "wandb").glob("offline-run-*"))
