@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from rich.console import Console
+
+from ganrun import stopping
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 
@@ -84,6 +86,7 @@ class Tracker:
         return self.done / max(time.perf_counter() - self.start, 1e-9)
 
     def advance(self, n: int = 1) -> None:
+        stopping.check()  # a stop signal during training: give up this step at once
         self.done += n
         self.batches += 1
         if self.batches == 1:
@@ -141,7 +144,7 @@ class Silent:
     """A step too small to report (``total < min_total``)."""
 
     def advance(self, n: int = 1) -> None:
-        pass
+        stopping.check()
 
 
 @contextmanager

@@ -2,16 +2,18 @@
 whose jobs fail, with each launcher. Like the in-process battery (tests/badinput.py): the exit
 code, no traceback, the message, and nothing changed outside the run and output folders."""
 
+import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
 
 from badinput import TINY_GEN, Sandbox
-from conftest import run_ganrun, wait_for_iteration
+from conftest import TINY, run_ganrun, wait_for_iteration
 from fakedata import write_mnist
 
 
@@ -163,3 +165,33 @@ def test_concurrent_evaluations_compute_the_real_features_once(tmp_path, mnist, 
         assert proc.returncode == 0, stderr[-3000:]
     assert sum("Real features: computed" in text for text in outputs) == 1, outputs
     assert sum("Real features: cache hit" in text for text in outputs) == 1, outputs
+
+
+@pytest.mark.parametrize("signals", [1, 2], ids=["one_signal", "two_signals"])
+def test_a_signal_during_a_metrics_pass_stops_it_and_saves(signals, tmp_path, mnist_root):
+    """Ctrl-C while the in-training metrics pass runs: acknowledged at once, the pass given up
+    at its next batch, the checkpoint saved, exit 130; a second Ctrl-C still saves."""
+    run, marker = tmp_path / "run", tmp_path / "started"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent),
+                                                        os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ganrun", "train", *TINY, "dataset=mnist",
+         f"dataset.root={mnist_root}", "trainer.max_steps=8", "metrics.every_n_iterations=4",
+         "+metrics.evaluate.slow._target_=slowmetric.Slow", f"+metrics.evaluate.slow.marker={marker}",
+         "callbacks.checkpoint.last_every_n_iterations=100", f"hydra.run.dir={run}"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.time() + 180
+    while not marker.exists():
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()
+        time.sleep(0.1)
+    for _ in range(signals):
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.05)
+    started = time.monotonic()
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-3000:]
+    assert time.monotonic() - started < 30  # 600 batches of 0.1 s were left: given up
+    assert "SIGINT received: stopping" in err and "Traceback" not in err
+    assert "given up for the stop signal" in out + err
+    state = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert state["ganrun"]["iteration"] == 4 and not state["ganrun"]["metrics"]

@@ -107,3 +107,11 @@ def test_the_grid_writes_each_rows_caption(trained):
     assert image_steps(trained) == [1, 2]
     grid = Image.open(trained / "samples" / "step_0000002.png")
     assert grid.size[0] > grid.size[1] * 2  # a caption column before the images
+
+
+def test_eval_of_a_text_model_with_the_default_metrics(trained, tmp_path, with_torch_home):
+    """The default FID works on a caption data set's batches (dicts, not (images, labels))."""
+    result = run_cli("eval", f"ckpt={trained / 'checkpoints' / 'last.ckpt'}", "num_samples=8",
+                     "metrics.real_samples=8", cwd=tmp_path)
+    assert result.code == 0, result.text[-3000:]
+    assert "fid" in json.loads(result.stdout.strip().splitlines()[-1])

@@ -10,6 +10,7 @@ import logging
 
 import torch
 
+from ganrun import stopping
 from ganrun.callbacks.base import IterationCallback
 from ganrun.loggers import log_grid
 from ganrun.metrics.base import Metric
@@ -47,18 +48,33 @@ class MetricsCallback(IterationCallback):
                 if hasattr(metric, "check"):
                     metric.check(trainer.datamodule)
 
+    def on_train_start(self, trainer, pl_module):
+        # A resumed run whose checkpoint holds this iteration's metrics does not measure them
+        # again at its end.
+        if pl_module.metrics_now and self.metrics:
+            self.evaluated_at = pl_module.iteration
+
     def on_iteration_end(self, trainer, pl_module, batch):
+        pl_module.metrics_now = {}  # a new iteration: the last evaluation is of an older one
         it = pl_module.iteration
         if self.metrics and self.every_n_iterations and it % self.every_n_iterations == 0:
             self.run(trainer, pl_module)
 
     def on_train_end(self, trainer, pl_module):
-        if self.metrics and self.evaluated_at != pl_module.iteration:
+        if self.metrics and self.evaluated_at != pl_module.iteration and \
+                not stopping.requested():
             self.run(trainer, pl_module)
 
     def run(self, trainer, pl_module) -> None:
-        values = self.compute(trainer, pl_module) if trainer.is_global_zero else None
+        try:
+            values = self.compute(trainer, pl_module) if trainer.is_global_zero else None
+        except stopping.StopRequested:
+            values = None
         values = trainer.strategy.broadcast(values, src=0)
+        if values is None:  # a stop signal arrived during the pass: nothing is recorded
+            log.info("The evaluation at iteration %d was given up for the stop signal; a "
+                     "resumed run measures it.", pl_module.iteration)
+            return
         images = {name: v for name, v in values.items() if isinstance(v, torch.Tensor)}
         values = {name: v for name, v in values.items() if name not in images}
         tags = {f"metrics/{name}": value for name, value in values.items()}
@@ -70,6 +86,7 @@ class MetricsCallback(IterationCallback):
         for logger in trainer.loggers:
             logger.save()
         trainer.callback_metrics.update({tag: torch.tensor(v) for tag, v in tags.items()})
+        pl_module.metrics_now = {tag: float(v) for tag, v in tags.items()}  # in checkpoints
         self.log_values(pl_module.iteration, values)
         self.evaluated_at = pl_module.iteration
 

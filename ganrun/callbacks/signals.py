@@ -1,10 +1,12 @@
 """Stopping cleanly on SIGTERM/SIGINT/SIGUSR1: checkpoint at the current iteration, then exit."""
 
 import signal
+import sys
 from contextlib import contextmanager
 
 import pytorch_lightning as pl
 
+from ganrun import stopping
 from ganrun.callbacks.base import IterationCallback
 from ganrun.callbacks.checkpoint import IterationCheckpoint
 from ganrun.private_apis import take_over_sigterm
@@ -45,14 +47,18 @@ class GracefulStop(IterationCallback):
     close the logs, and records the signal so that ``ganrun train`` exits non-zero.
 
     SIGTERM is what schedulers and ``kill`` send, SIGINT is Ctrl-C, and SIGUSR1 is SLURM's
-    pre-emption warning (``--signal=USR1@90``). A second signal stops at once.
+    pre-emption warning (``--signal=USR1@90``). The signal is acknowledged at once; a metrics
+    pass under way gives up at its next batch (``ganrun.stopping``). A second signal still
+    saves; a third stops at once, without a checkpoint.
     """
 
     def __init__(self):
         self.received: int | None = None
+        self.repeats = 0
         self._previous: dict = {}
 
     def on_train_start(self, trainer, pl_module):
+        stopping.clear()
         # Installed after Lightning's own handlers, which only stop between batches and save
         # nothing.
         for signum in STOP_SIGNALS:
@@ -63,9 +69,19 @@ class GracefulStop(IterationCallback):
             trainer.should_stop = True
 
     def _handle(self, signum, frame):
-        if self.received is not None:
-            raise KeyboardInterrupt(f"second {signal.Signals(signum).name}: stopping now")
-        self.received = signum
+        name = signal.Signals(signum).name
+        if self.received is None:
+            self.received = signum
+            stopping.request(signum)  # a metrics pass under way gives up at its next batch
+            print(f"ganrun train: {name} received: stopping; the checkpoint is saved first "
+                  "(a second signal does not lose it; a third quits at once).",
+                  file=sys.stderr, flush=True)
+            return
+        self.repeats += 1
+        if self.repeats >= 2:
+            raise KeyboardInterrupt(f"third {name}: stopping now, without a checkpoint")
+        print(f"ganrun train: {name} again: still stopping, saving the checkpoint (a third "
+              "signal quits at once, without it).", file=sys.stderr, flush=True)
 
     def on_iteration_end(self, trainer, pl_module, batch):
         requested = trainer.strategy.reduce_boolean_decision(self.received is not None, all=False)
@@ -78,6 +94,7 @@ class GracefulStop(IterationCallback):
         trainer.should_stop = True
 
     def teardown(self, trainer, pl_module, stage):
+        stopping.clear()
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
         self._previous.clear()

@@ -68,12 +68,9 @@ def _train(cfg: DictConfig) -> tuple[float | None, str]:
     if state:
         start = state.iteration
         if cfg.trainer.max_steps and start >= cfg.trainer.max_steps:
-            # Otherwise Lightning would run one more batch: the module stops after an update.
-            log.info("The run at %s already reached iteration %d (trainer.max_steps=%d): "
-                     "nothing to train. To train longer: ganrun train resume=true "
-                     "hydra.run.dir=%s trainer.max_steps=<more>", ckpt_path, start,
-                     cfg.trainer.max_steps, cfg.paths.output_dir)
-            return None, "finished"
+            done = finished_run(cfg, state, ckpt_path)
+            if done is not None:
+                return done
         datamodule.resume_at(**state.data_position)
         log.info("Resuming from %s at iteration %d", ckpt_path, start)
     print(f"Building the trainer ({describe_hardware(cfg)})", file=sys.stderr, flush=True)
@@ -101,13 +98,43 @@ def _train(cfg: DictConfig) -> tuple[float | None, str]:
                   file=sys.stderr, flush=True)
         else:
             print(f"ganrun train: stopped by {name} at iteration {module.iteration}; "
-                  f"checkpoint saved. Continue with: ganrun train resume=true "
-                  f"hydra.run.dir={cfg.paths.output_dir}", file=sys.stderr, flush=True)
+                  f"checkpoint saved. {how_to_continue(cfg.paths.output_dir)}",
+                  file=sys.stderr, flush=True)
         sys.exit(128 + signum)
     early = next((c for c in trainer.callbacks if getattr(c, "stopped", None)), None)
     if trainer.is_global_zero and module.iteration > start:
         log.info("Training finished: %s", early.stopped if early else module.stop_reason())
     return objective(trainer, module, cfg.optimized_metric), early.status if early else "finished"
+
+
+def how_to_continue(folder) -> str:
+    """A trial of a study continues with its study's command; a run on its own with resume."""
+    from pathlib import Path
+
+    from ganrun.study import TRIAL_FILE
+
+    if (Path(folder) / TRIAL_FILE).is_file():
+        return ("It is a trial of a study: run the same `ganrun tune` command again to "
+                "continue the study (it resumes this trial).")
+    return f"Continue with: ganrun train resume=true hydra.run.dir={folder}"
+
+
+def finished_run(cfg: DictConfig, state, ckpt_path) -> tuple[float | None, str] | None:
+    """A run resumed at its end: its result as its checkpoint recorded it, or None when the
+    metrics its config asks for were not measured at that iteration (a stop during the last
+    evaluation): then training is resumed to evaluate them, and updates nothing."""
+    key = cfg.optimized_metric
+    wanted = bool(cfg.metrics.get("evaluate")) and key and key.startswith("metrics/")
+    if wanted and key not in state.metrics:
+        log.info("The run at %s reached iteration %d (trainer.max_steps=%d), but its last "
+                 "evaluation was not finished: measuring it now.", ckpt_path, state.iteration,
+                 cfg.trainer.max_steps)
+        return None
+    log.info("The run at %s already reached iteration %d (trainer.max_steps=%d): nothing to "
+             "train. To train longer: ganrun train resume=true hydra.run.dir=%s "
+             "trainer.max_steps=<more>", ckpt_path, state.iteration, cfg.trainer.max_steps,
+             cfg.paths.output_dir)
+    return state.metrics.get(key), "finished"
 
 
 def describe_hardware(cfg: DictConfig) -> str:

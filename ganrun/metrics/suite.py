@@ -70,7 +70,11 @@ class InceptionMetrics(GeneratorMetric):
 
     def check(self, data: GANDataModule) -> tuple[GANDataModule, int]:
         """The real split's data module and image count; a UserError if a score cannot work
-        with the sample counts (called before training, so that a run does not fail later)."""
+        with the sample counts, or the Inception's weights cannot be had (called before
+        training, so that a run does not fail later)."""
+        from ganrun.metrics.weights import ensure_weights
+
+        ensure_weights()
         if self.real_stats:
             self.statistics()
             check_counts(self.scores, self.num_samples, self.num_samples, self.real_stats)
@@ -162,8 +166,8 @@ class InceptionMetrics(GeneratorMetric):
         batched = hasattr(data.dataset, "__getitems__")
         loader = DataLoader(subset, batch_size=self.batch_size, shuffle=False,
                             collate_fn=keep_batch if batched else None)
-        for images, _ in loader:
-            yield images
+        for batch in loader:
+            yield images_of(batch)
 
     @staticmethod
     def cache_key(data: GANDataModule, n: int) -> dict:
@@ -172,6 +176,14 @@ class InceptionMetrics(GeneratorMetric):
                 "image_size": data.image_size, "channels": data.channels, "num_real": n,
                 "subset": "randperm seed 0", "network": NETWORK, "weights": weights_digest(),
                 "resize": RESIZE}
+
+
+def images_of(batch) -> torch.Tensor:
+    """The images of a data set's batch, whatever else it carries: ``(images, labels)``, or a
+    dict such as a captioned batch's (``image``, ``tokens``, ...)."""
+    if isinstance(batch, dict):
+        return batch["image"]
+    return batch[0] if isinstance(batch, (list, tuple)) else batch
 
 
 def fids_against(real: torch.Tensor, fakes: dict[str, torch.Tensor], batch_size: int = 100,

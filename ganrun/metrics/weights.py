@@ -51,6 +51,27 @@ def damaged_weights_error(err: BaseException) -> UserError:
         f"install it with `ganrun fid-weights`. {NVIDIA_HINT}")
 
 
+def ensure_weights(timeout: float = 20.0) -> Path:
+    """The weights file, downloaded now if it is missing (a run that needs it learns at start-up,
+    not at its first evaluation, that it cannot be had)."""
+    import shutil
+    import tempfile
+    import urllib.request
+
+    path = weights_path()
+    if path.is_file():
+        return path
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with urllib.request.urlopen(WEIGHTS_URL, timeout=timeout) as answer, \
+                tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as out:
+            shutil.copyfileobj(answer, out)
+        os.replace(out.name, path)
+    except Exception as err:  # no network, a proxy, a full disk
+        raise missing_weights_error(err) from None
+    return path
+
+
 def fidelity_skeleton() -> torch.nn.Module:
     """torch-fidelity's Inception with its own (uninitialised) layout, without loading weights."""
     from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3

@@ -38,6 +38,9 @@ class RunState:
     choices: dict = field(default_factory=dict)   # the config groups' options
     data_position: dict = field(default_factory=lambda: {"epoch": 0, "batches": 0})
     rng: dict | None = None              # every random generator's state (ganrun.runner.rng)
+    # The metrics evaluated at this checkpoint's iteration ({"metrics/fid": 26.1}), so that a
+    # run stopped right after its last evaluation keeps its result.
+    metrics: dict = field(default_factory=dict)
     format: int = FORMAT
 
     def to_dict(self) -> dict:
@@ -130,7 +133,11 @@ def run_state(checkpoint: dict, source: str | Path = "The checkpoint") -> RunSta
     if not isinstance(values["config"].get("model"), dict):
         raise _bad_field(source, "config.model", "is missing")
     values["config"] = moved_targets(values["config"])
-    return RunState(**values, rng=section.get("rng"), format=FORMAT)
+    metrics = section.get("metrics")
+    metrics = {str(k): float(v) for k, v in metrics.items()
+               if isinstance(v, (int, float)) and not isinstance(v, bool)} \
+        if isinstance(metrics, dict) else {}
+    return RunState(**values, rng=section.get("rng"), metrics=metrics, format=FORMAT)
 
 
 # Classes ganrun moved since a checkpoint could have been written: old name -> new name.

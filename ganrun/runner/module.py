@@ -83,6 +83,7 @@ class Runner(pl.LightningModule):
         self._restored_rng: dict | None = None
         self._first_batch = True
         self.health = Health()
+        self.metrics_now: dict[str, float] = {}  # the metrics evaluated at this iteration
         self.total_iterations = max_iterations  # with max_epochs: see planned_iterations()
         self.check_every = 50  # iterations between reads of the finite checks: the log cadence
 
@@ -154,6 +155,10 @@ class Runner(pl.LightningModule):
         self._first_batch = False
 
     def training_step(self, batch, batch_idx):
+        if self.max_iterations and self.iteration >= self.max_iterations:
+            # A run resumed at its end (to evaluate what it had not): no update.
+            self.trainer.should_stop = True
+            return
         self._count_batch()
         self.counters["batches"] += 1
         self.apply_schedule()
@@ -263,7 +268,8 @@ class Runner(pl.LightningModule):
         checkpoint[SECTION] = RunState(
             config=self.config, data_shape=self.data_shape, iteration=self.iteration,
             counters=dict(self.counters), lr_scale=dict(self.lr_scale), choices=self.choices,
-            data_position=dict(self.data_position), rng=rng_states()).to_dict()
+            data_position=dict(self.data_position), rng=rng_states(),
+            metrics=dict(self.metrics_now)).to_dict()
         canonical_loop_state(checkpoint.get("loops", {}), **self.data_position,
                              batches_per_epoch=self.trainer.num_training_batches)
 
@@ -274,3 +280,4 @@ class Runner(pl.LightningModule):
         self.lr_scale.update(state.lr_scale)
         self.data_position = dict(state.data_position)
         self._restored_rng = state.rng
+        self.metrics_now = dict(state.metrics)
