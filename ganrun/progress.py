@@ -57,8 +57,9 @@ def duration(seconds: float) -> str:
 
 class Tracker:
     def __init__(self, description: str, total: int, unit: str, hint: str | None,
-                 every_percent: float, stream):
+                 every_percent: float, stream, then: tuple[int, str] = (0, "")):
         self.description, self.total, self.unit, self.hint = description, total, unit, hint
+        self.then, self.then_what = then  # units of a step of the same kind that follows
         self.every = max(every_percent, 1e-9)
         self.stream = stream
         self.done = self.batches = 0
@@ -107,13 +108,14 @@ class Tracker:
         far, naming the knob that shortens it."""
         steady = (self.done - self.first_batch_done) / max(
             time.perf_counter() - self.first_batch_end, 1e-9)
-        left = (self.total - self.done) / max(steady, 1e-9)
+        left = (self.total - self.done + self.then) / max(steady, 1e-9)
         if left < LONG_SECONDS or self.estimated:
             return
         self.estimated = True
         hint = f"; to shorten it: {self.hint}" if self.hint else ""
+        after = f" and then {self.then} {self.then_what}" if self.then else ""
         self.say(f"{self.description}: about {duration(left)} more for {self.total} "
-                 f"{self.unit} at {steady:.1f} {self.unit}/s{hint}")
+                 f"{self.unit}{after} at {steady:.1f} {self.unit}/s{hint}")
 
     def line(self) -> None:
         elapsed = time.perf_counter() - self.start
@@ -149,13 +151,15 @@ class Silent:
 
 @contextmanager
 def track(description: str, total: int, unit: str = "img", hint: str | None = None,
-          every_percent: float = 10, stream=None, min_total: int = 0) -> Iterator[Tracker]:
+          every_percent: float = 10, stream=None, min_total: int = 0,
+          then: tuple[int, str] = (0, "")) -> Iterator[Tracker]:
     """A progress display for ``total`` units of work (see the module's docstring); ``hint``
     names what shortens the step, for the estimate line; nothing below ``min_total`` units."""
     if total < min_total:
         yield Silent()
         return
-    tracker = Tracker(description, total, unit, hint, every_percent, stream or sys.stderr)
+    tracker = Tracker(description, total, unit, hint, every_percent, stream or sys.stderr,
+                      then)
     tracker.open()
     try:
         yield tracker

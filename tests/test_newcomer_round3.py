@@ -71,7 +71,7 @@ def test_a_metric_that_cannot_run_fails_at_start_up(mnist, tmp_path):
 
 
 def test_a_study_trial_stopped_says_to_run_tune_again(mnist, tmp_path):
-    from ganrun.commands.train import how_to_continue
+    from ganrun.runner.training import how_to_continue
 
     (tmp_path / "trial.json").write_text("{}")
     assert "run the same `ganrun tune` command again" in how_to_continue(tmp_path)

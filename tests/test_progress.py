@@ -39,19 +39,22 @@ def test_estimate_line_when_the_measured_rate_makes_the_pass_long(
 
     monkeypatch.setattr("ganrun.metrics.suite.weights_digest", lambda: "stub")
     monkeypatch.setattr(progress, "LONG_SECONDS", long_seconds)
-    suite = InceptionMetrics({"fid": FID()}, num_samples=4, batch_size=2,
+    suite = InceptionMetrics({"fid": FID()}, num_samples=8, batch_size=2,
                              cache_dir=str(tmp_path))
     suite._network = SlowNetwork()
     suite.evaluate(generate, MNIST(root=str(mnist_root), download=False, batch_size=4))
     err = capsys.readouterr().err
     estimate = [line for line in err.splitlines() if line.startswith("Real features: about")]
+    whole = [line for line in err.splitlines() if line.startswith("Fake features: about")]
     if expected:
         (line,) = estimate
         assert "more for 16 img at" in line and "metrics.real_samples=N" in line
+        # the first pass's estimate counts the real pass that follows it
+        assert "and then 16 real images not cached yet" in whole[0]
     else:
-        assert not estimate
+        assert not estimate and not whole
     assert "Real features: 16/16 img (100%)" in err  # and the periodic lines
-    assert "Fake features: 4/4 img (100%)" in err
+    assert "Fake features: 8/8 img (100%)" in err
 
 
 def test_training_in_a_log_prints_progress_lines_and_where_the_run_is(tmp_path, mnist_root):

@@ -115,3 +115,15 @@ def test_eval_of_a_text_model_with_the_default_metrics(trained, tmp_path, with_t
                      "metrics.real_samples=8", cwd=tmp_path)
     assert result.code == 0, result.text[-3000:]
     assert "fid" in json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_the_text_encoder_batches_have_their_own_progress(tmp_path):
+    root = tmp_path
+    write_caption_folder(root / "captions", split_folders=True)
+    args = [a for a in TINY if not a.startswith("task.encoder_batches")]
+    result = run_cli("train", *args, "task.encoder_batches=6", f"dataset.root={root / 'captions'}",
+                     f"hydra.run.dir={root / 'run'}", cwd=root)
+    assert result.code == 0, result.text[-2000:]
+    assert "The first 6 batches are Text encoder (task.encoder_batches); trainer.max_steps " \
+           "counts the iterations after them." in result.text
+    assert "Text encoder (task.encoder_batches): 6/6 batch (100%)" in result.text

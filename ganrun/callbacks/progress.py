@@ -14,7 +14,8 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.text import Text
 
-from ganrun.progress import columns, duration, register_live
+from ganrun import stopping
+from ganrun.progress import columns, duration, register_live, track
 
 
 class _TrainingProgress(Progress):
@@ -42,6 +43,7 @@ class IterationProgressBar(ProgressBar):
         self._plain = False
         self._active = False  # plain lines are being printed for this run
         self._before = -1
+        self._warmup = None  # the warm-up's progress (None: not looked at yet; False: none)
 
     def disable(self) -> None:
         self._enabled = False
@@ -74,8 +76,36 @@ class IterationProgressBar(ProgressBar):
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         self._before = pl_module.iteration
+        if self._warmup is None and self._enabled and trainer.is_global_zero:
+            self._start_warmup(pl_module)
+
+    def _start_warmup(self, pl_module) -> None:
+        """The batches before the first iteration (a text encoder's training, a D warm-up)
+        get a row of their own: they can take long, and trainer.max_steps does not count them."""
+        task = pl_module.task
+        left = task.warmup_batches() - pl_module.counters["batches"]
+        self._warmup = False
+        if left <= 0:
+            return
+        print(f"The first {task.warmup_batches()} batches are {task.warmup_name}; "
+              "trainer.max_steps counts the iterations after them.", file=sys.stderr,
+              flush=True)
+        self._warmup_context = track(task.warmup_name, left, "batch")
+        self._warmup = self._warmup_context.__enter__()
+
+    def _advance_warmup(self, pl_module) -> None:
+        if not self._warmup:
+            return
+        try:
+            self._warmup.advance()
+        except stopping.StopRequested:  # a stop signal: the run stops after this batch
+            pass
+        if pl_module.counters["batches"] >= pl_module.task.warmup_batches():
+            self._warmup_context.__exit__(None, None, None)
+            self._warmup = False
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self._advance_warmup(pl_module)
         if self._progress is None and not self._active:
             return
         self._images += batch_size(batch)

@@ -17,12 +17,13 @@ import math
 import os
 import typing
 from dataclasses import dataclass, field
-from typing import Optional
-
-import torch
+from typing import TYPE_CHECKING, Optional
 
 from ganrun.commands.keyvalue import run_command
 from ganrun.errors import UserError
+
+if TYPE_CHECKING:  # imported where used: `ganrun demo --help` loads no torch
+    import torch
 
 PROG = "ganrun demo"
 

@@ -1,26 +1,31 @@
 """``ganrun eval``: metrics of a checkpoint, or between two folders of images, as JSON."""
 
+from __future__ import annotations
+
 import json
 import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
 from hydra.utils import instantiate, to_absolute_path
 from omegaconf import DictConfig
 
 from ganrun.config import config_dir, validate_eval
-from ganrun.metrics.sample_counts import few_samples_warning, fid_counts
-from ganrun.runner.devices import pick_device
 from ganrun.errors import UserError, user_error_behind
 from ganrun.private_apis import hydra_args_parser, run_hydra
-from ganrun.commands.hydra_app import check_command_line, quiet_library_noise
+from ganrun.commands.hydra_app import check_command_line, print_help, quiet_library_noise
+
+if TYPE_CHECKING:  # imported where used: `ganrun eval --help` loads no torch
+    import torch
 
 log = logging.getLogger("ganrun")
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
+    from ganrun.runner.devices import pick_device
+
     cfg = validate_eval(cfg)
     if bool(cfg.ckpt) == bool(cfg.real or cfg.fake) or bool(cfg.real) != bool(cfg.fake):
         raise UserError("Give either ckpt=PATH (a checkpoint of `ganrun train`) or both "
@@ -39,6 +44,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
 
 def counts_of(metrics: dict) -> dict[str, int]:
     """The image counts behind the FID, logged with a warning where they are too few."""
+    from ganrun.metrics.sample_counts import few_samples_warning, fid_counts
+
     counts = fid_counts(metrics)
     if counts:
         log.info("FID from %s generated and %s real images", counts["num_samples"],
@@ -53,6 +60,8 @@ def of_checkpoint(path: Path, metrics: dict, device: torch.device, seed: int,
                   trust: list[str], data_root: str | None = None) -> dict:
     """Metrics of a checkpoint or an export folder against its training data set's real
     images; also added to the checkpoint's metrics file (``ganrun.metrics.record``)."""
+    import torch
+
     from ganrun.inference.loading import load
 
     loaded = load(path, device, trust)
@@ -154,4 +163,6 @@ def main(argv: list[str]) -> None:
     parser.prog = "ganrun eval"
     args = parser.parse_intermixed_args(argv)
     check_command_line(parser.prog, args, "eval")
+    if args.help:
+        return print_help(args, "eval")
     run_hydra(args, parser, task, str(config_dir()), "eval")

@@ -12,9 +12,7 @@ from typing import Optional
 
 from ganrun.commands.keyvalue import run_command
 from ganrun.errors import UserError
-from ganrun.inference import imagefiles
-from ganrun.inference.exports import CONFIG, WEIGHTS
-from ganrun.inference.model_card import CARD, PICTURE
+from ganrun.inference.names import CARD, CONFIG, PICTURE, WEIGHTS
 
 PROG = "ganrun export"
 
@@ -49,6 +47,7 @@ class ExportConfig:
 
 def export(cfg: ExportConfig) -> Path:
     """Writes the export folder; returns its path."""
+    from ganrun.inference import imagefiles
     from ganrun.inference.exports import write_export
     from ganrun.inference.loading import load
     from ganrun.inference.model_card import write_card

@@ -2,16 +2,19 @@
 layout that pytorch-fid and TTUR share, to use later with ``real=FILE.npz`` /
 ``metrics.real_stats=FILE.npz`` instead of an Inception pass over the real images."""
 
+from __future__ import annotations
+
 import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
-
-import torch
+from typing import TYPE_CHECKING, Optional
 
 from ganrun.errors import UserError
 from ganrun.commands.keyvalue import parse
+
+if TYPE_CHECKING:
+    import torch
 
 PROG = "ganrun fid-stats"
 

@@ -15,14 +15,14 @@ the export lacks: it stays unavailable until the real file is downloaded."""
 
 
 def run(argv: list[str]) -> Path:
-    from ganrun.metrics.weights import convert, install, read_nvidia
-
     parser = argparse.ArgumentParser(prog="ganrun fid-weights", description=DESCRIPTION)
     parser.add_argument("--from", dest="source", required=True, type=Path, metavar="FILE",
                         help="NVIDIA's TorchScript Inception")
     parser.add_argument("--force", action="store_true",
                         help="replace an existing complete weights file")
     args = parser.parse_args(argv)
+    from ganrun.metrics.weights import convert, install, read_nvidia  # torch: after --help
+
     target = install(convert(read_nvidia(args.source)), force=args.force)
     print(f"Installed the FID Inception weights (without the Inception Score classifier) in "
           f"{target}")

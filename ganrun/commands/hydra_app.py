@@ -25,6 +25,44 @@ def quiet_library_noise() -> None:
         lambda record: not any(text in record.getMessage() for text in noise))
 
 
+def print_help(args, config_name: str) -> None:
+    """``--help``, as Hydra's template lays it out, without Hydra's listing of the config
+    groups (which copies the whole config repository once per group: seconds): the groups
+    and their options are read from the config folders themselves."""
+    import string
+
+    from hydra.core.hydra_config import HydraConfig
+
+    from ganrun.overrides import compose
+
+    cfg = compose(args.config_name or config_name, args.overrides, args.config_dir)
+    HydraConfig.instance().set_config(cfg)
+    groups = config_groups(args.config_dir)
+    listing = lambda hydra: "".join(  # noqa: E731 (one expression, used twice)
+        f"{group}: {', '.join(options)}\n" for group, options in groups.items()
+        if group.startswith("hydra") == hydra)
+    job = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
+    print(string.Template(cfg.hydra.help.template).substitute(
+        FLAGS_HELP="", HYDRA_CONFIG_GROUPS=listing(True), APP_CONFIG_GROUPS=listing(False),
+        CONFIG=OmegaConf.to_yaml(job, resolve=args.resolve)))
+
+
+def config_groups(user_dir: str | None) -> dict[str, list[str]]:
+    """Every config group (a folder of YAML options, nested ones as ``a/b``) of ganrun's
+    configs and of ``user_dir``, with its options."""
+    from pathlib import Path
+
+    from ganrun.config import config_dir
+
+    found: dict[str, set[str]] = {}
+    for root in [config_dir(), *([Path(user_dir)] if user_dir else [])]:
+        for option in root.rglob("*.yaml"):
+            group = option.parent.relative_to(root).as_posix()
+            if group != ".":
+                found.setdefault(group, set()).add(option.stem)
+    return {group: sorted(found[group]) for group in sorted(found)}
+
+
 def check_command_line(prog: str, args, config_name: str) -> DictConfig | None:
     """The composed config of the command line's (first) job, after ganrun's own checks of
     the overrides; exits 2 with one paragraph for a key the config does not have."""

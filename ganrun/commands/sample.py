@@ -7,19 +7,19 @@ own keys (class labels, truncation, StyleGAN2's style options, text...):
 ``ganrun sample ckpt=FILE --help`` lists them.
 """
 
+from __future__ import annotations
+
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
-
-import torch
+from typing import TYPE_CHECKING, Optional
 
 from ganrun.commands.keyvalue import parse
 from ganrun.errors import UserError
-from ganrun.inference import imagefiles
-from ganrun.inference.model import square_nrow
 from ganrun.progress import track
-from ganrun.runner.devices import pick_device
+
+if TYPE_CHECKING:
+    import torch
 
 PROG = "ganrun sample"
 MANY_FILES = 1000  # PNG files written with a progress display (fewer take a few seconds)
@@ -130,6 +130,7 @@ def sample(cfg, arguments: list[str]) -> list[str]:
     """Writes the samples that ``cfg`` (and the model's own keys in ``arguments``) ask for;
     returns the names of the files written."""
     from ganrun.inference.loading import load_sampler  # imports torch models: after the checks
+    from ganrun.runner.devices import pick_device
 
     check(cfg)
     sampler, _ = load_sampler(cfg.ckpt, pick_device(cfg.device), list(cfg.trust_targets))
@@ -189,6 +190,9 @@ def grid_images(sampler, num: int, seed: int, options, nrow: int | None = None,
                 batch_size: int = 256) -> tuple[str, torch.Tensor, int]:
     """(file name, images, images per row) of one grid: the model's own (style mixing), an
     interpolation (``num`` strips of ``steps``), or ``num`` samples (also ``ganrun demo``'s)."""
+    import torch
+
+    from ganrun.inference.model import square_nrow
     grid = sampler.special_grid(num, nrow, seed, options)
     if grid is not None and interpolate:
         raise UserError(CONFLICT)
@@ -202,6 +206,8 @@ def grid_images(sampler, num: int, seed: int, options, nrow: int | None = None,
 
 
 def write_pngs(sampler, cfg, out: Path, options) -> list[str]:
+    from ganrun.inference import imagefiles
+
     width = max(6, len(str(cfg.num - 1)))
     names = sampler.file_names(cfg.num, options) or \
         [f"sample_{i:0{width}d}.png" for i in range(cfg.num)]
@@ -221,6 +227,10 @@ def write_pngs(sampler, cfg, out: Path, options) -> list[str]:
 
 
 def write_npz(sampler, cfg, out: Path, options) -> list[str]:
+    import torch
+
+    from ganrun.inference import imagefiles
+
     imagefiles.prepare_folder(out, ["samples.npz"], cfg.overwrite)
     samples = torch.cat([images for _, images in sampler.samples(cfg.num, cfg.seed, options,
                                                                  cfg.batch_size)])
@@ -235,6 +245,8 @@ def write_npz(sampler, cfg, out: Path, options) -> list[str]:
 
 
 def write_grid(sampler, cfg, out: Path, images, name: str, nrow: int) -> list[str]:
+    from ganrun.inference import imagefiles
+
     imagefiles.check_png_channels(sampler.data_shape["channels"])
     imagefiles.prepare_folder(out, [name], cfg.overwrite)
     imagefiles.write_grid(out / name, imagefiles.to_uint8(images), nrow)

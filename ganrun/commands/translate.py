@@ -8,18 +8,18 @@ and relative path. An inpainting model takes a folder of masks (``mask=``, white
 draws its degradation's test masks (the centre box by default).
 """
 
+from __future__ import annotations
+
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-import numpy as np
-import torch
-import torch.nn.functional as F
-
-from ganrun.inference import imagefiles
 from ganrun.errors import UserError
 from ganrun.commands.keyvalue import run_command
+
+if TYPE_CHECKING:  # imported where used: `ganrun translate --help` loads no torch
+    import torch
 
 PROG = "ganrun translate"
 DIRECTIONS = ("AtoB", "BtoA")
@@ -88,6 +88,9 @@ def image_size(path: Path) -> tuple[int, int]:
 
 def read_image(path: Path, channels: int, max_pixels: int | None = None) -> torch.Tensor:
     """A [-1, 1] image (channels, H, W) in the source domain's channels."""
+    import numpy as np
+    import torch
+
     from ganrun.data.decode import open_image
 
     pixels = np.array(open_image(path, "L" if channels == 1 else "RGB", "The input folder",
@@ -106,6 +109,8 @@ def unreadable(path: Path, err: Exception) -> UserError:
 def translate_batch(translator, inputs: torch.Tensor, direction: str) -> torch.Tensor:
     """Inputs of any size: padded by reflection to the networks' multiple, translated, and
     the output (``scale`` times larger for super-resolution) cropped back."""
+    import torch.nn.functional as F
+
     height, width = inputs.shape[-2:]
     multiple, scale = translator.size_multiple, translator.scale
     pad_h, pad_w = -height % multiple, -width % multiple
@@ -134,6 +139,9 @@ def read_mask(folder: Path, name: Path, size: tuple[int, int]) -> torch.Tensor:
 
 def translate(cfg: TranslateConfig) -> list[Path]:
     """Writes the translated images; returns their paths relative to ``out``."""
+    import torch
+
+    from ganrun.inference import imagefiles
     from ganrun.inference.loading import load, refuse_kind
     from ganrun.metrics.folders import list_images
     from ganrun.runner.devices import pick_device

@@ -19,7 +19,7 @@ from torch import nn
 
 from ganrun.errors import UserError
 
-WEIGHTS, CONFIG = "model.safetensors", "config.json"
+from ganrun.inference.names import CONFIG, WEIGHTS  # noqa: E402 (re-exported)
 EXPORT_FORMAT = 2
 
 # Format 1's generators by the class their sampler needs (a fixed table of what format 1 held).

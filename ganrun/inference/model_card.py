@@ -18,8 +18,7 @@ from ganrun.files import write_text
 from ganrun.inference import imagefiles
 from ganrun.markdown import code_block, escape, inline_code, shell_word
 
-CARD = "README.md"
-PICTURE = "sample.png"
+from ganrun.inference.names import CARD, PICTURE  # noqa: E402 (re-exported)
 log = logging.getLogger("ganrun")
 
 # How each metric a ganrun evaluation records is named on the hub (``type``) and to a reader.

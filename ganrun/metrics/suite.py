@@ -74,7 +74,8 @@ class InceptionMetrics(GeneratorMetric):
         training, so that a run does not fail later)."""
         from ganrun.metrics.weights import ensure_weights
 
-        ensure_weights()
+        if getattr(self, "_network", None) is None:  # the Inception is still to be built
+            ensure_weights()
         if self.real_stats:
             self.statistics()
             check_counts(self.scores, self.num_samples, self.num_samples, self.real_stats)
@@ -90,9 +91,14 @@ class InceptionMetrics(GeneratorMetric):
     def evaluate(self, generate: Generate, data: GANDataModule) -> dict[str, float]:
         real_data, n_real = self.check(data)
         self.counts = {"num_samples": self.num_samples, "real_samples": n_real}
+        # The whole evaluation's cost is said before its first pass: the real pass that follows
+        # the fake one counts in the fake pass's estimate line.
+        pending = 0 if self.real_stats or self.cache.path(self.cache_key(real_data, n_real))\
+            .is_file() else n_real
         fake = self.extract((to_uint8(self.on_device(generate(n)))
                              for n in self.chunks(self.num_samples)),
-                            "Fake features", self.num_samples, GENERATED_HINT)
+                            "Fake features", self.num_samples, GENERATED_HINT,
+                            then=(pending, "real images not cached yet"))
         if self.real_stats:
             return self.score(self.statistics(), fake)
         real = self.real_features(real_data, n_real)
@@ -130,14 +136,15 @@ class InceptionMetrics(GeneratorMetric):
             yield min(self.batch_size, total - start)
 
     def extract(self, batches: Iterable[torch.Tensor], description: str | None = None,
-                total: int = 0, hint: str | None = None) -> Features:
+                total: int = 0, hint: str | None = None,
+                then: tuple[int, str] = (0, "")) -> Features:
         """Features of batches of uint8 RGB images, in one network pass each; with a
         ``description``, the pass shows its progress (``total`` images)."""
         if description is None:
             parts = [self.network(images.device)(images) for images in batches]
         else:
             parts = []
-            with track(description, total, "img", hint) as bar:
+            with track(description, total, "img", hint, then=then) as bar:
                 for images in batches:
                     parts.append(self.network(images.device)(images))
                     bar.advance(len(images))

@@ -7,7 +7,6 @@ from omegaconf import DictConfig, OmegaConf
 from ganrun.files import refuse_links
 from ganrun.study import check_trial_folder
 from ganrun.runner import recorded
-from ganrun.runner.checkpoints import read_checkpoint, run_state
 from ganrun.errors import UserError
 
 LAST = Path("checkpoints") / "last.ckpt"
@@ -34,6 +33,8 @@ def checkpoint_to_resume(cfg: DictConfig) -> tuple[Path, dict] | tuple[None, Non
                         "ckpt_path=<file>.")
     else:
         return None, None
+    from ganrun.runner.checkpoints import read_checkpoint
+
     checkpoint = read_checkpoint(path)
     check_resumable(path, checkpoint, cfg)
     return path, checkpoint
@@ -57,6 +58,8 @@ FIXED_INSIDE_CHANGEABLE = ("_target_",)  # an optimizer of another class cannot 
 def check_resumable(path: Path, checkpoint: dict, cfg: DictConfig) -> None:
     """A ``UserError`` listing the settings that differ from the checkpoint's run and that a
     resumed run cannot honour (see ``CHANGEABLE``)."""
+    from ganrun.runner.checkpoints import run_state
+
     saved = run_state(checkpoint, path).config
     now = OmegaConf.to_container(cfg, resolve=True)
     if now.get("seed") is None:

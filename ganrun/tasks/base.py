@@ -53,6 +53,9 @@ class Task(nn.Module):
     """
 
     iteration_phase = "G"
+    # What the batches before the first iteration do (a D warm-up, a text encoder's training),
+    # shown as their own progress row.
+    warmup_name = "Warm-up (D only)"
     nets: nn.ModuleDict
 
     def players(self) -> dict[str, list[str]]:
@@ -95,6 +98,11 @@ class Task(nn.Module):
         ones the phases call. By default each network of ``nets``; a task that calls parts of
         a network (StyleGAN2: the generator's mapping and synthesis) names those parts."""
         return dict(self.nets.items())
+
+    def warmup_batches(self) -> int:
+        """Batches before the iteration phase first runs (not counted by trainer.max_steps)."""
+        phase = next(p for p in self.phases() if p.name == self.iteration_phase)
+        return max(0, phase.start - 1)
 
     def player_parameters(self, player: str):
         return [p for name in self.players()[player] for p in self.nets[name].parameters()]

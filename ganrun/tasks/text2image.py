@@ -76,6 +76,8 @@ class Text2Image(Task):
                                      fused=True)
         return None
 
+    warmup_name = "Text encoder (task.encoder_batches)"
+
     def phases(self):
         after = self.encoder_batches + 1
         return [Phase("E", "E", stop=self.encoder_batches), Phase("D", "D", start=after),
