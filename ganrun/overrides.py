@@ -107,7 +107,9 @@ def _unknown_key(prog: str, key: str, given: str, cfg: DictConfig) -> str:
 def nearest_key(key: str, cfg: DictConfig) -> str | None:
     """A sibling spelled alike (``trainer.max_step`` -> ``trainer.max_steps``), else the
     shallowest key of the same name (``lr`` -> ``optimizer.lr``), else the nearest path."""
-    paths = list(_paths(OmegaConf.to_container(cfg, resolve=False)))
+    # Hydra's own settings are never a suggestion: `dataset.root` is not `hydra....root`.
+    paths = [p for p in _paths(OmegaConf.to_container(cfg, resolve=False))
+             if p != "hydra" and not p.startswith("hydra.")]
     parent, _, leaf = key.rpartition(".")
     sibling = closest(key, [p for p in paths if p.rpartition(".")[0] == parent])
     same_name = sorted((p for p in paths if p.rpartition(".")[2] == leaf),

@@ -76,3 +76,36 @@ def test_a_study_trial_stopped_says_to_run_tune_again(mnist, tmp_path):
     (tmp_path / "trial.json").write_text("{}")
     assert "run the same `ganrun tune` command again" in how_to_continue(tmp_path)
     assert "ganrun train resume=true" in how_to_continue(tmp_path / "other")
+
+
+def test_eval_points_to_data_root_never_to_a_hydra_key(tmp_path):
+    from badinput import Shared
+
+    shared = Shared(tmp_path / "shared")
+    export = shared.gen_export
+    result = run_cli("eval", f"ckpt={export}", "metrics=class_coverage", "num_samples=10",
+                     cwd=tmp_path)  # an export's data set is looked for in data/: absent here
+    assert result.code == 2 and "data_root=" in result.text, result.text[-1500:]
+    typo = run_cli("eval", f"ckpt={export}", "dataset.root=/somewhere", cwd=tmp_path)
+    assert typo.code == 2 and "hydra." not in typo.text and "data_root" in typo.text, typo.text
+
+
+def test_an_inpainting_card_keeps_the_baseline_apart_and_eval_updates_it(tmp_path):
+    import yaml
+
+    from badinput import Shared
+
+    shared = Shared(tmp_path / "shared")
+    export = tmp_path / "export"
+    assert run_cli("export", f"ckpt={shared.inpaint_ckpt}", f"out={export}", cwd=tmp_path).code == 0
+    assert "Not measured" in (export / "README.md").read_text()
+    result = run_cli("eval", f"ckpt={export}", "metrics=paired", "num_samples=4",
+                     "metrics.evaluate.paired.fid_samples=0", f"data_root={shared.mnist}",
+                     cwd=tmp_path)
+    assert result.code == 0, result.text[-2000:]
+    card = (export / "README.md").read_text()  # written again with the new metrics
+    header = yaml.safe_load(card.split("---")[1])
+    types = {m["type"] for m in header["model-index"][0]["results"][0]["metrics"]}
+    assert "psnr" in types and not any(t.endswith("_fill") for t in types)
+    assert "The non-learnt baseline (fill) on the same images" in card
+    assert "first test pairs of the data set" in card and "real images" not in card

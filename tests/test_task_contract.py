@@ -143,3 +143,43 @@ def test_the_user_task_needs_no_trust_to_train_but_its_files_do(trained, tmp_pat
     assert Image.open(tmp_path / "pairs" / "sample_000000.png").size == (56, 28)  # A | B
     state = torch.load(ckpt, weights_only=True)["ganrun"]
     assert state["config"]["task"]["_target_"] == "cogan.task.build"
+
+
+def code_blocks(card: str) -> dict[str, str]:
+    """The card's fenced blocks by the section they follow (## Training, ## Use)."""
+    import re
+
+    blocks = {}
+    for section, body in re.findall(r"## (\w+)\n(.*?)(?=\n## |\Z)", card, re.S):
+        found = re.search(r"^(`{3,})\n(.*?)\n\1$", body, re.S | re.M)
+        if found:
+            blocks[section] = found.group(2)
+    return blocks
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_the_model_cards_commands_run_as_written(task, trained, tmp_path, user_code):
+    """An export's card says how it was trained and how to use it: both commands run as
+    written (a user's own task: with its --config-dir and trust_targets), and the card has a
+    license and says how to get ganrun."""
+    import shlex
+
+    contract = CONTRACTS[task]
+    ckpt = trained(task) / "checkpoints" / "last.ckpt"
+    out = tmp_path / "export"
+    assert run_cli("export", f"ckpt={ckpt}", f"out={out}", *contract.trust,
+                   cwd=tmp_path).code == 0
+    card = (out / "README.md").read_text()
+    assert "license: other" in card and "Get ganrun" in card
+    blocks = code_blocks(card)
+    training = shlex.split(blocks["Training"])
+    assert training[:2] == ["ganrun", "train"]
+    assert ("--config-dir" in training) == contract.user_code
+    result = run_cli(*training[1:], f"hydra.run.dir={tmp_path / 'again'}", cwd=tmp_path)
+    assert result.code == 0, result.text[-2000:]
+    write_png(tmp_path / "in" / "a.png", (30, 22), (90, 90, 90))
+    command = blocks["Use"].splitlines()[0].replace("<this folder>", str(out)) \
+        .replace("<images>", "in").replace("<folder>", "translated")
+    used = shlex.split(command)
+    assert ("trust_targets=[cogan]" in used) == contract.user_code
+    assert run_cli(*used[1:], cwd=tmp_path).code == 0

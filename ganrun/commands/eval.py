@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -73,7 +74,8 @@ def of_checkpoint(path: Path, metrics: dict, device: torch.device, seed: int,
         metric.check_model(loaded.model)  # before any data is read
     data = instantiate(located(loaded.dataset, path, data_root))
     values = {}
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), \
+            data_root_advice():
         torch.manual_seed(seed)
         for metric in metrics.values():
             values.update(metric.evaluate_model(loaded.model, data))
@@ -81,7 +83,23 @@ def of_checkpoint(path: Path, metrics: dict, device: torch.device, seed: int,
     images = {name: values.pop(name) for name in list(values)
               if isinstance(values[name], torch.Tensor)}
     keep(path, values, images)
+    if path.is_dir():  # an export: its card shows the metrics now recorded
+        refresh_card(path, loaded.model)
     return values
+
+
+@contextlib.contextmanager
+def data_root_advice():
+    """A data set's own advice names ganrun train's key (dataset.root); ganrun eval's is
+    data_root."""
+    try:
+        yield
+    except UserError as err:
+        text = str(err).replace("Set dataset.root to", "Give data_root=<folder>:") \
+            .replace("set dataset.root", "give data_root=<folder>")
+        if "dataset.root" in text and "data_root" not in text:
+            text += " (With ganrun eval, the data set's folder is given as data_root=<folder>.)"
+        raise UserError(text) from None
 
 
 def located(dataset: dict, path: Path, data_root: str | None) -> dict:
@@ -120,6 +138,21 @@ def keep(path: Path, values: dict, images: dict) -> None:
     except OSError as err:
         log.warning("Could not keep the metrics in %s (%s); they are printed below only.",
                     file, err.strerror or err)
+
+
+def refresh_card(folder: Path, model) -> None:
+    """Writes an export's model card again with the metrics its folder records now."""
+    from ganrun.inference.model_card import write_card
+    from ganrun.inference.names import CONFIG
+    from ganrun.metrics.record import read_metrics
+
+    try:
+        info = json.loads((folder / CONFIG).read_text())
+        info["metrics"] = read_metrics(folder)
+        write_card(model, info, folder, None)
+        log.info("Updated the model card %s", folder / "README.md")
+    except (OSError, ValueError, UserError) as err:
+        log.warning("Could not update the model card in %s (%s).", folder, err)
 
 
 def of_folders(real: str, fake: str, metrics: dict) -> dict:

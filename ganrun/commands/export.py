@@ -29,6 +29,8 @@ keys:
   ckpt=FILE            checkpoint written by ganrun train (required)
   out=FOLDER           the export folder, created if needed (required)
   overwrite=false      replace an earlier export in `out` instead of refusing
+  license=other        the model card's license (a Hugging Face license id, e.g. mit,
+                       cc-by-4.0; "other" until its author chooses)
   trust_targets=[]     packages of your own whose classes the checkpoint may name, e.g.
                        trust_targets=[my_pkg] (docs/sharing.md: Files from others)
 
@@ -42,6 +44,7 @@ class ExportConfig:
     ckpt: Optional[str] = None
     out: Optional[str] = None
     overwrite: bool = False
+    license: str = "other"
     trust_targets: list[str] = field(default_factory=list)
 
 
@@ -50,18 +53,24 @@ def export(cfg: ExportConfig) -> Path:
     from ganrun.inference import imagefiles
     from ganrun.inference.exports import write_export
     from ganrun.inference.loading import load
-    from ganrun.inference.model_card import write_card
+    from ganrun import __version__
+    from ganrun.inference.model_card import training_command, write_card
 
     if not cfg.ckpt or not cfg.out:
         raise UserError(f"{PROG}: give both ckpt=<checkpoint file> and out=<folder>, e.g. "
                         "ckpt=outputs/<date>/<time>/checkpoints/last.ckpt out=exports/my_gan.")
     loaded = load(cfg.ckpt, "cpu", list(cfg.trust_targets))
+    folder = run_folder(Path(cfg.ckpt).expanduser())
+    # What the card says travels in config.json too, so that `ganrun eval` of the export can
+    # write the card again with its new metrics.
     info = {"choices": loaded.choices, "iteration": loaded.iteration, "seed": loaded.seed,
-            "dataset": loaded.dataset, "metrics": final_metrics(Path(cfg.ckpt))}
+            "dataset": loaded.dataset, "metrics": final_metrics(Path(cfg.ckpt)),
+            "training_command": training_command(folder), "license": cfg.license,
+            "ganrun_version": __version__}
     out = Path(cfg.out).expanduser()
     imagefiles.prepare_folder(out, [WEIGHTS, CONFIG, CARD, PICTURE], cfg.overwrite)
     write_export(loaded.model, info, out)
-    write_card(loaded.model, info, out, run_folder(Path(cfg.ckpt).expanduser()))
+    write_card(loaded.model, info, out, folder)
     return out
 
 

@@ -63,7 +63,8 @@ def values(args: list[str], schema: type, prog: str) -> dict:
     for arg in args:
         key, value = arg.split("=", 1)
         hint = hints.get(key)
-        options = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
+        union = typing.get_origin(hint) in (typing.Union, type(int | None))
+        options = [a for a in typing.get_args(hint) if a is not type(None)] if union else [hint]
         if options == [str]:
             found[key] = None if value in ("null", "~") and type(None) in \
                 typing.get_args(hint) else value

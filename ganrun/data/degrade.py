@@ -32,6 +32,7 @@ class Degradation:
     scale = 1
     has_mask = False
     name = ""
+    baseline_name: str | None = None  # the suffix of the baseline's metrics (psnr_<name>)
 
     def input_channels(self, channels: int) -> int:
         return channels
@@ -55,6 +56,7 @@ class Downscale(Degradation):
     the super-resolution pairs of SRGAN. The baseline is bicubic up-sampling."""
 
     name = "bicubic"
+    baseline_name = "bicubic"
 
     def __init__(self, factor: int = 4):
         check_int("factor", factor, 2)
@@ -116,6 +118,7 @@ class Mask(Degradation):
     fixed seed. The baseline fills the hole by diffusion from its border."""
 
     has_mask = True
+    baseline_name = "fill"
     MASK_MODES = ("random", "center")
 
     def __init__(self, train_masks: str = "random", test_masks: str = "center",

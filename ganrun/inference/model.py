@@ -50,6 +50,7 @@ class Inference(nn.Module):
     kind = "a trained model"        # for messages: "this checkpoint is {kind}"
     pipeline_tag = "other"          # what the Hugging Face hub calls it (the model card's)
     default_metrics = "fid"        # the `metrics=` option that fits it (ganrun eval's default)
+    baseline_names: tuple[str, ...] = ()  # metrics suffixed _<name> measure a baseline, not it
 
     def __init__(self, nets: dict[str, nn.Module], data_shape: dict, **settings):
         super().__init__()

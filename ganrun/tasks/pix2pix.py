@@ -202,6 +202,8 @@ class Pix2PixTranslator(Translator):
         self.degradation = instantiate(degrade) if degrade else None
         self.scale = self.degradation.scale if self.degradation else 1
         self.takes_mask = bool(self.degradation and self.degradation.has_mask)
+        name = getattr(self.degradation, "baseline_name", None)
+        self.baseline_names = (name,) if name else ()
         self.size_multiple = getattr(nets["G"], "size_multiple", 4)
         self.test_mode, self._input_channels = test_mode, input_channels
 
