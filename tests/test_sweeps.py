@@ -200,7 +200,8 @@ def test_on_device_data_serves_batches_on_the_trainer_device(mnist_root):
     from ganrun.data import MNIST
 
     data = MNIST(root=str(mnist_root), download=False, batch_size=8, on_device=True)
-    data.trainer = SimpleNamespace(strategy=SimpleNamespace(root_device=torch.device("meta")))
+    data.trainer = SimpleNamespace(strategy=SimpleNamespace(root_device=torch.device("meta")),
+                                   world_size=1)
     plain = MNIST(root=str(mnist_root), download=False, batch_size=8)
     images, labels = next(iter(data.train_dataloader()))
     assert images.device.type == "meta" and labels.device.type == "meta"
@@ -213,3 +214,20 @@ def test_on_device_data_serves_batches_on_the_trainer_device(mnist_root):
     assert torch.equal(next(iter(data.train_dataloader()))[0], next(iter(plain.train_dataloader()))[0])
     with pytest.raises(UserError, match="num_workers=0"):
         MNIST(root=str(mnist_root), on_device=True, num_workers=2)
+
+
+def test_report_of_a_sweep_logged_to_csv_reads_its_curves(tmp_path, mnist_root):
+    """logger=csv (and remote trackers, which keep csv/metrics.csv): FID and iterations in the
+    report, as with TensorBoard's events."""
+    from badinput import run_cli
+
+    result = run_cli("train", "-m", *TINY, "dataset=mnist", f"dataset.root={mnist_root}",
+                     "logger=csv", "trainer.max_steps=4", "callbacks.scalars.every_n_iterations=1",
+                     "metrics=modes", "metrics.every_n_iterations=2", "dataset=ring", "model=mlp",
+                     "hydra.sweep.dir=sweep", "optimizer.lr=1e-4,2e-4", cwd=tmp_path)
+    assert result.code == 0, result.text[-2000:]
+    table = report(tmp_path / "sweep")
+    assert not list((tmp_path / "sweep").glob("*/events.out.tfevents.*"))
+    rows = [line for line in table.splitlines() if line.startswith("| 0 |") or
+            line.startswith("| 1 |")]
+    assert len(rows) == 2 and all("| 4 |" in row for row in rows), table

@@ -20,9 +20,10 @@ RING = ["dataset=ring", "model=mlp", "hardware=cpu", "model.latent_dim=8",
         "dataset.batch_size=32", "model.generator.hidden=[32,32]",
         "model.discriminator.hidden=[32,32]", "callbacks.progress.refresh_every_n_iterations=50"]
 
-# Four trials on a grid: max_steps 8 or 40, a valid or an impossible learning rate. Evaluations
-# every 8 iterations (16 / 2); the pruner prunes any trial evaluated at iteration >= 10, so the
-# 40-iteration trial stops at 16, the 8-iteration one finishes, and the lr=-1 trials fail.
+# Four trials on a grid: max_steps 8 or 40, a valid or a diverging learning rate (an invalid
+# one is refused before the study starts). Evaluations every 8 iterations (16 / 2); the pruner
+# prunes any trial evaluated at iteration >= 10, so the 40-iteration trial stops at 16, the
+# 8-iteration one finishes, and the lr=1e30 trials diverge and fail.
 PRUNED_SEARCH = """# @package hparams_search
 metric: metrics/modes
 direction: maximize
@@ -31,12 +32,12 @@ evaluations: 2
 overrides: [metrics=modes, metrics.num_samples=50]
 sampler:
   _target_: optuna.samplers.GridSampler
-  search_space: {trainer.max_steps: [8, 40], optimizer.lr: [0.001, -1.0]}
+  search_space: {trainer.max_steps: [8, 40], optimizer.lr: [0.001, 1.0e30]}
   seed: 0
 pruner: {_target_: optuna.pruners.ThresholdPruner, lower: 1.0e9, n_warmup_steps: 10}
 params:
   trainer.max_steps: {choice: [8, 40]}
-  optimizer.lr: {choice: [0.001, -1.0]}
+  optimizer.lr: {choice: [0.001, 1.0e30]}
 """
 
 # Three trials of 400 iterations, long enough to be stopped in the middle; no metric needed.
@@ -71,10 +72,10 @@ def test_tune_prunes_fails_and_reports(tmp_path):
     study = studies.load(folder)
     by_params = {(t.params["trainer.max_steps"], t.params["optimizer.lr"]): t for t in study.trials}
     assert {k: t.state.name for k, t in by_params.items()} == {
-        (8, 0.001): "COMPLETE", (40, 0.001): "PRUNED", (8, -1.0): "FAIL", (40, -1.0): "FAIL"}
+        (8, 0.001): "COMPLETE", (40, 0.001): "PRUNED", (8, 1e30): "FAIL", (40, 1e30): "FAIL"}
     pruned = by_params[(40, 0.001)]
     assert sorted(pruned.intermediate_values) == [8, 16]  # stopped at its second evaluation
-    assert "learning rate must be positive" in by_params[(8, -1.0)].user_attrs["error"]
+    assert "Training diverged" in by_params[(8, 1e30)].user_attrs["error"]
     pruned_dir = folder / f"trial_{pruned.number}"
     assert json.loads((pruned_dir / "status.json").read_text())["status"] == "pruned"
     assert "Training finished: pruned by the study's ThresholdPruner at iteration 16" in \

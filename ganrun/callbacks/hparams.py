@@ -7,6 +7,8 @@ or swept, with their resolved values, and a short list of numeric settings (``se
 Internals such as ``_target_``, paths and callback settings would bury those among ~100 columns.
 """
 
+from pathlib import Path
+
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
@@ -71,9 +73,12 @@ def _option(option) -> str:
     return "none" if option is None else str(option)
 
 
-def swept_keys() -> set[str]:
+def swept_keys(given: list[str] | None = None) -> set[str]:
     """The keys a sweep varies: those given several values on its command line (loss=bce,hinge)
-    and the sweeper's own ``hydra.sweeper.params``."""
+    and the sweeper's own ``hydra.sweeper.params``; ``given`` (a study's searched keys, which
+    ``ganrun tune`` names for each trial) where known."""
+    if given:
+        return {key.lstrip("+~") for key in given}
     if not HydraConfig.initialized() or str(HydraConfig.get().mode) != "RunMode.MULTIRUN":
         return set()
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -90,20 +95,22 @@ def swept_keys() -> set[str]:
     return {key.lstrip("+~") for key in keys}
 
 
-def first_swept(overrides: list[str]) -> list[str]:
+def first_swept(overrides: list[str], given: list[str] | None = None) -> list[str]:
     """The overrides with those of swept keys first."""
-    swept = swept_keys()
+    swept = swept_keys(given)
     return sorted(overrides, key=lambda o: o.lstrip("+~").split("=")[0] not in swept)
 
 
-def trial_name(overrides: list[str]) -> str:
+def trial_name(overrides: list[str], given: list[str] | None = None) -> str:
     """What the HParams tab calls a run: in a sweep its job number and swept overrides, else its
     overrides; not the date/time path it cuts to a width where the runs of a sweep look alike."""
-    swept = swept_keys()
+    swept = swept_keys(given)
     compared = [o for o in overrides if not _not_compared(o.lstrip("+~").split("=")[0])]
     shown = [o for o in compared if o.lstrip("+~").split("=")[0] in swept] or compared
-    if swept:
+    if swept and not given:
         return f"job {HydraConfig.get().job.num}: {' '.join(shown)}"
+    if swept:  # a study's trial: its folder names it
+        return f"{Path(HydraConfig.get().runtime.output_dir).name}: {' '.join(shown)}"
     return " ".join(shown) or "defaults"
 
 
@@ -121,18 +128,20 @@ class HParams(pl.Callback):
     tags to compare, plus the ``hparam_metrics`` of other callbacks (e.g. ``metrics/fid``)."""
 
     def __init__(self, metrics: list[str], settings: list[str] | None = None,
-                 overrides: list[str] | None = None):
+                 overrides: list[str] | None = None, swept: list[str] | None = None):
         self.metrics = list(metrics)
         self.settings = list(settings or [])
         self.overrides = overrides  # None: the command line of the Hydra run
+        self.swept = list(swept or [])  # the keys a study searches (ganrun tune sets them)
 
     def on_fit_start(self, trainer, pl_module):
         if not trainer.is_global_zero:
             return
         overrides = first_swept(command_line() if self.overrides is None else
-                                list(self.overrides))
+                                list(self.overrides), self.swept)
         config = {**(pl_module.config or {}), "data": pl_module.data_shape or {}}
         params = record(config, pl_module.choices, self.settings, overrides)
         tags = self.metrics + [tag for callback in trainer.callbacks
                                for tag in getattr(callback, "hparam_metrics", [])]
-        log_run(trainer.loggers, params, tags, trial_name(overrides), trainer.default_root_dir)
+        log_run(trainer.loggers, params, tags, trial_name(overrides, self.swept),
+                trainer.default_root_dir)

@@ -54,12 +54,44 @@ def _job_order(job: Path) -> tuple:
 
 
 def scalars(job: Path) -> dict[str, list[tuple[int, float]]]:
-    """Every scalar curve of the job's TensorBoard events: tag -> [(iteration, value)]."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    """Every scalar curve of the job: tag -> [(iteration, value)], from its TensorBoard events,
+    else from ``csv/metrics.csv`` (logger=csv, and every run logged to a remote tracker)."""
+    if any(job.glob("events.out.tfevents.*")):
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    events = EventAccumulator(str(job), size_guidance={"scalars": 0})
-    events.Reload()
-    return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+        events = EventAccumulator(str(job), size_guidance={"scalars": 0})
+        events.Reload()
+        return {tag: [(e.step, e.value) for e in events.Scalars(tag)]
+                for tag in events.Tags()["scalars"]}
+    return csv_scalars(job / "csv" / "metrics.csv")
+
+
+def csv_scalars(path: Path) -> dict[str, list[tuple[int, float]]]:
+    """The curves of a CSV logger's file (a row per logged step, a column per tag)."""
+    curves: dict[str, list[tuple[int, float]]] = {}
+    if not path.is_file() or path.is_symlink():
+        return curves
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            for row in csv.DictReader(f):
+                step = _number(row.get("step"))
+                if step is None:
+                    continue
+                for tag, value in row.items():
+                    number = _number(value)
+                    if tag not in ("step", "epoch") and number is not None:
+                        curves.setdefault(tag, []).append((int(step), number))
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise UserError(f"{path} cannot be read ({err}): it is damaged. Remove it, or the job "
+                        "folder.") from None
+    return curves
+
+
+def _number(text) -> float | None:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return None
 
 
 def summarize(job: Path) -> dict:
@@ -283,7 +315,8 @@ def report(folder: Path) -> str:
 
 # What `ganrun tune` adds to every trial's command line: the same for all, not what the study
 # searched.
-TUNE_KEYS = ("optimized_metric", "metrics.every_n_iterations", "callbacks.pruning")
+TUNE_KEYS = ("optimized_metric", "metrics.every_n_iterations", "callbacks.pruning",
+             "callbacks.hparams.swept")
 
 
 def shown_override(override: str) -> str:

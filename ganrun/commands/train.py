@@ -36,7 +36,7 @@ def task(cfg: DictConfig) -> float | None:
         record("stopped" if exc.code else "finished")
         raise
     except Exception as exc:
-        record("failed", error=" ".join(str(exc).split())[:500])
+        record("failed", error=" ".join(str(exc).split())[:4000])  # the whole paragraph
         err = user_error_behind(exc)
         if err is None or os.environ.get("GANRUN_DEBUG") == "1":
             raise

@@ -198,6 +198,7 @@ class Tuner:
                 f"optimized_metric={self.plan.spec.metric}",
                 f"metrics.every_n_iterations={self.every}",
                 "resume=true" if resuming else "resume=null", f"hydra.run.dir={folder}",
+                f"callbacks.hparams.swept=[{','.join(self.plan.space)}]",
                 "+callbacks.pruning._target_=ganrun.callbacks.pruning.OptunaPruning",
                 "+callbacks.pruning.run_dir=${paths.output_dir}", *config_dir]
 

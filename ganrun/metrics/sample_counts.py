@@ -11,7 +11,7 @@ def few_samples_warning(counts: dict) -> str | None:
     known = [n for n in counts.values() if isinstance(n, int)]
     if not known or min(known) >= MIN_FID_SAMPLES:
         return None
-    return (f"Warning: FID from {counts['num_samples']} generated and {counts['real_samples']} "
+    return (f"FID from {counts['num_samples']} generated and {counts['real_samples']} "
             f"real images is strongly biased at that size (below {MIN_FID_SAMPLES:,}); compare "
             "it only with FIDs of the same counts, or raise num_samples and "
             "metrics.real_samples.")

@@ -96,9 +96,10 @@ def _train(cfg: DictConfig) -> tuple[float | None, str]:
             print(f"ganrun train: stopped by {name} before training started; nothing to save.",
                   file=sys.stderr, flush=True)
         else:
-            print(f"ganrun train: stopped by {name} at iteration {module.iteration}; "
-                  f"checkpoint saved. {how_to_continue(cfg.paths.output_dir)}",
-                  file=sys.stderr, flush=True)
+            message = (f"ganrun train: stopped by {name} at iteration {module.iteration}; "
+                       f"checkpoint saved. {how_to_continue(cfg.paths.output_dir)}")
+            print(message, file=sys.stderr, flush=True)
+            log.info("%s", message.removeprefix("ganrun train: "))  # train.log says it too
         sys.exit(128 + signum)
     early = next((c for c in trainer.callbacks if getattr(c, "stopped", None)), None)
     if trainer.is_global_zero and module.iteration > start:
