@@ -201,6 +201,25 @@ def test_r1_penalty_equals_the_hand_computed_value():
     assert loss.item() == pytest.approx(16 * 0.5 / 2 * 5.3125)
 
 
+@pytest.mark.parametrize("penalty", ["r1", "path_length"])
+def test_stylegan2_penalties_are_computed_in_fp32_under_bf16_autocast(penalty):
+    task = tiny_task(style_mixing_prob=0.0)
+    real, z = torch.randn(4, 3, 16, 16), torch.randn(4, 8)
+
+    def value():
+        task.pl_mean.zero_()
+        torch.manual_seed(2)
+        if penalty == "r1":
+            return task.r1_loss(real, None, interval=16)[0]
+        return task.path_length_loss(z, None, interval=4)[0]
+
+    exact, exact_out = value(), task.discriminate(real, None)[0]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not torch.equal(task.discriminate(real, None)[0], exact_out)  # autocast reaches D
+        mixed = value()
+    assert mixed.dtype == torch.float32 and mixed.item() == exact.item()
+
+
 def test_minibatch_std_groups():
     x = torch.randn(8, 4, 4, 4)
     y = MinibatchStd(group_size=4)(x)

@@ -67,11 +67,29 @@ def test_r1_equals_its_formula_on_a_quadratic_d():
                                                                              rel=1e-5)
 
 
-def test_penalties_are_computed_in_fp32_under_bf16_autocast():
-    d, real = SquareD(), images()
-    exact = R1(gamma=5).penalty(d, real, None, None)
+class MlpD(nn.Module):
+    """Linear layers, which bf16 autocast runs in bf16: a penalty computed under autocast differs
+    from the fp32 one."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(12, 16), nn.Tanh(), nn.Linear(16, 1))
+
+    def forward(self, x, labels=None):
+        return self.net(x).squeeze(1)
+
+
+@pytest.mark.parametrize("penalty", [R1(gamma=5), GradientPenalty(weight=10)],
+                         ids=["r1", "gradient_penalty"])
+def test_penalties_are_computed_in_fp32_under_bf16_autocast(penalty):
+    d, real, fake = MlpD(), images(), images(seed=3)
+    torch.manual_seed(1)
+    exact = penalty.penalty(d, real, fake, None)
+    torch.manual_seed(1)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        mixed = R1(gamma=5).penalty(d, real, None, None)
+        assert d(real).dtype == torch.bfloat16  # autocast does change this D
+        mixed = penalty.penalty(d, real, fake, None)
     assert mixed.dtype == torch.float32 and mixed.item() == exact.item()
 
 
