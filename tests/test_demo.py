@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from playwright.sync_api import expect
 
 from conftest import FASHION, run_ganrun
 
@@ -88,12 +89,31 @@ class Demo:
         self.proc.wait(30)
 
 
+TOAST = ".toast-body, [data-testid='toast-body']"
+
+
 def shown(page, selector: str) -> np.ndarray:
-    """The pixels of the picture the page shows in ``selector``, as RGB."""
-    image = page.locator(f"{selector} img")
-    image.wait_for(timeout=120_000)
-    data = page.request.get(image.get_attribute("src")).body()
+    """The pixels of the picture the page shows in ``selector``, as RGB; a message the page shows
+    instead (a toast) fails the test with its text, not a timeout."""
+    page.locator(f"{selector} img, {TOAST}").first.wait_for(timeout=180_000)
+    toast = page.locator(TOAST)
+    assert toast.count() == 0, f"the page said: {toast.all_inner_texts()}"
+    data = page.request.get(page.locator(f"{selector} img").get_attribute("src")).body()
     return np.array(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+def generated(page, url: str, seed: int, label: str | None = None) -> np.ndarray:
+    """What a fresh page shows for ``seed`` (and ``label``): each picture from a page of its own,
+    so that no wait depends on telling one picture from the one before."""
+    page.goto(url, wait_until="networkidle")
+    page.locator("#seed input").fill(str(seed))
+    if label is not None:
+        page.locator("#label input").click()
+        page.get_by_role("option", name=label, exact=True).click()
+        expect(page.locator("#label input")).to_have_value(label)
+    expect(page.locator("#seed input")).to_have_value(str(seed))
+    page.locator("#generate").click()
+    return shown(page, "#output")
 
 
 def written(path: Path) -> np.ndarray:
@@ -103,25 +123,15 @@ def written(path: Path) -> np.ndarray:
 def test_the_generator_page_shows_what_ganrun_sample_writes(exports, browser, tmp_path):
     with Demo(exports["cgan"], tmp_path) as url:
         page = browser.new_page()
-        page.goto(url, wait_until="networkidle")
+        first = generated(page, url, seed=7)
         assert "image generator" in page.locator("h2").first.inner_text()
-        page.locator("#seed input").fill("7")
-        page.locator("#generate").click()
-        first = shown(page, "#output")
         run_ganrun("sample", f"ckpt={exports['cgan']}", "num=16", "seed=7", "format=grid",
                    "out=seed7", cwd=tmp_path)
         assert np.array_equal(first, written(tmp_path / "seed7" / "grid.png"))
 
         # Another seed and one class: a new picture, again the command's.
-        page.locator("#seed input").fill("8")
-        page.locator("#label input").click()
         names = json.loads((exports["cgan"] / "config.json").read_text())["class_names"]
-        page.get_by_role("option", name=names[3], exact=True).click()
-        page.locator("#generate").click()
-        page.wait_for_function(
-            "src => document.querySelector('#output img').src !== src",
-            arg=page.locator("#output img").get_attribute("src"), timeout=120_000)
-        second = shown(page, "#output")
+        second = generated(page, url, seed=8, label=names[3])
         run_ganrun("sample", f"ckpt={exports['cgan']}", "num=16", "seed=8", "label=3",
                    "format=grid", "out=seed8", cwd=tmp_path)
         assert not np.array_equal(first, second)
@@ -130,9 +140,7 @@ def test_the_generator_page_shows_what_ganrun_sample_writes(exports, browser, tm
         # A bad value is one message on the page, and the page goes on working.
         page.locator("#truncation input, #truncation textarea").first.fill("-1")
         page.locator("#generate").click()
-        page.get_by_text("truncation").last.wait_for(timeout=60_000)
-        assert "truncation" in page.locator(".toast-body, [data-testid='toast-body']")\
-            .first.inner_text(timeout=60_000)
+        assert "truncation" in page.locator(TOAST).first.inner_text(timeout=120_000)
         page.close()
 
 
