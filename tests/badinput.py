@@ -12,13 +12,7 @@ process of their own, run in a subprocess (``conftest.run_ganrun``).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
-import logging
-import os
-import sys
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -26,61 +20,16 @@ from typing import Callable
 import pytest
 
 from fakedata import write_mnist
+from in_process import Result, run_in_process
 
 TINY_GEN = ["model.latent_dim=8", "dataset.batch_size=8", "trainer.max_steps=3", "hardware=cpu",
             "model.generator.width=8", "model.discriminator.width=8",
             "callbacks.progress.refresh_every_n_iterations=1"]
 
 
-@dataclass
-class Result:
-    code: int | str
-    stdout: str
-    stderr: str
-
-    @property
-    def text(self) -> str:
-        """stdout and stderr with white space folded, as one paragraph reads."""
-        return " ".join((self.stdout + " " + self.stderr).split())
-
-
 def run_cli(*args, cwd: Path, env: dict | None = None) -> Result:
-    """``ganrun ARGS`` in this process, from ``cwd``; an exception that escapes the command
-    (which a user would see as a traceback) is returned as the code "traceback"."""
-    from hydra.core.global_hydra import GlobalHydra
-
-    from ganrun.cli import main
-
-    saved_argv, saved_cwd, saved_env = sys.argv, os.getcwd(), dict(os.environ)
-    root = logging.getLogger()
-    saved_handlers, saved_level = root.handlers[:], root.level
-    root.handlers = []  # each command configures its own output, as in a new process
-    out, err = io.StringIO(), io.StringIO()
-    sys.argv = ["ganrun", *map(str, args)]
-    os.environ.pop("GANRUN_DEBUG", None)
-    os.environ.update(env or {})
-    os.chdir(cwd)
-    code: int | str = 0
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                main()
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-            except BaseException:  # what a user would see as a traceback
-                code = "traceback"
-                err.write(traceback.format_exc())
-    finally:
-        GlobalHydra.instance().clear()
-        for handler in root.handlers:
-            with contextlib.suppress(Exception):
-                handler.close()
-        root.handlers, root.level = saved_handlers, saved_level
-        os.chdir(saved_cwd)
-        os.environ.clear()
-        os.environ.update(saved_env)
-        sys.argv = saved_argv
-    return Result(code, out.getvalue(), err.getvalue())
+    """``ganrun ARGS`` in this process, from ``cwd`` (see tests/in_process.py)."""
+    return run_in_process(*args, cwd=cwd, env=env)
 
 
 class Sandbox:

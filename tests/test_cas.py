@@ -4,7 +4,7 @@ ones; and the augmentation mode with exactly n real images per class."""
 import pytest
 import torch
 
-from conftest import TINY, run_ganrun
+from conftest import TINY, run_ganrun, unavailable
 from ganrun.inference.model import Sampler
 from ganrun.metrics.cas import ClassificationAccuracyScore, real_subset
 
@@ -37,18 +37,20 @@ def fashion(tmp_path_factory):
     from ganrun.data import FashionMNIST
 
     if not FASHION.is_dir():
-        pytest.skip(f"{FASHION} is absent: apt-get install dataset-fashion-mnist")
+        unavailable(f"{FASHION} is absent: apt-get install dataset-fashion-mnist")
     data = FashionMNIST(root=str(FASHION), download=False)
     data.setup()
     return data
 
 
 def test_real_images_score_like_real_data_and_noise_like_chance(fashion):
-    metric = ClassificationAccuracyScore(num_samples=2000, steps=150)
+    metric = ClassificationAccuracyScore(num_samples=1000, steps=100)
     real = metric.evaluate_model(RealImagesAsGenerator(fashion), fashion)
     assert real["cas_real"] > 0.6
     assert abs(real["cas"] - real["cas_real"]) < 0.1
-    noise = metric.evaluate_model(RealImagesAsGenerator(fashion, noise=True), fashion)
+    # Noise teaches nothing however long the classifier trains: a short run says as much.
+    noise = ClassificationAccuracyScore(num_samples=500, steps=30).evaluate_model(
+        RealImagesAsGenerator(fashion, noise=True), fashion)
     assert noise["cas"] < 0.2
 
 

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from conftest import TINY, run_ganrun, scalars, wait_for_iteration
+from fakedata import write_mnist
 from ganrun.callbacks.checkpoint import IterationCheckpoint
 from ganrun.errors import UserError
 
@@ -25,11 +26,15 @@ def args(root, *extra):
             "callbacks.checkpoint.last_every_n_iterations=1", *extra]
 
 
-@pytest.fixture
-def reference(tmp_path, mnist_root):
-    run = tmp_path / "reference"
-    run_ganrun(*args(mnist_root, f"trainer.max_steps={STEPS}", f"hydra.run.dir={run}"),
-               cwd=tmp_path)
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The uninterrupted run, once for the module: its data are the same as every test's
+    ``mnist_root`` (write_mnist is seeded)."""
+    base = tmp_path_factory.mktemp("reference")
+    write_mnist(base / "data", n_train=64, n_test=16)
+    run = base / "reference"
+    run_ganrun(*args(base / "data", f"trainer.max_steps={STEPS}", f"hydra.run.dir={run}"),
+               cwd=base)
     return scalars(run)
 
 
