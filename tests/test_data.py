@@ -13,6 +13,7 @@ from pytorch_lightning import seed_everything
 from ganrun.data import CIFAR10, MNIST, CelebA, FashionMNIST, ImageFolder, TensorImages
 from ganrun.data.base import to_unit_range
 from fakedata import write_cifar, write_mnist, write_png
+from conftest import unavailable
 from ganrun.errors import UserError
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
@@ -35,7 +36,7 @@ def check_batch(images, labels, batch, channels, size):
 @pytest.fixture
 def fashion():
     if not FASHION.is_dir():
-        pytest.skip(f"{FASHION} absent (apt-get install dataset-fashion-mnist)")
+        unavailable(f"{FASHION} absent (apt-get install dataset-fashion-mnist)")
     return FASHION
 
 

@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect
 
-from conftest import FASHION, run_ganrun
+from conftest import FASHION, run_ganrun, unavailable
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FASHION_TINY = ["dataset=fashion_mnist", f"dataset.root={FASHION}", "dataset.batch_size=8",
@@ -28,7 +28,7 @@ FASHION_TINY = ["dataset=fashion_mnist", f"dataset.root={FASHION}", "dataset.bat
 def exports(tmp_path_factory) -> dict[str, Path]:
     """A conditional DCGAN and an inpainting pix2pix, a few iterations on real Fashion-MNIST."""
     if not FASHION.is_dir():
-        pytest.skip(f"{FASHION} is absent: apt-get install dataset-fashion-mnist")
+        unavailable(f"{FASHION} is absent: apt-get install dataset-fashion-mnist")
     base = tmp_path_factory.mktemp("demo")
     runs = {
         "cgan": ["model.latent_dim=8", "conditioning=embedding", "model.generator.width=8",
@@ -47,7 +47,7 @@ def exports(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def browser():
     if not Path(CHROMIUM).is_file():
-        pytest.skip(f"{CHROMIUM} is absent: apt-get install chromium (.ci/run installs it)")
+        unavailable(f"{CHROMIUM} is absent: apt-get install chromium (.ci/run installs it)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -166,7 +166,7 @@ def test_the_translator_page_translates_an_uploaded_image(exports, browser, tmp_
 
 def test_the_sweep_report_page_opens_from_disk(browser, tmp_path):
     if not FASHION.is_dir():
-        pytest.skip(f"{FASHION} is absent")
+        unavailable(f"{FASHION} is absent")
     run_ganrun("train", "-m", *FASHION_TINY, "model.latent_dim=8", "model.generator.width=8",
                "model.discriminator.width=8", "hydra.sweep.dir=sweep", "loss=bce,hinge",
                cwd=tmp_path)

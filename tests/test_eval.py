@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import FASHION, TINY, run_ganrun, scalars
+from conftest import FASHION, TINY, run_ganrun, scalars, unavailable
 
 FEW = ["metrics.num_samples=16", "metrics.real_samples=16"]
 SMALL_KID = ["metrics.evaluate.inception.scores.kid.subset_size=8",
@@ -25,7 +25,7 @@ def env(tmp_path_factory, torch_home):
 def trained(tmp_path_factory, env):
     """3 iterations on real Fashion-MNIST with FID, KID and precision/recall every 2."""
     if not FASHION.is_dir():
-        pytest.skip(f"{FASHION} is absent: apt-get install dataset-fashion-mnist")
+        unavailable(f"{FASHION} is absent: apt-get install dataset-fashion-mnist")
     root = tmp_path_factory.mktemp("metrics_run")
     proc = run_ganrun("train", *TINY, f"dataset.root={FASHION}", "metrics=fid_kid_pr",
                       "metrics.every_n_iterations=2", *FEW, *SMALL_KID,

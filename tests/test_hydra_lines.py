@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import unavailable
+
 REPO = Path(__file__).resolve().parents[1]
 HYDRA_14 = Path(os.environ.get("GANRUN_HYDRA_14",
                                Path.home() / ".cache" / "ganrun-test" / "hydra-1.4"))
@@ -21,10 +23,9 @@ ON_HYDRA_14 = ["tests/test_config.py", "tests/test_private_apis.py", "tests/test
                "tests/test_tune.py::test_tune_refuses_what_would_fail_every_trial",
                "tests/test_tune.py::test_search_presets_compose"]
 
-
 def test_hydra_1_4_line():
     if not (HYDRA_14 / "hydra").is_dir():
-        pytest.skip(f"hydra-core 1.4 is not installed in {HYDRA_14} (.ci/run installs it; see "
+        unavailable(f"hydra-core 1.4 is not installed in {HYDRA_14} (.ci/run installs it; see "
                     "this file's docstring)")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(HYDRA_14), *filter(None, [os.environ.get("PYTHONPATH")])])}
@@ -43,7 +44,7 @@ def test_hydra_1_4_commands_say_nothing_of_deprecations(tmp_path):
     """Hydra 1.4 warns when instantiate builds a target no execution whitelist names, and
     omegaconf 2.4 when a resolver is registered the old way: a user on 1.4 sees neither."""
     if not (HYDRA_14 / "hydra").is_dir():
-        pytest.skip(f"hydra-core 1.4 is not installed in {HYDRA_14}")
+        unavailable(f"hydra-core 1.4 is not installed in {HYDRA_14}")
     env = {**os.environ, "PYTHONPATH": str(HYDRA_14), "OMP_NUM_THREADS": "1"}
     run = tmp_path / "run"
     commands = [

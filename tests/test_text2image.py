@@ -127,3 +127,46 @@ def test_the_text_encoder_batches_have_their_own_progress(tmp_path):
     assert "The first 6 batches are Text encoder (task.encoder_batches); trainer.max_steps " \
            "counts the iterations after them." in result.text
     assert "Text encoder (task.encoder_batches): 6/6 batch (100%)" in result.text
+
+
+class CaptionList:
+    def __init__(self, captions: list[str]):
+        self.captions = captions
+
+    def __len__(self):
+        return len(self.captions)
+
+
+class OneHotEncoders:
+    """A sampler whose text encoder maps caption i to the unit vector e_i, and whose image
+    encoder is given per test: R-precision is then known by hand."""
+
+    def __init__(self, captions: list[str], image_vectors: torch.Tensor):
+        self.index = {caption: i for i, caption in enumerate(captions)}
+        self.eye, self.image_vectors = torch.eye(len(captions)), image_vectors
+
+    def embed(self, captions):
+        return self.eye[[self.index[c] for c in captions]]
+
+    def image_features(self, images):
+        return self.image_vectors[images[:, 0, 0, 0].long()]  # pixel (0,0,0) holds the index
+
+
+@pytest.mark.parametrize("matching, expected", [("all", 1.0), ("none", 0.0), ("even", 0.5)])
+def test_r_precision_equals_the_hand_counted_share(matching, expected):
+    from ganrun.metrics.text_match import TextMatch
+
+    n = 40
+    captions = [f"caption {i}" for i in range(n)]
+    own = torch.eye(n)
+    if matching == "none":  # each image closest to another caption than its own
+        vectors = own.roll(1, dims=0) - own
+    elif matching == "even":
+        vectors = torch.stack([own[i] if i % 2 == 0 else own[(i + 1) % n] - own[i]
+                               for i in range(n)])
+    else:
+        vectors = own
+    images = torch.arange(n, dtype=torch.float).view(n, 1, 1, 1).expand(n, 1, 2, 2)
+    values = TextMatch(r_candidates=n, batch_size=7).r_precision(
+        OneHotEncoders(captions, vectors), CaptionList(captions), captions, images, images)
+    assert values == {"r_precision": expected, "r_precision_real": expected}

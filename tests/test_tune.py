@@ -203,10 +203,10 @@ def test_train_points_a_search_to_tune(tmp_path, mnist_root):
     assert result.code == 2 and "run `ganrun tune hparams_search=<search>" in result.text
 
 
-def test_search_presets_compose(tmp_path):
+def test_search_presets_compose(tmp_path, monkeypatch):
     from ganrun.search import plan
 
-    os.chdir(tmp_path)
+    monkeypatch.chdir(tmp_path)
     median = plan(["hparams_search=fid_lr", "dataset.root=data"], None)
     assert median.name == "fid_lr" and median.spec.pruner._target_ == "optuna.pruners.MedianPruner"
     assert median.spec.metric == "metrics/fid" and median.spec.overrides == ["metrics=fid"]
