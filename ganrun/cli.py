@@ -56,6 +56,27 @@ def main() -> None:
         # During training ganrun train checkpoints first and exits on its own.
         print(f"ganrun {args[0]}: interrupted.", file=sys.stderr, flush=True)
         sys.exit(130)
+    except RuntimeError as err:
+        if not _mismatched_torchvision(err):
+            raise
+        print(f"ganrun {args[0]}: error: {_mismatched_torchvision(err)}", file=sys.stderr)
+        sys.exit(1)
+
+
+def _mismatched_torchvision(err: RuntimeError) -> str | None:
+    """The one-line explanation of torchvision's error when it was built for another torch."""
+    if "torchvision::" not in str(err) or "does not exist" not in str(err):
+        return None
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        pair = f"torch {version('torch')} with torchvision {version('torchvision')}"
+    except PackageNotFoundError:
+        pair = "this torch and torchvision"
+    return (f"{pair} is not a matching pair (torchvision's compiled operators were built for "
+            "another torch release, so it cannot load). Install the two together from one "
+            "index, e.g. pip install \"torch<2.15\" \"torchvision<0.30\" (add --index-url "
+            "https://download.pytorch.org/whl/cpu on a machine without a GPU).")
 
 
 def _complete_as_train() -> None:

@@ -154,3 +154,24 @@ print("HEAVY", heavy)
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
                           text=True, timeout=300)
     assert "HEAVY []" in proc.stdout, proc.stdout[-500:] + proc.stderr[-2000:]
+
+
+def test_a_torchvision_built_for_another_torch_is_one_clear_line(tmp_path, monkeypatch):
+    """What pip left when it paired torch 2.13 with torchvision 0.28: importing torchvision
+    raises RuntimeError: operator torchvision::nms does not exist."""
+    import importlib
+
+    from in_process import run_in_process
+
+    real_import = importlib.import_module
+
+    def broken(name, *args):
+        if name == "ganrun.commands.sample":
+            raise RuntimeError("operator torchvision::nms does not exist")
+        return real_import(name, *args)
+
+    monkeypatch.setattr(importlib, "import_module", broken)
+    result = run_in_process("sample", "ckpt=model", cwd=tmp_path)
+    assert result.code == 1 and "Traceback" not in result.stderr
+    assert "is not a matching pair" in result.stderr and 'pip install "torch<2.15"' in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
