@@ -3,6 +3,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -159,6 +160,22 @@ HEAVY_FIRST = ["test_bad_processes.py", "test_task_contract_processes.py", "test
 def pytest_collection_modifyitems(config, items):
     rank = {name: i for i, name in enumerate(HEAVY_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: order kept within
+
+
+# The signal handlers this worker started with. Lightning sets SIGINT to SIG_IGN when a fit ends
+# in KeyboardInterrupt and never puts it back; a process started afterwards would inherit the
+# ignored SIGINT, and a test that presses Ctrl-C in it would wait for nothing.
+STARTING_HANDLERS = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+
+@pytest.fixture(autouse=True)
+def starting_signal_handlers(request):
+    yield
+    for signum, handler in STARTING_HANDLERS.items():
+        if handler is not None and signal.getsignal(signum) != handler:
+            warnings.warn(f"{request.node.nodeid} left {signal.Signals(signum).name} handled "
+                          f"by {signal.getsignal(signum)!r}; put back")
+            signal.signal(signum, handler)
 
 
 @pytest.fixture

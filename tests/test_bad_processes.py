@@ -38,10 +38,16 @@ def checked(box: Sandbox, proc_or_result, code: int, *messages: str) -> str:
     return stderr
 
 
+def as_from_a_terminal():
+    """A shell starts a command with Ctrl-C's default action, whatever this worker's is."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(box, *args) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "ganrun", *map(str, args)], cwd=box.work,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env={**__import__("os").environ, **box.env})
+                            env={**os.environ, **box.env},
+                            preexec_fn=as_from_a_terminal)
 
 
 def test_kill_sigterm_during_training_saves_and_resumes(tmp_path, mnist):
