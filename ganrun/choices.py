@@ -7,9 +7,16 @@ from hydra.core.hydra_config import HydraConfig
 OFF = "none (off)"
 
 
+def of_user(choices: dict) -> dict:
+    """The groups a user picks: not Hydra's own, nor the ones the root config picks from
+    others' choices (``debug/model@_global_: ${debug}_${model}``, which name their package)."""
+    return {group: option for group, option in choices.items()
+            if not group.startswith("hydra") and "@" not in group}
+
+
 def describe(choices: dict) -> list[str]:
     """``group: option`` lines in the order of the root config's defaults list."""
-    groups = [g for g in reversed(list(choices)) if not g.startswith("hydra")]
+    groups = list(reversed(list(of_user(choices))))
     width = max((len(g) for g in groups), default=0) + 1
     return [f"{group + ':':<{width}} {_option(choices[group])}" for group in groups]
 

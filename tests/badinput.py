@@ -22,9 +22,7 @@ import pytest
 from fakedata import write_mnist
 from in_process import Result, run_in_process
 
-TINY_GEN = ["model.latent_dim=8", "dataset.batch_size=8", "trainer.max_steps=3", "hardware=cpu",
-            "model.generator.width=8", "model.discriminator.width=8",
-            "callbacks.progress.refresh_every_n_iterations=1"]
+TINY_GEN = ["debug=tiny"]
 
 
 def run_cli(*args, cwd: Path, env: dict | None = None) -> Result:
@@ -176,22 +174,16 @@ class Shared:
     @property
     def cycle_ckpt(self) -> Path:
         run = self.train("cycle", "experiment=cyclegan_fashion_mnist", "dataset.source=mnist",
-                         f"dataset.root={self.mnist}", "dataset.download=false", "hardware=cpu",
-                         "model.generator.width=4", "model.generator.n_blocks=1",
-                         "model.discriminator.width=4", "model.discriminator.n_layers=1",
-                         "dataset.batch_size=2", "trainer.max_steps=2", "task.num_fixed=2",
-                         "callbacks.samples.nrow=2", "seed=0")
+                         f"dataset.root={self.mnist}", "dataset.download=false", "debug=tiny",
+                         "dataset.batch_size=2", "trainer.max_steps=2", "seed=0")
         return run / "checkpoints" / "last.ckpt"
 
     @property
     def inpaint_ckpt(self) -> Path:
         run = self.train("inpaint", "task=pix2pix", "model=pix2pix_resnet", "degrade=mask",
                          "dataset=mnist", f"dataset.root={self.mnist}",
-                         "dataset.download=false", "dataset.batch_size=4", "hardware=cpu",
-                         "model.generator.width=4", "model.generator.n_blocks=1",
-                         "model.discriminator.width=4", "model.discriminator.n_layers=1",
-                         "task.num_fixed=2", "callbacks.samples.nrow=2", "trainer.max_steps=2",
-                         "seed=0")
+                         "dataset.download=false", "debug=tiny", "dataset.batch_size=4",
+                         "trainer.max_steps=2", "seed=0")
         return run / "checkpoints" / "last.ckpt"
 
 

@@ -21,10 +21,8 @@ if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
     os.environ["OMP_NUM_THREADS"] = "1"
     torch.set_num_threads(1)
 
-# Tiny networks and runs: every CLI test trains in a few seconds on a CPU.
-TINY = ["model.latent_dim=8",
-        "dataset.batch_size=8", "trainer.max_steps=3", "hardware=cpu",
-        "callbacks.progress.refresh_every_n_iterations=1"]
+# Tiny networks and runs (conf/debug/tiny.yaml): every CLI test trains in a few seconds on a CPU.
+TINY = ["debug=tiny"]
 
 
 # Commands that need a process of their own: sweeps (Hydra's launchers own the process's logging

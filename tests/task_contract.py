@@ -13,8 +13,7 @@ REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "custom_task"
 TESTS = Path(__file__).resolve().parent
 
-COMMON = ["hardware=cpu", "seed=3", "callbacks.scalars.every_n_iterations=1",
-          "callbacks.progress.refresh_every_n_iterations=1", "dataset.download=false"]
+COMMON = ["debug=tiny", "seed=3", "dataset.download=false"]
 
 
 @dataclass
@@ -45,8 +44,7 @@ GAN_TAGS = {"loss/d", "loss/g", "lr/g", "lr/d", "grad_norm/g", "grad_norm/d"}
 CONTRACTS = {
     "generation": Contract(
         "generation",
-        ["dataset=mnist", "dataset.batch_size=8", "model.latent_dim=8",
-         "model.generator.width=8", "model.discriminator.width=8"],
+        ["dataset=mnist"],
         GAN_TAGS | {"d/real", "d/fake", "d/acc_real", "d/acc_fake"}, "sample",
         ["metrics=class_coverage", "num_samples=20",
          "+metrics.evaluate.class_coverage.train_steps=5"],
@@ -54,8 +52,6 @@ CONTRACTS = {
     "cyclegan": Contract(
         "cyclegan",
         ["experiment=cyclegan_fashion_mnist", "dataset.source=mnist", "dataset.batch_size=2",
-         "model.generator.width=4", "model.generator.n_blocks=1", "model.discriminator.width=4",
-         "model.discriminator.n_layers=1", "task.num_fixed=2", "callbacks.samples.nrow=2",
          "task.pool_size=3"],
         GAN_TAGS | {"loss/d_a", "loss/d_b", "loss/cycle_a", "loss/cycle_b", "loss/g_ab",
                     "loss/g_ba"}, "translate",
@@ -64,20 +60,14 @@ CONTRACTS = {
         ("ema=decay", "task=cyclegan does not support `ema`"), needs_inception=True),
     "pix2pix": Contract(
         "pix2pix",
-        ["task=pix2pix", "model=pix2pix", "degrade=mask", "dataset=mnist", "dataset.batch_size=4",
-         "model.generator.width=4", "model.discriminator.width=4",
-         "model.discriminator.n_layers=1", "task.num_fixed=2", "callbacks.samples.nrow=2"],
+        ["task=pix2pix", "model=pix2pix", "degrade=mask", "dataset=mnist", "dataset.batch_size=4"],
         GAN_TAGS | {"loss/g_l1", "loss/g_adv", "d/real", "d/fake"}, "translate",
         ["metrics=paired", "num_samples=4", "metrics.evaluate.paired.fid_samples=0"],
         ("augment=diffaugment", "task=pix2pix does not support `augment`")),
     "stylegan2": Contract(
         "stylegan2",
-        ["experiment=stylegan2_fashion_mnist", "dataset=mnist", "model.latent_dim=8",
-         "model.generator.w_dim=8", "model.generator.channel_base=64",
-         "model.generator.channel_max=8", "model.discriminator.channel_base=64",
-         "model.discriminator.channel_max=8", "model.discriminator.mbstd_group=2",
-         "dataset.image_size=16", "dataset.batch_size=4", "task.num_fixed=4",
-         "callbacks.samples.nrow=2", "task.g_reg_interval=2", "task.d_reg_interval=3"],
+        ["experiment=stylegan2_fashion_mnist", "dataset=mnist", "dataset.image_size=16",
+         "dataset.batch_size=4"],
         GAN_TAGS | {"reg/pl_penalty", "reg/pl_mean", "reg/r1_penalty", "d/real", "d/fake"},
         "sample",
         ["metrics=class_coverage", "num_samples=20",
@@ -86,9 +76,7 @@ CONTRACTS = {
     "text2image": Contract(
         "text2image",
         ["task=text2image", "model=text2image", "dataset=caption_folder", "loss=hinge",
-         "dataset.image_size=16", "dataset.batch_size=4", "model.latent_dim=8",
-         "model.generator.width=4", "model.discriminator.width=4", "task.encoder_batches=2",
-         "task.num_fixed=2", "callbacks.samples.nrow=2", "task.ma_gp=2", "ema=decay"],
+         "dataset.image_size=16", "dataset.batch_size=4", "task.ma_gp=2", "ema=decay"],
         GAN_TAGS | {"loss/g_interpolated", "d/wrong", "reg/ma_gp"}, "sample",
         ["metrics=text_match", "num_samples=6", "metrics.evaluate.text_match.fid=false",
          "metrics.evaluate.text_match.r_candidates=4"],
@@ -96,8 +84,7 @@ CONTRACTS = {
         data="captions"),
     "cogan (examples/custom_task)": Contract(
         "cogan",
-        ["task=cogan", "model=cogan", "dataset=mnist", "dataset.batch_size=8",
-         "model.latent_dim=8", "model.generator.width=8", "model.discriminator.width=8"],
+        ["task=cogan", "model=cogan", "dataset=mnist"],  # sizes: its conf/debug/model/
         GAN_TAGS | {"loss/d_a", "loss/d_b"}, "sample",
         ["metrics=class_coverage", "num_samples=20",
          "+metrics.evaluate.class_coverage.train_steps=5"],

@@ -14,8 +14,7 @@ from badinput import box, case, cases, run_case, shared  # noqa: F401 (fixtures)
 from fakedata import write_image_folder, write_png
 
 KIND = "data"
-TINY = ["hardware=cpu", "model.latent_dim=8", "model.generator.width=8",
-        "model.discriminator.width=8", "trainer.max_steps=2", "hydra.run.dir=../runs/r"]
+TINY = ["debug=tiny", "trainer.max_steps=2", "hydra.run.dir=../runs/r"]
 
 
 def mnist_copy(box, shared):

@@ -14,7 +14,7 @@ from ganrun.errors import UserError
 GROUPS = ["model", "loss", "dataset", "optimizer", "hardware", "trainer", "divergence", "logger", "callbacks",
           "hparams_search",
           "regularizer", "ema", "conditioning", "augment",
-          "paths", "experiment"]
+          "paths", "experiment", "debug"]
 
 
 def options(group: str) -> list[str]:

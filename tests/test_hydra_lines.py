@@ -21,7 +21,9 @@ HYDRA_14 = Path(os.environ.get("GANRUN_HYDRA_14",
 ON_HYDRA_14 = ["tests/test_config.py", "tests/test_private_apis.py", "tests/test_sweeps.py",
                "tests/test_tune.py::test_tune_prunes_fails_and_reports",
                "tests/test_tune.py::test_tune_refuses_what_would_fail_every_trial",
-               "tests/test_tune.py::test_search_presets_compose"]
+               "tests/test_tune.py::test_search_presets_compose",
+               "tests/test_debug_tiny.py::test_every_preset_gets_the_tiny_sizes_of_its_model_and_task",
+               "tests/test_debug_tiny.py::test_the_command_line_still_wins_over_debug_tiny"]
 
 def test_hydra_1_4_line():
     if not (HYDRA_14 / "hydra").is_dir():

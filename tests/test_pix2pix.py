@@ -15,10 +15,7 @@ from conftest import image_steps, run_ganrun, scalars
 from fakedata import write_image_folder, write_mnist
 from test_paired_parts import write_folders, write_side_by_side
 
-TINY = ["task=pix2pix", "hardware=cpu", "model.generator.width=4",
-        "model.discriminator.width=4", "model.discriminator.n_layers=1", "task.num_fixed=2",
-        "callbacks.samples.nrow=2", "seed=3", "callbacks.scalars.every_n_iterations=1",
-        "callbacks.progress.refresh_every_n_iterations=1"]
+TINY = ["task=pix2pix", "debug=tiny", "seed=3"]
 MNIST = ["dataset=mnist", "dataset.download=false", "dataset.batch_size=4"]
 TAGS = {"loss/g", "loss/g_l1", "loss/g_adv", "loss/d", "d/real", "d/fake", "lr/g", "lr/d"}
 

@@ -102,7 +102,7 @@ def test_resume_with_another_model_config_names_the_keys(tmp_path, mnist_root):
                             f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}"),
                       cwd=tmp_path, check=False)
     assert proc.returncode == 2
-    assert "model.generator.width is 64 in the checkpoint, 16 now" in proc.stderr
+    assert "model.generator.width is 8 in the checkpoint, 16 now" in proc.stderr
 
 
 def test_nothing_to_resume_and_refusing_to_overwrite(tmp_path, mnist_root):

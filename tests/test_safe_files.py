@@ -12,8 +12,7 @@ import torch
 from conftest import TINY, run_ganrun
 from fakedata import write_mnist
 
-TINY_CGAN = [*TINY, "conditioning=embedding", "model.generator.width=8",
-             "model.discriminator.width=8", "ema=decay"]
+TINY_CGAN = [*TINY, "conditioning=embedding", "ema=decay"]
 
 
 @pytest.fixture(scope="module")

@@ -14,10 +14,8 @@ from fakedata import write_caption_folder
 from ganrun.data.captions import (ATTRIBUTES, HELD_OUT, NOUNS, SYNONYMS, CaptionFolder,
                                   FashionCaptions, build_vocabulary, encode)
 
-TINY = ["task=text2image", "model=text2image", "dataset=caption_folder", "hardware=cpu",
-        "dataset.image_size=16", "dataset.batch_size=4", "model.latent_dim=8",
-        "model.generator.width=4", "model.discriminator.width=4", "task.encoder_batches=2",
-        "task.num_fixed=2", "callbacks.samples.nrow=2", "trainer.max_steps=2", "seed=0"]
+TINY = ["task=text2image", "model=text2image", "dataset=caption_folder", "debug=tiny",
+        "dataset.image_size=16", "dataset.batch_size=4", "trainer.max_steps=2", "seed=0"]
 
 
 @pytest.fixture(scope="module")

@@ -47,7 +47,8 @@ def test_default_outputs_layout(tmp_path, mnist_root):
 
 def test_every_model_and_loss_trains(tmp_path, mnist_root):
     run_ganrun(*mnist_args(mnist_root, "-m", "model=dcgan,mlp", "loss=bce,minimax,lsgan,hinge",
-                           "hydra.sweep.dir=sweep"), cwd=tmp_path)
+                           "callbacks.scalars.every_n_iterations=50", "hydra.sweep.dir=sweep"),
+               cwd=tmp_path)
     jobs = sorted((tmp_path / "sweep").glob("[0-9]*"), key=lambda p: int(p.name))
     assert len(jobs) == 8
     for job in jobs:

@@ -16,6 +16,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint, ProgressBar
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from ganrun.callbacks.signals import signals_before_training, stop_signal
+from ganrun.choices import of_user
 from ganrun.config import validate
 from ganrun.errors import UserError
 from ganrun.private_apis import relaunches_the_script
@@ -55,8 +56,7 @@ def _train(cfg: DictConfig) -> tuple[float | None, str]:
     # Saved configs hold absolute data paths, so that `ganrun eval` works from any folder.
     cfg.dataset.root = to_absolute_path(cfg.dataset.root)
     datamodule = instantiate(cfg.dataset)
-    choices = {group: option for group, option in HydraConfig.get().runtime.choices.items()
-               if not group.startswith("hydra")}
+    choices = of_user(HydraConfig.get().runtime.choices)
     shape = data_shape(datamodule)
     check_training_memory(lambda: build_module(cfg, shape, choices), shape,
                           cfg.dataset.batch_size, cfg.hardware.accelerator)
