@@ -44,12 +44,12 @@ def fashion(tmp_path_factory):
 
 
 def test_real_images_score_like_real_data_and_noise_like_chance(fashion):
-    metric = ClassificationAccuracyScore(num_samples=1000, steps=100)
+    metric = ClassificationAccuracyScore(num_samples=1000, steps=100, test_samples=2000)
     real = metric.evaluate_model(RealImagesAsGenerator(fashion), fashion)
     assert real["cas_real"] > 0.6
     assert abs(real["cas"] - real["cas_real"]) < 0.1
     # Noise teaches nothing however long the classifier trains: a short run says as much.
-    noise = ClassificationAccuracyScore(num_samples=500, steps=30).evaluate_model(
+    noise = ClassificationAccuracyScore(num_samples=500, steps=30, test_samples=2000).evaluate_model(
         RealImagesAsGenerator(fashion, noise=True), fashion)
     assert noise["cas"] < 0.2
 
@@ -61,9 +61,22 @@ def test_augmentation_uses_exactly_n_real_images_per_class(fashion):
     assert counts.tolist() == [10] * 10 and len(set(chosen.tolist())) == 100
     assert torch.equal(chosen, real_subset(torch.as_tensor(labels), 10, 10, seed=0))
     metric = ClassificationAccuracyScore(num_samples=200, real_per_class=[10],
-                                         synthetic_per_class=20, steps=30)
+                                         synthetic_per_class=20, steps=30, test_samples=1000)
     values = metric.evaluate_model(RealImagesAsGenerator(fashion), fashion)
     assert {"cas", "cas_real", "aug10_real", "aug10_mixed"} <= set(values)
+
+
+def test_test_samples_scores_every_classifier_on_one_seeded_subset(fashion):
+    from ganrun.errors import UserError
+
+    test = ClassificationAccuracyScore.split(fashion, "test")
+    chosen = ClassificationAccuracyScore(test_samples=500).test_images(test)
+    again = ClassificationAccuracyScore(test_samples=500).test_images(test)
+    assert len(chosen[1]) == 500 and torch.equal(chosen[1], again[1])
+    assert torch.equal(chosen[0], again[0]) and len(set(chosen[1].tolist())) == 10
+    assert len(ClassificationAccuracyScore().test_images(test)[1]) == 10000  # all by default
+    with pytest.raises(UserError, match="test_samples is 0"):
+        ClassificationAccuracyScore(test_samples=0)
 
 
 def test_cas_needs_a_conditional_generator(tmp_path, mnist_root):

@@ -8,6 +8,9 @@ generator's images are as training data.
 - Augmentation (``real_per_class``, e.g. [10, 100]): for each n, a seeded subset of exactly n
   real training images per class, trained on alone (``aug<n>_real``) and with
   ``synthetic_per_class`` generated images per class added (``aug<n>_mixed``).
+
+Every accuracy is read on the whole test split, or on a seeded subset of ``test_samples`` of
+its images (the same subset for every classifier of a call; a quicker, noisier reading).
 """
 
 import torch
@@ -51,8 +54,12 @@ class ClassificationAccuracyScore(Metric):
 
     def __init__(self, num_samples: int = 10000, real_per_class: list[int] | None = None,
                  synthetic_per_class: int = 1000, steps: int = 500, batch_size: int = 128,
-                 seed: int = 0):
+                 seed: int = 0, test_samples: int | None = None):
+        if test_samples is not None and test_samples < 1:
+            raise UserError(f"metrics.evaluate.cas.test_samples is {test_samples}; set a number "
+                            "of test images >= 1, or null to score on the whole test split.")
         self.num_samples, self.real_per_class = num_samples, list(real_per_class or [])
+        self.test_samples = test_samples
         self.synthetic_per_class = synthetic_per_class
         self.recipe = Recipe(steps=steps, batch_size=batch_size, seed=seed)
 
@@ -68,7 +75,7 @@ class ClassificationAccuracyScore(Metric):
     def evaluate_model(self, model, data) -> dict[str, float]:
         self.check_model(model)
         task, classes = model.sampler, model.sampler.num_classes
-        test = self.split(data, "test")
+        test = self.test_images(self.split(data, "test"))
         train_split = self.split(data, "train")
         real_images, real_labels = self.all_images(train_split.dataset)
         fake_images, fake_labels = self.generated(task, classes, self.num_samples)
@@ -97,6 +104,15 @@ class ClassificationAccuracyScore(Metric):
     def all_images(dataset) -> tuple[torch.Tensor, torch.Tensor]:
         return batch(dataset, list(range(len(dataset))))
 
+    def test_images(self, test) -> tuple[torch.Tensor, torch.Tensor]:
+        """The test images every classifier is scored on: all, or a seeded subset."""
+        images, labels = self.all_images(test.dataset)
+        if self.test_samples is None or self.test_samples >= len(labels):
+            return images, labels
+        generator = torch.Generator().manual_seed(self.recipe.seed + 1)
+        chosen = torch.randperm(len(labels), generator=generator)[:self.test_samples]
+        return images[chosen], labels[chosen]
+
     def real_sample(self, images, labels, n: int) -> Images:
         generator = torch.Generator().manual_seed(self.recipe.seed)
         chosen = torch.randperm(len(labels), generator=generator)[:n]
@@ -115,10 +131,11 @@ class ClassificationAccuracyScore(Metric):
         return torch.cat(parts).clamp(-1, 1), labels
 
     def accuracy(self, training: Images, data, test) -> float:
-        """Test accuracy of the small classifier trained on ``training`` (fresh each time)."""
+        """Accuracy on ``test`` (images, labels) of the small classifier trained on
+        ``training`` (fresh each time)."""
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         model = train(training, training.images.shape[1], data.num_classes, self.recipe, device)
-        images, labels = self.all_images(test.dataset)
+        images, labels = test
         correct = 0
         with torch.no_grad():
             for start in range(0, len(labels), 1000):
