@@ -57,9 +57,10 @@ def main() -> None:
         print(f"ganrun {args[0]}: interrupted.", file=sys.stderr, flush=True)
         sys.exit(130)
     except RuntimeError as err:
-        if not _mismatched_torchvision(err):
+        explained = _mismatched_torchvision(err)
+        if not explained:
             raise
-        print(f"ganrun {args[0]}: error: {_mismatched_torchvision(err)}", file=sys.stderr)
+        print(f"ganrun {args[0]}: error: {explained}", file=sys.stderr)
         sys.exit(1)
 
 

@@ -35,6 +35,11 @@ class Images(torch.utils.data.Dataset):
         return self.images[indices], self.labels[indices]
 
 
+def seeded_pick(count: int, n: int, seed: int) -> torch.Tensor:
+    """``n`` of ``range(count)`` (all when n >= count), the same ones for the same seed."""
+    return torch.randperm(count, generator=torch.Generator().manual_seed(seed))[:n]
+
+
 def real_subset(labels: torch.Tensor, per_class: int, num_classes: int, seed: int) -> torch.Tensor:
     """Indices of exactly ``per_class`` random examples of every class (seeded)."""
     generator = torch.Generator().manual_seed(seed)
@@ -107,15 +112,13 @@ class ClassificationAccuracyScore(Metric):
     def test_images(self, test) -> tuple[torch.Tensor, torch.Tensor]:
         """The test images every classifier is scored on: all, or a seeded subset."""
         images, labels = self.all_images(test.dataset)
-        if self.test_samples is None or self.test_samples >= len(labels):
+        if self.test_samples is None:
             return images, labels
-        generator = torch.Generator().manual_seed(self.recipe.seed + 1)
-        chosen = torch.randperm(len(labels), generator=generator)[:self.test_samples]
+        chosen = seeded_pick(len(labels), self.test_samples, self.recipe.seed + 1)
         return images[chosen], labels[chosen]
 
     def real_sample(self, images, labels, n: int) -> Images:
-        generator = torch.Generator().manual_seed(self.recipe.seed)
-        chosen = torch.randperm(len(labels), generator=generator)[:n]
+        chosen = seeded_pick(len(labels), n, self.recipe.seed)
         return Images(images[chosen], labels[chosen])
 
     @torch.no_grad()
