@@ -10,6 +10,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+import warm
 from fakedata import write_mnist
 from in_process import run_in_process
 
@@ -54,8 +55,8 @@ def run_ganrun(*args, cwd, env=None, check=True, timeout=600,
     if process or (process is None and needs_process(args)):
         full_env = {k: v for k, v in os.environ.items() if k != "GANRUN_DEBUG"}
         full_env.update({"PYTHONUNBUFFERED": "1", **(env or {})})
-        proc = subprocess.run([sys.executable, "-m", "ganrun", *args], cwd=cwd, env=full_env,
-                              capture_output=True, text=True, timeout=timeout)
+        proc = warm.run(["-m", "ganrun", *args], cwd=cwd, env=full_env, capture_output=True,
+                        text=True, timeout=timeout)
     else:
         result = run_in_process(*args, cwd=cwd, env=env)
         code = 1 if result.code == "traceback" else result.code
@@ -87,10 +88,10 @@ def kill_then_resume(run: Path, train_args, max_steps: int, cwd: Path, at_least:
     """``ganrun train TRAIN_ARGS`` in ``run``, killed with SIGKILL once its last.ckpt is at
     iteration ``at_least`` (so it needs ``callbacks.checkpoint.last_every_n_iterations=1``), then
     resumed to ``max_steps``: a run that must equal an uninterrupted one."""
-    command = [sys.executable, "-m", "ganrun", "train", *map(str, train_args),
-               f"hydra.run.dir={run}", "trainer.max_steps=100000"]
-    proc = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, **(env or {})})
+    command = ["-m", "ganrun", "train", *map(str, train_args), f"hydra.run.dir={run}",
+               "trainer.max_steps=100000"]
+    proc = warm.popen(command, cwd=cwd, stdout=warm.DEVNULL, stderr=warm.PIPE, text=True,
+                      env={**os.environ, **(env or {})})
     # Checked while the process is stopped (SIGSTOP), so that it cannot run on past max_steps
     # between the check and the kill (tiny runs do an iteration in a few milliseconds).
     deadline = time.time() + 120

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import warm
 from badinput import TINY_GEN, Sandbox
 from conftest import TINY, run_ganrun, wait_for_iteration
 from fakedata import write_mnist
@@ -43,11 +44,13 @@ def as_from_a_terminal():
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def start(box, *args) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "ganrun", *map(str, args)], cwd=box.work,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, **box.env},
-                            preexec_fn=as_from_a_terminal)
+def start(box, *args, cold: bool = False):
+    """``ganrun ARGS`` in a process of its own: a warm one (tests/warm.py) unless the test is
+    about what happens while Python imports (``cold``)."""
+    popen = subprocess.Popen if cold else warm.popen
+    command = [*([sys.executable] if cold else []), "-m", "ganrun", *map(str, args)]
+    return popen(command, cwd=box.work, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                 text=True, env={**os.environ, **box.env}, preexec_fn=as_from_a_terminal)
 
 
 def test_kill_sigterm_during_training_saves_and_resumes(tmp_path, mnist):
@@ -110,7 +113,8 @@ def test_kill_ctrl_c_during_sampling(tmp_path, mnist):
 def test_kill_during_start_up_leaves_nothing(tmp_path, mnist):
     box = Sandbox(tmp_path)
     before = box.snapshot()
-    proc = start(box, "train", *tiny(mnist, "trainer.max_steps=100000", "hydra.run.dir=../runs/r"))
+    proc = start(box, "train", *tiny(mnist, "trainer.max_steps=100000", "hydra.run.dir=../runs/r"),
+                 cold=True)
     time.sleep(1.0)  # still importing or building
     proc.send_signal(signal.SIGTERM)
     proc.stderr = proc.communicate(timeout=120)[1]
@@ -181,8 +185,8 @@ def test_a_signal_during_a_metrics_pass_stops_it_and_saves(signals, tmp_path, mn
     run, marker = tmp_path / "run", tmp_path / "started"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent),
                                                         os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ganrun", "train", *TINY, "dataset=mnist",
+    proc = warm.popen(
+        ["-m", "ganrun", "train", *TINY, "dataset=mnist",
          f"dataset.root={mnist_root}", "trainer.max_steps=8", "metrics.every_n_iterations=4",
          "+metrics.evaluate.slow._target_=slowmetric.Slow", f"+metrics.evaluate.slow.marker={marker}",
          "callbacks.checkpoint.last_every_n_iterations=100", f"hydra.run.dir={run}"],

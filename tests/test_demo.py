@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect
 
+import warm
 from conftest import FASHION, run_ganrun, unavailable
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -64,9 +65,9 @@ class Demo:
 
     def __init__(self, export: Path, cwd: Path):
         self.port = free_port()
-        self.proc = subprocess.Popen([sys.executable, "-m", "ganrun", "demo", f"ckpt={export}",
-                                      f"port={self.port}"], cwd=cwd, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True)
+        self.proc = warm.popen(["-m", "ganrun", "demo", f"ckpt={export}", f"port={self.port}"],
+                               cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
 
     def __enter__(self) -> str:
         url = f"http://127.0.0.1:{self.port}"

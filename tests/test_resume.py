@@ -5,12 +5,12 @@ import errno
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+import warm
 from conftest import TINY, run_ganrun, scalars, wait_for_iteration
 from fakedata import write_mnist
 from ganrun.callbacks.checkpoint import IterationCheckpoint
@@ -39,9 +39,8 @@ def reference(tmp_path_factory):
 
 
 def start(root, run, cwd):
-    command = [sys.executable, "-m", "ganrun",
-               *args(root, "trainer.max_steps=100000", f"hydra.run.dir={run}")]
-    return subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    command = ["-m", "ganrun", *args(root, "trainer.max_steps=100000", f"hydra.run.dir={run}")]
+    return warm.popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
 
 
@@ -161,10 +160,10 @@ def test_resume_chain_through_epoch_ends_is_exact(tmp_path, mnist_root):
 
 
 def test_stop_signal_during_start_up_exits_cleanly(tmp_path, mnist_root):
-    command = [sys.executable, "-m", "ganrun",
+    command = ["-m", "ganrun",
                *args(mnist_root, "trainer.max_steps=100000", f"hydra.run.dir={tmp_path / 'run'}")]
-    proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    proc = warm.popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                      text=True)
     printed = ""
     while "Building the trainer" not in printed and proc.poll() is None:
         printed += proc.stderr.readline()

@@ -5,12 +5,12 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+import warm
 from badinput import run_cli
 from conftest import reached, run_ganrun
 from ganrun import study as studies
@@ -98,13 +98,13 @@ def test_tune_prunes_fails_and_reports(tmp_path):
 
 
 def _tune(tmp_path: Path, conf: Path) -> subprocess.Popen:
-    command = [sys.executable, "-m", "ganrun", "tune", "hparams_search=long", *RING,
+    command = ["-m", "ganrun", "tune", "hparams_search=long", *RING,
                "trainer.max_steps=400", "callbacks.checkpoint.last_every_n_iterations=5",
                "--config-dir", str(conf)]
     # Output to a file: a pipe nobody reads would fill up and block the trials.
     err = tmp_path / "tune.err"
-    proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL,
-                            stderr=err.open("a"), start_new_session=True)
+    proc = warm.popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=err.open("a"),
+                      start_new_session=True)
     proc.cwd_err = err
     return proc
 

@@ -1,0 +1,117 @@
+"""A warm process (tests/warm.py) looks to the command it runs like a new interpreter: the same
+probe run both ways reports the same, and ends the same way."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import warm
+
+PROBE = textwrap.dedent("""
+    import atexit, json, os, signal, sys, threading, time
+    import __main__
+    mode = sys.argv[1]
+    atexit.register(lambda: print("atexit ran", flush=True))
+    if mode == "report":
+        import numpy, torch
+        print(json.dumps({
+            "cwd": os.getcwd(), "argv": sys.argv, "path": sys.path[:2],
+            "main": __main__.__spec__.name, "env": os.environ.get("PROBE_VALUE"),
+            "threads": torch.get_num_threads(), "draw": numpy.random.randint(1 << 30),
+            "sigint": signal.getsignal(signal.SIGINT) is signal.default_int_handler,
+            "sigterm": signal.getsignal(signal.SIGTERM) == signal.SIG_DFL,
+            "stdin": sys.stdin.read(), "leader": os.getsid(0) == os.getpid(),
+            "probe_loaded_fresh": "probe" not in sys.modules or __name__ == "__main__"}))
+    elif mode == "code":
+        sys.exit(int(sys.argv[2]))
+    elif mode == "message":
+        sys.exit("a message for the user")
+    elif mode == "raise":
+        raise ValueError("planted")
+    elif mode == "interrupt":
+        raise KeyboardInterrupt
+    elif mode == "thread":
+        threading.Thread(target=lambda: (time.sleep(0.5), print("thread done", flush=True))).start()
+    elif mode == "wait":
+        print("waiting", flush=True)
+        time.sleep(60)
+""")
+
+
+@pytest.fixture
+def probe(tmp_path):
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "probe.py").write_text(PROBE)
+    (tmp_path / "work").mkdir()
+    return tmp_path
+
+
+def both(probe, *args, env=None, **kwargs):
+    env = {**os.environ, "PYTHONPATH": str(probe / "lib"), "PROBE_VALUE": "42", **(env or {})}
+    common = dict(cwd=probe / "work", env=env, capture_output=True, text=True, timeout=120)
+    cold = subprocess.run([sys.executable, "-m", "probe", *args], **common, **kwargs)
+    hot = warm.run(["-m", "probe", *args], **common, **kwargs)
+    return cold, hot
+
+
+def test_a_warm_process_sees_what_a_new_interpreter_sees(probe):
+    cold, hot = both(probe, "report", env={"OMP_NUM_THREADS": "1"})
+    (cold_report, cold_end), (hot_report, hot_end) = (p.stdout.splitlines() for p in (cold, hot))
+    cold_report, hot_report = json.loads(cold_report), json.loads(hot_report)
+    assert cold_report.pop("draw") != hot_report.pop("draw")  # NumPy seeded anew
+    cold_report["argv"][0] = os.path.realpath(cold_report["argv"][0])
+    hot_report["argv"][0] = os.path.realpath(hot_report["argv"][0])
+    assert hot_report == cold_report
+    assert hot_report["cwd"] == str(probe / "work") and hot_report["env"] == "42"
+    assert hot_report["path"] == [str(probe / "work"), str(probe / "lib")]
+    assert hot_report["sigint"] and hot_report["sigterm"] and hot_report["threads"] == 1
+    assert hot_end == cold_end == "atexit ran"
+    assert (hot.returncode, hot.stderr) == (cold.returncode, cold.stderr) == (0, "")
+
+
+def test_two_warm_processes_draw_different_numpy_seeds(probe):
+    draws = {json.loads(warm.run(["-m", "probe", "report"], cwd=probe / "work", capture_output=True,
+                                 text=True, env={**os.environ, "PYTHONPATH": str(probe / "lib")})
+                        .stdout.splitlines()[0])["draw"] for _ in range(2)}
+    assert len(draws) == 2
+
+
+@pytest.mark.parametrize("args, code, stderr", [
+    (["code", "3"], 3, None),
+    (["message"], 1, "a message for the user"),
+    (["raise"], 1, "ValueError: planted"),
+    (["interrupt"], -signal.SIGINT, "KeyboardInterrupt"),
+])
+def test_a_warm_process_ends_as_a_new_interpreter_does(probe, args, code, stderr):
+    cold, hot = both(probe, *args)
+    assert hot.returncode == cold.returncode == code
+    assert hot.stdout == cold.stdout == "atexit ran\n"
+    if stderr:
+        assert stderr in hot.stderr and stderr in cold.stderr
+        assert hot.stderr.count("Traceback") == cold.stderr.count("Traceback")
+
+
+def test_threads_are_joined_before_atexit(probe):
+    cold, hot = both(probe, "thread")
+    assert hot.stdout == cold.stdout == "thread done\natexit ran\n"
+
+
+def test_signals_reach_the_process_and_a_new_session_is_its_own(probe):
+    env = {**os.environ, "PYTHONPATH": str(probe / "lib")}
+    proc = warm.Popen(["-m", "probe", "wait"], cwd=probe / "work", env=env, stdout=warm.PIPE,
+                      stderr=warm.PIPE, text=True, start_new_session=True)
+    assert proc.stdout.readline() == "waiting\n" and proc.poll() is None
+    assert os.getsid(proc.pid) == proc.pid
+    with pytest.raises(subprocess.TimeoutExpired):
+        proc.wait(0.1)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(30) == -signal.SIGTERM
+    proc.send_signal(signal.SIGTERM)  # after the end: nothing to signal, as in subprocess
+    report = warm.run(["-m", "probe", "report"], cwd=probe / "work", env=env,
+                      capture_output=True, text=True).stdout.splitlines()[0]
+    assert json.loads(report)["leader"] is False

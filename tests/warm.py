@@ -1,0 +1,346 @@
+"""``python -m MODULE ARGS`` as a process of its own that does not pay for importing torch,
+Lightning, torchmetrics and Hydra again (7 s on a quiet 2-core machine, 15 s under the suite's
+load): a server per pytest worker imports them once and forks a process per command.
+
+For the tests whose subject is the process (signals, kills, DDP's first rank, sweeps, studies, the
+demo's server). The forked process is made to look like a new interpreter: its own pid (and
+session if asked), the command's working folder, environment, ``sys.path`` (the folder, then
+``PYTHONPATH``), ``sys.argv`` and ``__main__`` as ``-m`` sets them, Python's start-up signal
+handlers, a fresh NumPy seed, its threads count from ``OMP_NUM_THREADS``, and at the end what an
+interpreter does on exit (non-daemon threads joined, atexit run, an uncaught Ctrl-C re-raised as
+SIGINT). Only third-party packages are imported ahead; ganrun and the tests' modules are imported
+by each command, as in a new process. ``GANRUN_TEST_COLD=1`` starts real interpreters instead.
+
+Usage mirrors ``subprocess``: ``warm.Popen(["-m", "ganrun", "train", ...], cwd=..., env=...,
+stdout=PIPE, stderr=PIPE, text=True)`` and ``warm.run(...)``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import io
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+from subprocess import DEVNULL, PIPE, STDOUT, CompletedProcess, TimeoutExpired
+
+__all__ = ["DEVNULL", "PIPE", "STDOUT", "Popen", "run"]
+
+PRELOADED = ("numpy", "torch", "torchvision", "torchmetrics", "pytorch_lightning", "hydra",
+             "omegaconf", "PIL.Image", "torch.utils.tensorboard", "yaml")
+
+
+def cold() -> bool:
+    return os.environ.get("GANRUN_TEST_COLD", "") not in ("", "0")
+
+
+# ---- the test's side ---------------------------------------------------------------------------
+
+class _Server:
+    """The forking server of this process, started on first use, gone when this process is."""
+
+    def __init__(self):
+        self.folder = tempfile.mkdtemp(prefix="ganrun-warm-")
+        self.address = os.path.join(self.folder, "socket")
+        # The server reads its stdin: when this process ends, EOF there ends the server.
+        self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), self.address],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        ready = self.proc.stdout.readline()
+        if ready.strip() != b"ready":
+            raise RuntimeError(f"the warm-process server did not start: {ready!r}")
+        atexit.register(self.close)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            self.proc.wait(30)
+        for name in os.listdir(self.folder):
+            os.unlink(os.path.join(self.folder, name))
+        os.rmdir(self.folder)
+
+    def start(self, request: dict, fds: list[int]) -> socket.socket:
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        conn.connect(self.address)
+        socket.send_fds(conn, [json.dumps(request).encode() + b"\n"], fds)
+        return conn
+
+
+_server: _Server | None = None
+
+
+def _the_server() -> _Server:
+    global _server
+    if _server is None or _server.proc.poll() is not None:
+        _server = _Server()
+    return _server
+
+
+class Popen:
+    """``subprocess.Popen([sys.executable, *args], ...)`` started from the warm server: the same
+    attributes and methods the tests use (pid, stdout, stderr, returncode, poll, wait,
+    communicate, send_signal, terminate, kill)."""
+
+    def __init__(self, args, *, cwd=None, env=None, stdin=DEVNULL, stdout=None, stderr=None,
+                 text=False, start_new_session=False, preexec_fn=None):
+        del preexec_fn  # the process starts with Python's own handlers, as a shell gives them
+        args = [str(a) for a in args]
+        if len(args) < 2 or args[0] != "-m":
+            raise ValueError(f"warm.Popen runs `-m MODULE ARGS`, not {args}")
+        self.args, self.returncode = args, None
+        self.stdin = None
+        mine, theirs = [], []
+        self.stdout = self._stream(stdout, 1, text, mine, theirs)
+        if stderr == STDOUT:
+            theirs.append(theirs[-1])
+            self.stderr = None
+        else:
+            self.stderr = self._stream(stderr, 2, text, mine, theirs)
+        theirs.insert(0, os.open(os.devnull, os.O_RDONLY))
+        mine.append(theirs[0])
+        request = {"args": args, "cwd": os.path.abspath(cwd or os.getcwd()),
+                   "env": dict(os.environ if env is None else env),
+                   "new_session": bool(start_new_session)}
+        try:
+            self._conn = _the_server().start(request, theirs)
+        finally:
+            for fd in mine:
+                os.close(fd)
+        self.pid = int(self._line())
+
+    def _line(self) -> bytes:
+        """A line from the server, read unbuffered: select() must see what is left."""
+        line = b""
+        while not line.endswith(b"\n"):
+            byte = self._conn.recv(1)
+            if not byte:
+                raise RuntimeError("the warm-process server went away before the process ended")
+            line += byte
+        return line
+
+    @staticmethod
+    def _stream(spec, fd, text, mine, theirs):
+        """The fd the process gets for ``spec``; the read end this process keeps for PIPE."""
+        if spec is None:
+            theirs.append(fd)
+        elif spec == DEVNULL:
+            theirs.append(os.open(os.devnull, os.O_WRONLY))
+            mine.append(theirs[-1])
+        elif spec == PIPE:
+            read, write = os.pipe()
+            theirs.append(write)
+            mine.append(write)
+            raw = open(read, "rb")
+            return io.TextIOWrapper(raw, encoding="utf-8", errors="replace") if text else raw
+        else:
+            theirs.append(spec if isinstance(spec, int) else spec.fileno())
+        return None
+
+    def poll(self):
+        if self.returncode is None and select.select([self._conn], [], [], 0)[0]:
+            self._finish()
+        return self.returncode
+
+    def wait(self, timeout=None):
+        if self.returncode is None:
+            if not select.select([self._conn], [], [], timeout)[0]:
+                raise TimeoutExpired(self.args, timeout)
+            self._finish()
+        return self.returncode
+
+    def _finish(self) -> None:
+        self.returncode = os.waitstatus_to_exitcode(int(self._line()))
+        self._conn.close()
+
+    def communicate(self, input=None, timeout=None):
+        del input
+        results, readers = {}, []
+        for name in ("stdout", "stderr"):
+            stream = getattr(self, name)
+            if stream is not None:
+                reader = threading.Thread(target=lambda n=name, s=stream: results.update({n: s.read()}),
+                                          daemon=True)
+                reader.start()
+                readers.append(reader)
+        for reader in readers:
+            reader.join(timeout)
+            if reader.is_alive():
+                raise TimeoutExpired(self.args, timeout)
+        self.wait(timeout)
+        for name in ("stdout", "stderr"):
+            if getattr(self, name) is not None:
+                getattr(self, name).close()
+        return results.get("stdout"), results.get("stderr")
+
+    def send_signal(self, signum) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, signum)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+def run(args, *, cwd=None, env=None, capture_output=False, text=False, timeout=None,
+        check=False) -> CompletedProcess:
+    """``subprocess.run([sys.executable, *args], ...)`` from the warm server (or a new
+    interpreter with GANRUN_TEST_COLD=1)."""
+    if cold():
+        return subprocess.run([sys.executable, *map(str, args)], cwd=cwd, env=env, check=check,
+                              capture_output=capture_output, text=text, timeout=timeout)
+    streams = PIPE if capture_output else None
+    proc = Popen(args, cwd=cwd, env=env, stdout=streams, stderr=streams, text=text)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise
+    if check and proc.returncode:
+        raise subprocess.CalledProcessError(proc.returncode, args, stdout, stderr)
+    return CompletedProcess(args, proc.returncode, stdout, stderr)
+
+
+def popen(args, **kwargs):
+    """``warm.Popen`` or, with GANRUN_TEST_COLD=1, ``subprocess.Popen`` of a new interpreter."""
+    if cold():
+        return subprocess.Popen([sys.executable, *map(str, args)], **kwargs)
+    return Popen(args, **kwargs)
+
+
+# ---- the server's side -------------------------------------------------------------------------
+
+def _serve(address: str) -> None:
+    import importlib
+
+    for name in PRELOADED:
+        importlib.import_module(name)
+    import numpy
+    import torch
+
+    # sys.path as a new interpreter has it, less the entries that depend on where it started.
+    start = {os.path.dirname(os.path.abspath(__file__)), ""}
+    start |= set(filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep)))
+    base = [p for p in sys.path if p not in start]
+    threads = torch.get_num_threads()
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(address)
+    listener.listen(64)
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # supervisors are reaped by the kernel
+    sys.stdout.write("ready\n")
+    sys.stdout.flush()
+    while True:
+        ready = select.select([listener, sys.stdin], [], [])[0]
+        if sys.stdin in ready:
+            return  # the tests' process has gone
+        conn, _ = listener.accept()
+        message, fds, _, _ = socket.recv_fds(conn, 1 << 20, 3)
+        request = json.loads(message)
+        if os.fork() == 0:
+            listener.close()
+            _supervise(conn, fds, request, base, threads, numpy, torch)
+        conn.close()
+        for fd in fds:
+            os.close(fd)
+
+
+def _supervise(conn, fds, request, base, threads, numpy, torch) -> None:
+    """Forks the command's process, tells its pid, waits for it and tells how it ended."""
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    pid = os.fork()
+    if pid == 0:
+        conn.close()
+        _become(fds, request, base, threads, numpy, torch)
+    for fd in fds:
+        os.close(fd)
+    conn.sendall(f"{pid}\n".encode())
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+            break
+        except InterruptedError:
+            continue
+    try:
+        conn.sendall(f"{status}\n".encode())
+    finally:
+        os._exit(0)
+
+
+def _become(fds, request, base, threads, numpy, torch) -> None:
+    """Turns this forked process into ``python -m MODULE ARGS`` in the request's folder."""
+    for target, fd in enumerate(fds):
+        os.dup2(fd, target)
+    os.closerange(3, 1 << 16)
+    if request["new_session"]:
+        os.setsid()
+    env = request["env"]
+    os.environ.clear()
+    os.environ.update(env)
+    os.chdir(request["cwd"])
+    sys.path[:] = [request["cwd"], *filter(None, env.get("PYTHONPATH", "").split(os.pathsep)),
+                   *base]
+    for signum in signal.valid_signals():
+        if signum not in (signal.SIGKILL, signal.SIGSTOP):
+            try:
+                signal.signal(signum, signal.SIG_DFL)
+            except (OSError, ValueError):
+                pass
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    numpy.random.seed()
+    torch.set_num_threads(int(env.get("OMP_NUM_THREADS") or threads))
+    _run_module(request["args"][1], request["args"][2:])
+
+
+def _run_module(module: str, args: list[str]) -> None:
+    import runpy
+    import traceback
+
+    sys.argv = [module, *args]
+    code, interrupted = 0, False
+    try:
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+    except SystemExit as exit_:
+        code = _exit_code(exit_)
+    except KeyboardInterrupt:
+        traceback.print_exc()
+        interrupted = True
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    _exit_as_an_interpreter_does(code, interrupted)
+
+
+def _exit_code(exit_: SystemExit) -> int:
+    if exit_.code is None:
+        return 0
+    if isinstance(exit_.code, int):
+        return exit_.code
+    print(exit_.code, file=sys.stderr)
+    return 1
+
+
+def _exit_as_an_interpreter_does(code: int, interrupted: bool) -> None:
+    try:
+        threading._shutdown()  # joins non-daemon threads, as the interpreter does on exit
+        atexit._run_exitfuncs()
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+    finally:
+        if interrupted:
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGINT)
+        os._exit(code)
+
+
+if __name__ == "__main__":
+    _serve(sys.argv[1])
