@@ -3,6 +3,8 @@ the installed versions; CHECKED_WITH names the versions they were last checked a
 
 import importlib.metadata
 
+import pytest
+
 from ganrun import private_apis
 
 
@@ -18,6 +20,7 @@ def test_every_private_api_still_exists():
         for name in names:
             assert hasattr(module, name), (module.__name__, name)
     assert hasattr(hydra_main.Hydra, "create_main_hydra2")
+    assert hasattr(hydra_main.Hydra, "get_mode")
     assert "received_sigterm" in _SignalConnector.__init__.__code__.co_names
     import torch
 
@@ -61,3 +64,30 @@ def test_a_hydra_run_composes_through_the_private_path(tmp_path):
     cfg = private_apis.compose_like_a_run(str(config_dir()), str(tmp_path), "train",
                                           ["model=mine"])
     assert cfg.model.latent_dim == 7 and cfg.hydra.runtime.choices.model == "mine"
+
+
+@pytest.mark.parametrize("overrides, mode", [
+    ([], None), (["hydra.mode=MULTIRUN"], "MULTIRUN"), (["hydra.mode=RUN"], "RUN"),
+    (["seed=0,1"], None), (["model=mlp", "hydra.mode=MULTIRUN"], "MULTIRUN")])
+def test_the_mode_ganrun_composed_is_the_one_hydra_would_compose(overrides, mode):
+    """run_hydra hands Hydra 1.3 the mode of the config ganrun composed for its checks instead
+    of letting Hydra compose the whole config again: the value Hydra's get_mode gives."""
+    import hydra
+    from hydra._internal.hydra import Hydra
+    from hydra._internal.utils import create_automatic_config_search_path
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.types import RunMode
+
+    from ganrun.commands.hydra_app import check_command_line, composed_mode
+    from ganrun.config import config_dir
+
+    args = private_apis.hydra_args_parser().parse_args(overrides)
+    mine = composed_mode(check_command_line("ganrun train", args, "train"))
+    assert mine == (RunMode[mode] if mode else None)
+    if hydra.__version__.startswith("1.3."):  # 1.4 reads the mode from the overrides itself
+        search_path = create_automatic_config_search_path(None, None, str(config_dir()))
+        main = Hydra.create_main_hydra2(task_name="train", config_search_path=search_path)
+        try:
+            assert main.get_mode("train", overrides) == mine
+        finally:
+            GlobalHydra.instance().clear()

@@ -231,3 +231,16 @@ def test_report_of_a_sweep_logged_to_csv_reads_its_curves(tmp_path, mnist_root):
     rows = [line for line in table.splitlines() if line.startswith("| 0 |") or
             line.startswith("| 1 |")]
     assert len(rows) == 2 and all("| 4 |" in row for row in rows), table
+
+
+@pytest.mark.parametrize("mode, jobs", [("MULTIRUN", 1), ("RUN", 0)])
+def test_hydra_mode_on_the_command_line_picks_a_sweep_or_a_run(mode, jobs, tmp_path, mnist_root):
+    """`hydra.mode=MULTIRUN` sweeps without `-m`, as Hydra documents (ganrun reads the mode from
+    the config it composed for its checks instead of letting Hydra 1.3 compose it again)."""
+    proc = run_ganrun("train", *TINY, "dataset=mnist", f"dataset.root={mnist_root}",
+                      "trainer.max_steps=1", f"hydra.mode={mode}", "seed=3",
+                      "hydra.sweep.dir=sweep", "hydra.run.dir=run", cwd=tmp_path, process=True)
+    assert sorted(p.name for p in (tmp_path / "sweep").glob("[0-9]*")) == \
+        [str(n) for n in range(jobs)]
+    assert (tmp_path / "run").is_dir() == (jobs == 0)
+    assert ("see: ganrun report sweep" in proc.stderr) == (jobs > 0)

@@ -16,7 +16,8 @@ from omegaconf import DictConfig
 from ganrun.config import config_dir, validate_eval
 from ganrun.errors import UserError, user_error_behind
 from ganrun.private_apis import hydra_args_parser, run_hydra
-from ganrun.commands.hydra_app import check_command_line, print_help, quiet_library_noise
+from ganrun.commands.hydra_app import (check_command_line, composed_mode, print_help,
+                                       quiet_library_noise)
 
 if TYPE_CHECKING:  # imported where used: `ganrun eval --help` loads no torch
     import torch
@@ -195,7 +196,7 @@ def main(argv: list[str]) -> None:
     parser = hydra_args_parser()
     parser.prog = "ganrun eval"
     args = parser.parse_intermixed_args(argv)
-    check_command_line(parser.prog, args, "eval")
+    cfg = check_command_line(parser.prog, args, "eval")
     if args.help:
         return print_help(args, "eval")
-    run_hydra(args, parser, task, str(config_dir()), "eval")
+    run_hydra(args, parser, task, str(config_dir()), "eval", composed_mode(cfg))

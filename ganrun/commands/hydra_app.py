@@ -79,6 +79,13 @@ def check_command_line(prog: str, args, config_name: str) -> DictConfig | None:
     return cfg
 
 
+def composed_mode(cfg: DictConfig | None):
+    """What ``run_hydra`` needs to know of a config ganrun composed (see there)."""
+    from ganrun.private_apis import NOT_COMPOSED
+
+    return NOT_COMPOSED if cfg is None or "hydra" not in cfg else cfg.hydra.mode
+
+
 def allow_hydra_targets(hydra_cfg: DictConfig) -> None:
     """Hydra itself builds the callbacks, launcher and sweeper the user's composed config
     names: on hydra-core 1.4 they join the execution whitelist (``config.allow_building``)."""

@@ -12,7 +12,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from ganrun.choices import header as choices_header
-from ganrun.commands.hydra_app import check_command_line, print_help
+from ganrun.commands.hydra_app import check_command_line, composed_mode, print_help
 from ganrun.config import config_dir
 from ganrun.errors import UserError, one_paragraph, user_error_behind
 from ganrun.private_apis import hydra_args_parser, run_hydra
@@ -79,4 +79,4 @@ def main(argv: list[str]) -> None:
         return print_help(args, "train")
     if args.cfg in ("job", "all") and cfg is not None:
         print(choices_header(cfg.hydra.runtime.choices), flush=True)
-    run_hydra(args, parser, task, str(config_dir()), "train")
+    run_hydra(args, parser, task, str(config_dir()), "train", composed_mode(cfg))
