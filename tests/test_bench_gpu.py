@@ -15,17 +15,18 @@ from pathlib import Path
 
 import pytest
 
+import warm
+
 GPU = Path(__file__).resolve().parents[1] / "scripts" / "gpu"
 
 
 def bench(tmp_path, *only, extra=()) -> dict:
     """scripts/gpu/bench.py --smoke for the named measurements; its results.json."""
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, str(GPU / "bench.py"), "--smoke", "--data",
-                           str(tmp_path / "data"), "--out", str(out), "--work",
-                           str(tmp_path / "work"), "--only", *only, *extra],
-                          capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "TORCH_HOME": str(tmp_path / "torch_home")})
+    proc = warm.run([str(GPU / "bench.py"), "--smoke", "--data", str(tmp_path / "data"), "--out",
+                     str(out), "--work", str(tmp_path / "work"), "--only", *only, *extra],
+                    capture_output=True, text=True, timeout=600,
+                    env={**os.environ, "TORCH_HOME": str(tmp_path / "torch_home")})
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return json.loads((out / "results.json").read_text())
 
@@ -62,9 +63,9 @@ def test_the_inception_check_compares_two_computations(data):
 def test_a_killed_run_leaves_what_finished_and_resumes_after_it(data):
     out, only = data / "out", ["dcgan_fashion_mnist/plain_fp32", "dcgan_fashion_mnist/eager_fp32",
                                "dcgan_fashion_mnist/plain_bf16"]
-    command = [sys.executable, str(GPU / "bench.py"), "--smoke", "--data", str(data / "data"),
-               "--out", str(out), "--work", str(data / "work"), "--only", *only]
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    command = [str(GPU / "bench.py"), "--smoke", "--data", str(data / "data"), "--out", str(out),
+               "--work", str(data / "work"), "--only", *only]
+    proc = warm.popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 600
     results = out / "results.json"
     while time.time() < deadline and proc.poll() is None:  # killed inside the second one
@@ -75,7 +76,7 @@ def test_a_killed_run_leaves_what_finished_and_resumes_after_it(data):
     proc.wait()
     left = json.loads(results.read_text())
     assert left["running"] == only[1] and left["results"][only[0]]["status"] == "ok"
-    subprocess.run([*command, "--resume"], check=True, capture_output=True, timeout=600)
+    warm.run([*command, "--resume"], check=True, capture_output=True, timeout=600)
     report = json.loads(results.read_text())
     assert report["attempts"] == 2 and "running" not in report
     assert [report["results"][name]["status"] for name in only] == ["ok", "crashed", "ok"]

@@ -73,11 +73,11 @@ def mlflow_process(tmp_path):
             raise AssertionError((tmp_path / "mlflow-server.log").read_text()[-3000:])
         time.sleep(0.5)
     yield uri, proc
-    if proc.poll() is None:
-        proc.terminate()
-        proc.wait(30)
-    with contextlib.suppress(ProcessLookupError):  # its workers, when the test killed it
+    # The server and its workers, at once: how it shuts down is not what the tests are about
+    # (a graceful stop took 20 s here).
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(30)
 
 
 def mlflow_run(uri: str):

@@ -21,7 +21,7 @@ PROBE = textwrap.dedent("""
         import numpy, torch
         print(json.dumps({
             "cwd": os.getcwd(), "argv": sys.argv, "path": sys.path[:2],
-            "main": __main__.__spec__.name, "env": os.environ.get("PROBE_VALUE"),
+            "main": getattr(__main__.__spec__, "name", None), "env": os.environ.get("PROBE_VALUE"),
             "threads": torch.get_num_threads(), "draw": numpy.random.randint(1 << 30),
             "sigint": signal.getsignal(signal.SIGINT) is signal.default_int_handler,
             "sigterm": signal.getsignal(signal.SIGTERM) == signal.SIG_DFL,
@@ -51,12 +51,22 @@ def probe(tmp_path):
     return tmp_path
 
 
-def both(probe, *args, env=None, **kwargs):
+def both(probe, *args, env=None, script=False, **kwargs):
     env = {**os.environ, "PYTHONPATH": str(probe / "lib"), "PROBE_VALUE": "42", **(env or {})}
     common = dict(cwd=probe / "work", env=env, capture_output=True, text=True, timeout=120)
-    cold = subprocess.run([sys.executable, "-m", "probe", *args], **common, **kwargs)
-    hot = warm.run(["-m", "probe", *args], **common, **kwargs)
+    command = [str(probe / "lib" / "probe.py")] if script else ["-m", "probe"]
+    cold = subprocess.run([sys.executable, *command, *args], **common, **kwargs)
+    hot = warm.run([*command, *args], **common, **kwargs)
     return cold, hot
+
+
+def test_a_script_sees_what_a_new_interpreter_sees(probe):
+    cold, hot = both(probe, "report", script=True)
+    cold_report, hot_report = (json.loads(p.stdout.splitlines()[0]) for p in (cold, hot))
+    assert cold_report.pop("draw") != hot_report.pop("draw")
+    assert hot_report == cold_report
+    assert hot_report["path"] == [str(probe / "lib")] * 2 and hot_report["main"] is None
+    assert hot_report["argv"] == [str(probe / "lib" / "probe.py"), "report"]
 
 
 def test_a_warm_process_sees_what_a_new_interpreter_sees(probe):

@@ -1,11 +1,12 @@
-"""``python -m MODULE ARGS`` as a process of its own that does not pay for importing torch,
+"""``python -m MODULE ARGS`` (or ``python SCRIPT.py ARGS``) as a process of its own that does not pay for importing torch,
 Lightning, torchmetrics and Hydra again (7 s on a quiet 2-core machine, 15 s under the suite's
 load): a server per pytest worker imports them once and forks a process per command.
 
 For the tests whose subject is the process (signals, kills, DDP's first rank, sweeps, studies, the
 demo's server). The forked process is made to look like a new interpreter: its own pid (and
 session if asked), the command's working folder, environment, ``sys.path`` (the folder, then
-``PYTHONPATH``), ``sys.argv`` and ``__main__`` as ``-m`` sets them, Python's start-up signal
+``PYTHONPATH``; a script's folder instead of the working folder), ``sys.argv`` and
+``__main__`` as ``-m`` (or a script) sets them, Python's start-up signal
 handlers, a fresh NumPy seed, its threads count from ``OMP_NUM_THREADS``, and at the end what an
 interpreter does on exit (non-daemon threads joined, atexit run, an uncaught Ctrl-C re-raised as
 SIGINT). Only third-party packages are imported ahead; ganrun and the tests' modules are imported
@@ -91,8 +92,8 @@ class Popen:
                  text=False, start_new_session=False, preexec_fn=None):
         del preexec_fn  # the process starts with Python's own handlers, as a shell gives them
         args = [str(a) for a in args]
-        if len(args) < 2 or args[0] != "-m":
-            raise ValueError(f"warm.Popen runs `-m MODULE ARGS`, not {args}")
+        if not (len(args) >= 2 and args[0] == "-m" or args and args[0].endswith(".py")):
+            raise ValueError(f"warm.Popen runs `-m MODULE ARGS` or `SCRIPT.py ARGS`, not {args}")
         self.args, self.returncode = args, None
         self.stdin = None
         mine, theirs = [], []
@@ -285,8 +286,9 @@ def _become(fds, request, base, threads, numpy, torch) -> None:
     os.environ.clear()
     os.environ.update(env)
     os.chdir(request["cwd"])
-    sys.path[:] = [request["cwd"], *filter(None, env.get("PYTHONPATH", "").split(os.pathsep)),
-                   *base]
+    args = request["args"]
+    first = request["cwd"] if args[0] == "-m" else os.path.dirname(os.path.abspath(args[0]))
+    sys.path[:] = [first, *filter(None, env.get("PYTHONPATH", "").split(os.pathsep)), *base]
     for signum in signal.valid_signals():
         if signum not in (signal.SIGKILL, signal.SIGSTOP):
             try:
@@ -298,17 +300,22 @@ def _become(fds, request, base, threads, numpy, torch) -> None:
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
     numpy.random.seed()
     torch.set_num_threads(int(env.get("OMP_NUM_THREADS") or threads))
-    _run_module(request["args"][1], request["args"][2:])
+    _run(args)
 
 
-def _run_module(module: str, args: list[str]) -> None:
+def _run(args: list[str]) -> None:
+    """Runs ``-m MODULE ARGS`` or ``SCRIPT.py ARGS`` as ``__main__``, then exits."""
     import runpy
     import traceback
 
-    sys.argv = [module, *args]
     code, interrupted = 0, False
     try:
-        runpy.run_module(module, run_name="__main__", alter_sys=True)
+        if args[0] == "-m":
+            sys.argv = args[1:]
+            runpy.run_module(args[1], run_name="__main__", alter_sys=True)
+        else:
+            sys.argv = list(args)
+            runpy.run_path(args[0], run_name="__main__")
     except SystemExit as exit_:
         code = _exit_code(exit_)
     except KeyboardInterrupt:
