@@ -147,13 +147,15 @@ def hparams(run_dir: Path) -> tuple[dict, list[str]]:
     return values, [info.name.tag for info in experiment.metric_infos]
 
 
-# The files whose tests start processes (kills, DDP ranks, studies, servers, the Hydra 1.4 line),
-# slowest first (pytest --durations): collected first, so that pytest-xdist (--dist loadfile)
-# hands them out at the start instead of leaving one worker with them at the end.
-HEAVY_FIRST = ["test_bad_processes.py", "test_task_contract_processes.py", "test_cas.py",
-               "test_hydra_lines.py", "test_tune.py", "test_eval.py", "test_trackers.py",
-               "test_measure_scripts.py", "test_demo.py", "test_cyclegan.py", "test_train.py",
-               "test_bench_gpu.py", "test_resume.py", "test_pix2pix.py", "test_suite_ids.py"]
+# The slowest files (pytest --durations=0, summed per file), slowest first: collected first, so
+# that pytest-xdist (--dist loadfile --no-loadscope-reorder) hands them out at the start instead
+# of leaving one worker with them at the end.
+HEAVY_FIRST = ["test_hydra_lines.py", "test_tune.py", "test_task_contract_processes.py",
+               "test_trackers.py", "test_cyclegan.py", "test_eval.py", "test_bad_processes.py",
+               "test_measure_scripts.py", "test_cas.py", "test_pix2pix.py", "test_demo.py",
+               "test_task_contract.py", "test_bench_gpu.py", "test_suite_ids.py",
+               "test_bad_values.py", "test_train.py", "test_bad_data.py", "test_zoo.py",
+               "test_resume.py", "test_config.py", "test_bad_runs.py", "test_acceleration.py"]
 
 
 def pytest_collection_modifyitems(config, items):
