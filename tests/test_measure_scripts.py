@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+import warm
+
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 
@@ -124,3 +126,12 @@ def test_a_run_evaluated_on_another_machine_names_both(tmp_path):
     (tmp_path / "train_machine.txt").write_text("Intel Xeon x16, NVIDIA H200\n")
     assert measure.machines(tmp_path) == ("trained on Intel Xeon x16, NVIDIA H200; "
                                           f"evaluated on {here}")
+
+
+def test_startup_bench_prints_both_medians_and_their_ratio(tmp_path, fashion_root):
+    proc = warm.run([str(SCRIPTS / "bench_startup.py"), "--rounds", "1", "--data", fashion_root],
+                    cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    assert "baseline" in lines[1] and "handed over" in lines[2]
+    assert lines[3].startswith("  ratio: ") and " s saved)" in lines[3]
