@@ -180,10 +180,9 @@ def test_the_sweep_report_page_opens_from_disk(browser, tmp_path):
 
 def test_make_figures_draws_each_model_as_it_declares(exports, tmp_path):
     out = tmp_path / "figures"
-    proc = subprocess.run([sys.executable, "scripts/make_figures.py", "--out", str(out),
-                           f"cgan={exports['cgan']}", f"inpaint={exports['inpaint']}",
-                           "--data-root", str(FASHION)], cwd=Path(__file__).parents[1],
-                          capture_output=True, text=True, timeout=600)
+    proc = warm.run(["scripts/make_figures.py", "--out", out, f"cgan={exports['cgan']}",
+                     f"inpaint={exports['inpaint']}", "--data-root", FASHION],
+                    cwd=Path(__file__).parents[1], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert {p.name for p in out.iterdir()} == {"cgan_samples.png", "cgan_interpolation.png",
                                                "inpaint_translation.png"}

@@ -25,9 +25,9 @@ def load_script(name: str):
 
 
 def run_script(name: str, *args, cwd, env=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPTS / f"{name}.py"), *map(str, args)],
-                          cwd=cwd, capture_output=True, text=True, timeout=600,
-                          env=env)
+    """``python scripts/NAME.py ARGS`` as a warm process: the runs it starts are warm too."""
+    return warm.run([SCRIPTS / f"{name}.py", *args], cwd=cwd, capture_output=True, text=True,
+                    timeout=600, env=env)
 
 
 @pytest.mark.parametrize("protocol, length, num_samples", [

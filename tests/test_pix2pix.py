@@ -3,14 +3,13 @@ from a paired folder and derived by each degradation, the sample grid, exact res
 SIGKILL, bf16, `ganrun eval` with metrics=paired and `ganrun translate` on odd-sized images."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from PIL import Image
 
+import warm
 from conftest import image_steps, run_ganrun, scalars
 from fakedata import write_image_folder, write_mnist
 from test_paired_parts import write_folders, write_side_by_side
@@ -189,14 +188,14 @@ def test_bad_requests_get_one_paragraph(mnist, tmp_path):
 
 def test_measure_script_smoke_run_in_two_stages(fashion_root, tmp_path):
     script = Path(__file__).resolve().parents[1] / "scripts" / "measure_paired.py"
-    common = [sys.executable, str(script), "--root", str(fashion_root), "--steps", "2",
+    common = [str(script), "--root", str(fashion_root), "--steps", "2",
               "--num-samples", "8", "--fid-samples", "0", "--out", str(tmp_path / "runs"),
               "--only", "inpaint_fashion_mnist"]
-    trained = subprocess.run([*common, "--stage", "train", "--", "hardware=cpu"], cwd=tmp_path,
-                             capture_output=True, text=True, timeout=600)
+    trained = warm.run([*common, "--stage", "train", "--", "hardware=cpu"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=600)
     assert trained.returncode == 0, trained.stderr[-3000:]
-    measured = subprocess.run([*common, "--stage", "eval"], cwd=tmp_path, capture_output=True,
-                              text=True, timeout=600)
+    measured = warm.run([*common, "--stage", "eval"], cwd=tmp_path, capture_output=True,
+                        text=True, timeout=600)
     assert measured.returncode == 0, measured.stderr[-3000:]
     assert "| inpaint_fashion_mnist | psnr_hole (dB) |" in measured.stdout
     values = json.loads((tmp_path / "runs" / "inpaint_fashion_mnist" /

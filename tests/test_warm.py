@@ -7,6 +7,8 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
+from pathlib import Path
 
 import pytest
 
@@ -15,8 +17,16 @@ import warm
 PROBE = textwrap.dedent("""
     import atexit, json, os, signal, sys, threading, time
     import __main__
+    preloaded = "torch" in sys.modules
     mode = sys.argv[1]
     atexit.register(lambda: print("atexit ran", flush=True))
+    def inherited():
+        def open_(fd):
+            try:
+                return os.get_inheritable(fd)
+            except OSError:
+                return False
+        return sorted(fd for fd in map(int, os.listdir("/proc/self/fd")) if open_(fd))
     if mode == "report":
         import numpy, torch
         print(json.dumps({
@@ -26,6 +36,7 @@ PROBE = textwrap.dedent("""
             "sigint": signal.getsignal(signal.SIGINT) is signal.default_int_handler,
             "sigterm": signal.getsignal(signal.SIGTERM) == signal.SIG_DFL,
             "stdin": sys.stdin.read(), "leader": os.getsid(0) == os.getpid(),
+            "preloaded": preloaded, "fds": inherited(),
             "probe_loaded_fresh": "probe" not in sys.modules or __name__ == "__main__"}))
     elif mode == "code":
         sys.exit(int(sys.argv[2]))
@@ -38,7 +49,7 @@ PROBE = textwrap.dedent("""
     elif mode == "thread":
         threading.Thread(target=lambda: (time.sleep(0.5), print("thread done", flush=True))).start()
     elif mode == "wait":
-        print("waiting", flush=True)
+        print("waiting", os.getpid(), flush=True)
         time.sleep(60)
 """)
 
@@ -64,6 +75,7 @@ def test_a_script_sees_what_a_new_interpreter_sees(probe):
     cold, hot = both(probe, "report", script=True)
     cold_report, hot_report = (json.loads(p.stdout.splitlines()[0]) for p in (cold, hot))
     assert cold_report.pop("draw") != hot_report.pop("draw")
+    assert (cold_report.pop("preloaded"), hot_report.pop("preloaded")) == (False, True)
     assert hot_report == cold_report
     assert hot_report["path"] == [str(probe / "lib")] * 2 and hot_report["main"] is None
     assert hot_report["argv"] == [str(probe / "lib" / "probe.py"), "report"]
@@ -74,6 +86,7 @@ def test_a_warm_process_sees_what_a_new_interpreter_sees(probe):
     (cold_report, cold_end), (hot_report, hot_end) = (p.stdout.splitlines() for p in (cold, hot))
     cold_report, hot_report = json.loads(cold_report), json.loads(hot_report)
     assert cold_report.pop("draw") != hot_report.pop("draw")  # NumPy seeded anew
+    assert (cold_report.pop("preloaded"), hot_report.pop("preloaded")) == (False, True)
     cold_report["argv"][0] = os.path.realpath(cold_report["argv"][0])
     hot_report["argv"][0] = os.path.realpath(hot_report["argv"][0])
     assert hot_report == cold_report
@@ -115,7 +128,7 @@ def test_signals_reach_the_process_and_a_new_session_is_its_own(probe):
     env = {**os.environ, "PYTHONPATH": str(probe / "lib")}
     proc = warm.Popen(["-m", "probe", "wait"], cwd=probe / "work", env=env, stdout=warm.PIPE,
                       stderr=warm.PIPE, text=True, start_new_session=True)
-    assert proc.stdout.readline() == "waiting\n" and proc.poll() is None
+    assert proc.stdout.readline() == f"waiting {proc.pid}\n" and proc.poll() is None
     assert os.getsid(proc.pid) == proc.pid
     with pytest.raises(subprocess.TimeoutExpired):
         proc.wait(0.1)
@@ -125,3 +138,82 @@ def test_signals_reach_the_process_and_a_new_session_is_its_own(probe):
     report = warm.run(["-m", "probe", "report"], cwd=probe / "work", env=env,
                       capture_output=True, text=True).stdout.splitlines()[0]
     assert json.loads(report)["leader"] is False
+
+
+# A program that starts `python -m probe` as tune starts its trials (its own session, SIGTERM
+# when the parent dies, a descriptor passed on) or as Lightning starts a DDP rank (same group).
+LAUNCHER = textwrap.dedent("""
+    import ctypes, os, signal, subprocess, sys, time
+    how, args = sys.argv[1], sys.argv[2:]
+    read, write = os.pipe()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "probe", *args], pass_fds=[write],
+        start_new_session=how == "session",
+        preexec_fn=lambda: ctypes.CDLL(None).prctl(1, signal.SIGTERM))
+    os.close(write)
+    print("launched", proc.pid, flush=True)
+    print("ended", proc.wait(), flush=True)
+""")
+
+
+def launch(probe, cold: bool, how: str, *args):
+    (probe / "lib" / "launcher.py").write_text(LAUNCHER)
+    env = {**os.environ, "PYTHONPATH": str(probe / "lib"),
+           "GANRUN_TEST_WARM_PACKAGES": "ganrun,probe", "PROBE_VALUE": "42"}
+    command = ["-m", "launcher", how, *args]
+    common = dict(cwd=probe / "work", env=env, stdout=subprocess.PIPE, text=True,
+                  start_new_session=True)
+    if cold:
+        return subprocess.Popen([sys.executable, *command], **common)
+    return warm.Popen(command, **common)
+
+
+def gone(pid: int, seconds: float = 20) -> bool:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return True
+        if state == "Z":
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.parametrize("cold", [True, False], ids=["cold", "warm"])
+def test_python_started_from_a_process_reports_like_a_new_interpreter(probe, cold):
+    proc = launch(probe, cold, "session", "report")
+    out, _ = proc.communicate(timeout=120)
+    lines = out.splitlines()
+    report = json.loads(lines[1])
+    assert report["preloaded"] is not cold  # the second process is warm too
+    assert report["fds"] == [0, 1, 2, 4]  # the launcher's pipe, at the same number
+    assert report["leader"] and report["env"] == "42" and report["cwd"] == str(probe / "work")
+    assert report["path"] == [str(probe / "work"), str(probe / "lib")]
+    assert report["argv"][1:] == ["report"] and report["sigint"] and report["sigterm"]
+    assert lines[-1] == "ended 0" and proc.returncode == 0
+
+
+@pytest.mark.parametrize("cold", [True, False], ids=["cold", "warm"])
+@pytest.mark.parametrize("how", ["sigterm", "parent killed", "group killed"])
+def test_python_started_from_a_process_ends_as_a_new_interpreter_does(probe, cold, how):
+    """SIGTERM to the child reaches it; SIGKILL to its parent sends it SIGTERM (the parent-death
+    signal); SIGKILL to a group it shares with its parent ends it."""
+    proc = launch(probe, cold, "group" if how == "group killed" else "session", "wait")
+    launched = int(proc.stdout.readline().split()[1])
+    line = proc.stdout.readline().split()
+    assert line[0] == "waiting"
+    child = int(line[1])
+    assert (child == launched) is cold  # warm: the real process is behind a stand-in
+    if how == "sigterm":
+        os.kill(launched, signal.SIGTERM)
+        assert proc.stdout.readline() == f"ended {-signal.SIGTERM}\n"
+        assert proc.wait(30) == 0
+    elif how == "parent killed":
+        proc.kill()
+        assert proc.wait(30) == -signal.SIGKILL
+    else:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+    assert gone(child)

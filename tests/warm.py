@@ -12,6 +12,13 @@ interpreter does on exit (non-daemon threads joined, atexit run, an uncaught Ctr
 SIGINT). Only third-party packages are imported ahead; ganrun and the tests' modules are imported
 by each command, as in a new process. ``GANRUN_TEST_COLD=1`` starts real interpreters instead.
 
+Inside a warm process ``sys.executable`` is a stand-in interpreter (``python`` in the server's
+folder): ``python -m ganrun ...`` started from there (tune's trials, Lightning's second DDP rank,
+the measurement scripts' runs) is forked from the same server, with the starter's folder,
+environment and open file descriptors (same numbers), a session of its own if the stand-in leads
+one, and the stand-in passes on the signals it gets and ends as the process ends; if the stand-in
+is killed outright, so is the process. Any other command line runs the real interpreter.
+
 Usage mirrors ``subprocess``: ``warm.Popen(["-m", "ganrun", "train", ...], cwd=..., env=...,
 stdout=PIPE, stderr=PIPE, text=True)`` and ``warm.run(...)``.
 """
@@ -19,6 +26,8 @@ stdout=PIPE, stderr=PIPE, text=True)`` and ``warm.run(...)``.
 from __future__ import annotations
 
 import atexit
+import contextlib
+import fcntl
 import io
 import json
 import os
@@ -67,10 +76,25 @@ class _Server:
         os.rmdir(self.folder)
 
     def start(self, request: dict, fds: list[int]) -> socket.socket:
-        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        conn.connect(self.address)
-        socket.send_fds(conn, [json.dumps(request).encode() + b"\n"], fds)
-        return conn
+        return _connect(self.address, request, fds)
+
+
+def _connect(address: str, request: dict, fds: list[int]) -> socket.socket:
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.connect(address)
+    socket.send_fds(conn, [json.dumps(request).encode() + b"\n"], fds)
+    return conn
+
+
+def _read_line(conn: socket.socket) -> bytes:
+    """A line from the server, read unbuffered: select() must see what is left."""
+    line = b""
+    while not line.endswith(b"\n"):
+        byte = conn.recv(1)
+        if not byte:
+            raise RuntimeError("the warm-process server went away before the process ended")
+        line += byte
+    return line
 
 
 _server: _Server | None = None
@@ -116,14 +140,7 @@ class Popen:
         self.pid = int(self._line())
 
     def _line(self) -> bytes:
-        """A line from the server, read unbuffered: select() must see what is left."""
-        line = b""
-        while not line.endswith(b"\n"):
-            byte = self._conn.recv(1)
-            if not byte:
-                raise RuntimeError("the warm-process server went away before the process ended")
-            line += byte
-        return line
+        return _read_line(self._conn)
 
     @staticmethod
     def _stream(spec, fd, text, mine, theirs):
@@ -217,6 +234,61 @@ def popen(args, **kwargs):
     return Popen(args, **kwargs)
 
 
+# ---- the stand-in interpreter's side -----------------------------------------------------------
+
+STANDIN = """#!{python}
+import sys
+sys.path.insert(0, {tests!r})
+import warm
+warm.stand_in({address!r}, {python!r}, sys.argv[1:])
+"""
+FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
+             signal.SIGUSR2)
+
+
+def _warmable(args: list[str]) -> bool:
+    packages = os.environ.get("GANRUN_TEST_WARM_PACKAGES", "ganrun").split(",")
+    return len(args) >= 2 and args[0] == "-m" and args[1].split(".")[0] in packages
+
+
+def stand_in(address: str, python: str, args: list[str]) -> None:
+    """``python ARGS`` as a warm process when ARGS are ``-m ganrun...``, else the real ``python``.
+
+    Waits for the process, passing it the signals this process gets, and ends as it ended."""
+    if not _warmable(args) or not os.path.exists(address):
+        os.execv(python, [python, *args])
+    targets = sorted(fd for fd in map(int, os.listdir("/proc/self/fd")) if _inheritable(fd))
+    request = {"args": args, "cwd": os.getcwd(), "env": dict(os.environ), "targets": targets,
+               "new_session": os.getsid(0) == os.getpid(), "hangup": int(signal.SIGKILL)}
+    pending: list[int] = []
+    child: list[int] = []
+
+    def forward(signum, frame):
+        if child:
+            os.kill(child[0], signum)
+        else:
+            pending.append(signum)
+
+    for signum in FORWARDED:
+        signal.signal(signum, forward)
+    conn = _connect(address, request, targets)
+    child.append(int(_read_line(conn)))
+    for signum in pending:
+        os.kill(child[0], signum)
+    status = int(_read_line(conn))
+    if os.WIFSIGNALED(status):
+        signal.signal(os.WTERMSIG(status), signal.SIG_DFL)
+        os.kill(os.getpid(), os.WTERMSIG(status))
+    os._exit(os.waitstatus_to_exitcode(status))
+
+
+def _inheritable(fd: int) -> bool:
+    try:
+        return os.get_inheritable(fd)
+    except OSError:  # the folder listing's own descriptor, closed by now
+        return False
+
+
 # ---- the server's side -------------------------------------------------------------------------
 
 def _serve(address: str) -> None:
@@ -232,6 +304,11 @@ def _serve(address: str) -> None:
     start |= set(filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep)))
     base = [p for p in sys.path if p not in start]
     threads = torch.get_num_threads()
+    standin = os.path.join(os.path.dirname(address), "python")
+    with open(standin, "w") as f:
+        f.write(STANDIN.format(python=sys.executable, address=address,
+                               tests=os.path.dirname(os.path.abspath(__file__))))
+    os.chmod(standin, 0o755)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(address)
     listener.listen(64)
@@ -243,26 +320,32 @@ def _serve(address: str) -> None:
         if sys.stdin in ready:
             return  # the tests' process has gone
         conn, _ = listener.accept()
-        message, fds, _, _ = socket.recv_fds(conn, 1 << 20, 3)
+        message, fds, _, _ = socket.recv_fds(conn, 1 << 20, 64)
         request = json.loads(message)
         if os.fork() == 0:
             listener.close()
-            _supervise(conn, fds, request, base, threads, numpy, torch)
+            _supervise(conn, fds, request, (base, threads, standin), numpy, torch)
         conn.close()
         for fd in fds:
             os.close(fd)
 
 
-def _supervise(conn, fds, request, base, threads, numpy, torch) -> None:
-    """Forks the command's process, tells its pid, waits for it and tells how it ended."""
+def _supervise(conn, fds, request, start, numpy, torch) -> None:
+    """Forks the command's process, tells its pid, waits for it and tells how it ended; sends it
+    the request's ``hangup`` signal if the requester goes away first."""
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     pid = os.fork()
     if pid == 0:
         conn.close()
-        _become(fds, request, base, threads, numpy, torch)
+        _become(fds, request, start, numpy, torch)
     for fd in fds:
         os.close(fd)
     conn.sendall(f"{pid}\n".encode())
+    ended = os.pidfd_open(pid)
+    watching = [ended, conn] if request.get("hangup") else [ended]
+    while conn in select.select(watching, [], [])[0] and not conn.recv(1):
+        os.kill(pid, request["hangup"])
+        watching = [ended]
     while True:
         try:
             _, status = os.waitpid(pid, 0)
@@ -275,11 +358,18 @@ def _supervise(conn, fds, request, base, threads, numpy, torch) -> None:
         os._exit(0)
 
 
-def _become(fds, request, base, threads, numpy, torch) -> None:
+def _become(fds, request, start, numpy, torch) -> None:
     """Turns this forked process into ``python -m MODULE ARGS`` in the request's folder."""
-    for target, fd in enumerate(fds):
+    base, threads, standin = start
+    targets = request.get("targets", range(len(fds)))
+    above = max([*fds, *targets]) + 1  # out of the targets' way
+    high = [fcntl.fcntl(fd, fcntl.F_DUPFD, above) for fd in fds]
+    for target, fd in zip(targets, high):
         os.dup2(fd, target)
-    os.closerange(3, 1 << 16)
+    for fd in map(int, os.listdir("/proc/self/fd")):
+        if fd not in targets:
+            with contextlib.suppress(OSError):
+                os.close(fd)
     if request["new_session"]:
         os.setsid()
     env = request["env"]
@@ -299,6 +389,7 @@ def _become(fds, request, base, threads, numpy, torch) -> None:
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
     numpy.random.seed()
+    sys.executable = standin
     torch.set_num_threads(int(env.get("OMP_NUM_THREADS") or threads))
     _run(args)
 
