@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+import warm
 from conftest import unavailable
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,10 +45,15 @@ def test_hydra_1_4_line():
 
 def test_hydra_1_4_commands_say_nothing_of_deprecations(tmp_path):
     """Hydra 1.4 warns when instantiate builds a target no execution whitelist names, and
-    omegaconf 2.4 when a resolver is registered the old way: a user on 1.4 sees neither."""
+    omegaconf 2.4 when a resolver is registered the old way: a user on 1.4 sees neither. (Warm
+    processes, forked from a server that imported hydra-core 1.4 from that folder.)"""
     if not (HYDRA_14 / "hydra").is_dir():
         unavailable(f"hydra-core 1.4 is not installed in {HYDRA_14}")
     env = {**os.environ, "PYTHONPATH": str(HYDRA_14), "OMP_NUM_THREADS": "1"}
+    (tmp_path / "versions.py").write_text("import hydra, omegaconf\n"
+                                          "print(hydra.__version__, omegaconf.__version__)\n")
+    versions = warm.run([tmp_path / "versions.py"], env=env, capture_output=True, text=True)
+    assert versions.stdout.startswith("1.4") and " 2.4" in versions.stdout, versions
     run = tmp_path / "run"
     commands = [
         ["train", "dataset=ring", "model=mlp", "trainer.max_steps=20", f"hydra.run.dir={run}",
@@ -57,8 +63,8 @@ def test_hydra_1_4_commands_say_nothing_of_deprecations(tmp_path):
         ["sample", f"ckpt={tmp_path / 'export'}", "num=4", "format=npz", f"out={tmp_path / 's'}"],
     ]
     for args in commands:
-        proc = subprocess.run([sys.executable, "-m", "ganrun", *args], cwd=tmp_path, env=env,
-                              capture_output=True, text=True, timeout=300)
+        proc = warm.run(["-m", "ganrun", *args], cwd=tmp_path, env=env, capture_output=True,
+                        text=True, timeout=300)
         assert proc.returncode == 0, (args, proc.stderr[-3000:])
         said = proc.stdout + proc.stderr
         assert "deprecated" not in said and "whitelist" not in said, (args, said[-3000:])

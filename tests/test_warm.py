@@ -48,6 +48,9 @@ PROBE = textwrap.dedent("""
         raise KeyboardInterrupt
     elif mode == "thread":
         threading.Thread(target=lambda: (time.sleep(0.5), print("thread done", flush=True))).start()
+    elif mode == "yaml":
+        import yaml
+        print(yaml.__file__)
     elif mode == "wait":
         print("waiting", os.getpid(), flush=True)
         time.sleep(60)
@@ -95,6 +98,18 @@ def test_a_warm_process_sees_what_a_new_interpreter_sees(probe):
     assert hot_report["sigint"] and hot_report["sigterm"] and hot_report["threads"] == 1
     assert hot_end == cold_end == "atexit ran"
     assert (hot.returncode, hot.stderr) == (cold.returncode, cold.stderr) == (0, "")
+
+
+def test_a_package_imported_ahead_comes_from_pythonpath_when_it_is_there(probe):
+    """A warm process with a PYTHONPATH folder that holds one of the packages the server imports
+    ahead (yaml here, hydra-core 1.4 for the Hydra 1.4 line) gets them from that folder."""
+    import yaml
+
+    (probe / "shadow").mkdir()
+    (probe / "shadow" / "yaml").symlink_to(os.path.dirname(yaml.__file__))
+    cold, hot = both(probe, "yaml", env={
+        "PYTHONPATH": os.pathsep.join([str(probe / "shadow"), str(probe / "lib")])})
+    assert hot.stdout == cold.stdout == f"{probe / 'shadow' / 'yaml' / '__init__.py'}\natexit ran\n"
 
 
 def test_two_warm_processes_draw_different_numpy_seeds(probe):

@@ -53,15 +53,16 @@ def cold() -> bool:
 # ---- the test's side ---------------------------------------------------------------------------
 
 class _Server:
-    """The forking server of this process, started on first use, gone when this process is."""
+    """A forking server of this process, started on first use, gone when this process is; it
+    imports ahead from ``shadowing`` (PYTHONPATH folders) first."""
 
-    def __init__(self):
+    def __init__(self, shadowing: tuple[str, ...]):
         self.folder = tempfile.mkdtemp(prefix="ganrun-warm-")
         self.address = os.path.join(self.folder, "socket")
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": os.pathsep.join(shadowing)}
         # The server reads its stdin: when this process ends, EOF there ends the server.
         self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), self.address],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
         ready = self.proc.stdout.readline()
         if ready.strip() != b"ready":
             raise RuntimeError(f"the warm-process server did not start: {ready!r}")
@@ -97,14 +98,25 @@ def _read_line(conn: socket.socket) -> bytes:
     return line
 
 
-_server: _Server | None = None
+_servers: dict[tuple[str, ...], _Server] = {}
 
 
-def _the_server() -> _Server:
-    global _server
-    if _server is None or _server.proc.poll() is not None:
-        _server = _Server()
-    return _server
+def _the_server(env: dict) -> _Server:
+    """The server whose imports ahead are the ones a new interpreter with ``env`` would make:
+    one of its own where PYTHONPATH holds one of those packages (hydra-core 1.4, say)."""
+    shadowing = _shadowing(env)
+    server = _servers.get(shadowing)
+    if server is None or server.proc.poll() is not None:
+        server = _servers[shadowing] = _Server(shadowing)
+    return server
+
+
+def _shadowing(env: dict) -> tuple[str, ...]:
+    tops = {name.split(".")[0] for name in PRELOADED}
+    folders = filter(None, env.get("PYTHONPATH", "").split(os.pathsep))
+    return tuple(folder for folder in folders if any(
+        os.path.exists(os.path.join(folder, top)) or
+        os.path.exists(os.path.join(folder, f"{top}.py")) for top in tops))
 
 
 class Popen:
@@ -133,7 +145,7 @@ class Popen:
                    "env": dict(os.environ if env is None else env),
                    "new_session": bool(start_new_session)}
         try:
-            self._conn = _the_server().start(request, theirs)
+            self._conn = _the_server(request["env"]).start(request, theirs)
         finally:
             for fd in mine:
                 os.close(fd)
@@ -240,7 +252,7 @@ STANDIN = """#!{python}
 import sys
 sys.path.insert(0, {tests!r})
 import warm
-warm.stand_in({address!r}, {python!r}, sys.argv[1:])
+warm.stand_in({address!r}, {python!r}, {shadowing!r}, sys.argv[1:])
 """
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
              signal.SIGUSR2)
@@ -251,11 +263,12 @@ def _warmable(args: list[str]) -> bool:
     return len(args) >= 2 and args[0] == "-m" and args[1].split(".")[0] in packages
 
 
-def stand_in(address: str, python: str, args: list[str]) -> None:
-    """``python ARGS`` as a warm process when ARGS are ``-m ganrun...``, else the real ``python``.
+def stand_in(address: str, python: str, shadowing: tuple[str, ...], args: list[str]) -> None:
+    """``python ARGS`` as a warm process when ARGS are ``-m ganrun...`` (and PYTHONPATH asks for
+    what the server imported ahead), else the real ``python``.
 
     Waits for the process, passing it the signals this process gets, and ends as it ended."""
-    if not _warmable(args) or not os.path.exists(address):
+    if not _warmable(args) or _shadowing(os.environ) != shadowing or not os.path.exists(address):
         os.execv(python, [python, *args])
     targets = sorted(fd for fd in map(int, os.listdir("/proc/self/fd")) if _inheritable(fd))
     request = {"args": args, "cwd": os.getcwd(), "env": dict(os.environ), "targets": targets,
@@ -307,6 +320,7 @@ def _serve(address: str) -> None:
     standin = os.path.join(os.path.dirname(address), "python")
     with open(standin, "w") as f:
         f.write(STANDIN.format(python=sys.executable, address=address,
+                               shadowing=_shadowing(os.environ),
                                tests=os.path.dirname(os.path.abspath(__file__))))
     os.chmod(standin, 0o755)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
