@@ -44,7 +44,8 @@ def fashion(tmp_path_factory):
 
 
 def test_real_images_score_like_real_data_and_noise_like_chance(fashion):
-    metric = ClassificationAccuracyScore(num_samples=1000, steps=100, test_samples=2000)
+    metric = ClassificationAccuracyScore(num_samples=1000, steps=100, test_samples=2000,
+                                         batch_size=64)  # 0.81 and 0.81 here, 0.84 at 128
     real = metric.evaluate_model(RealImagesAsGenerator(fashion), fashion)
     assert real["cas_real"] > 0.6
     assert abs(real["cas"] - real["cas_real"]) < 0.1
