@@ -194,6 +194,37 @@ def test_missing_weights_offline_is_a_user_error(tmp_path, monkeypatch):
         InceptionFeatures()
 
 
+def test_the_inception_is_built_once_per_process_for_its_weights_head_and_device(monkeypatch):
+    """Every evaluation of a process shares one network per weights digest, head and device;
+    weights replaced on disk, or missing, build anew (missing ones fail there)."""
+    import ganrun.metrics.inception as inception
+
+    built, digest = [], {"value": "a"}
+
+    class Counted(torch.nn.Module):
+        def __init__(self, logits=False):
+            super().__init__()
+            built.append(logits)
+
+    def current_digest():
+        if digest["value"] is None:
+            raise FileNotFoundError("no weights")
+        return digest["value"]
+
+    monkeypatch.setattr(inception, "InceptionFeatures", Counted)
+    monkeypatch.setattr(inception, "weights_digest", current_digest)
+    monkeypatch.setattr(inception, "_built", {})
+    first = InceptionMetrics(scores=[FID()]).network("cpu")
+    assert InceptionMetrics(scores=[FID()]).network("cpu") is first and built == [False]
+    assert inception.shared_features(True, "cpu") is not first and built == [False, True]
+    digest["value"] = "b"  # the weights file replaced
+    assert inception.shared_features(False, "cpu") is not first and len(built) == 3
+    digest["value"] = None
+    inception.shared_features(False, "cpu")
+    inception.shared_features(False, "cpu")
+    assert len(built) == 5
+
+
 def test_inception_score_refuses_converted_weights(with_torch_home):
     with pytest.raises(UserError, match="classifier"):
         InceptionFeatures(logits=True)

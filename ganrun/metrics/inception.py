@@ -142,6 +142,27 @@ class InceptionFeatures(nn.Module):
         return Features(pool.cpu(), None if logits is None else logits.cpu())
 
 
+_built: dict[tuple, InceptionFeatures] = {}
+
+
+def shared_features(logits: bool, device: torch.device | str) -> InceptionFeatures:
+    """The process's network for these weights (by digest), head and device: built once (about
+    1.5 s on a CPU), then shared by every evaluation; weights replaced on disk build anew."""
+    try:
+        key = (weights_digest(), logits, str(torch.device(device)))
+    except OSError:  # no weights file: building the network says what to do
+        key = None
+    if key not in _built:
+        # Built under a forked RNG (its layers draw initial weights before the file's are
+        # loaded), so that building it never moves the caller's random numbers.
+        with torch.random.fork_rng(devices=[]):
+            network = InceptionFeatures(logits=logits).to(device)
+        if key is None:
+            return network
+        _built[key] = network
+    return _built[key]
+
+
 _digests: dict[tuple, str] = {}
 
 

@@ -9,8 +9,8 @@ from torch.utils.data import DataLoader, Subset
 from ganrun.data.base import GANDataModule, keep_batch
 from ganrun.metrics.base import Generate, GeneratorMetric
 from ganrun.metrics.cache import FeatureCache
-from ganrun.metrics.inception import (NETWORK, RESIZE, Features, InceptionFeatures, to_uint8,
-                                      weights_digest)
+from ganrun.metrics.inception import (NETWORK, RESIZE, Features, InceptionFeatures,
+                                      shared_features, to_uint8, weights_digest)
 from ganrun.metrics.scores import FID, FeatureScore, check_counts, check_statistics
 from ganrun.metrics.stats import Statistics, load_stats
 from ganrun.progress import track
@@ -55,10 +55,7 @@ class InceptionMetrics(GeneratorMetric):
     def network(self, device: torch.device | str) -> InceptionFeatures:
         if self._network is None:
             logits = any(score.needs_logits for score in self.scores)
-            # Built under a forked RNG (its layers draw initial weights before the file's are
-            # loaded), so the samples of the first evaluation are those of every later one.
-            with torch.random.fork_rng(devices=[]):
-                self._network = InceptionFeatures(logits=logits)
+            self._network = shared_features(logits, device)
         return self._network.to(device)
 
     def statistics(self) -> Statistics:
