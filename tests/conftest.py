@@ -150,12 +150,12 @@ def hparams(run_dir: Path) -> tuple[dict, list[str]]:
 # The slowest files (pytest --durations=0, summed per file), slowest first: collected first, so
 # that pytest-xdist (--dist loadfile --no-loadscope-reorder) hands them out at the start instead
 # of leaving one worker with them at the end.
-HEAVY_FIRST = ["test_hydra_lines.py", "test_tune.py", "test_task_contract_processes.py",
-               "test_trackers.py", "test_cyclegan.py", "test_eval.py", "test_bad_processes.py",
-               "test_measure_scripts.py", "test_cas.py", "test_pix2pix.py", "test_demo.py",
-               "test_task_contract.py", "test_bench_gpu.py", "test_suite_ids.py",
-               "test_bad_values.py", "test_train.py", "test_bad_data.py", "test_zoo.py",
-               "test_resume.py", "test_config.py", "test_bad_runs.py", "test_acceleration.py"]
+HEAVY_FIRST = ["test_hydra_lines.py", "test_trackers.py", "test_cyclegan.py", "test_eval.py",
+               "test_bad_processes.py", "test_cas.py", "test_task_contract.py",
+               "test_task_contract_processes.py", "test_tune.py", "test_bad_values.py",
+               "test_pix2pix.py", "test_train.py", "test_measure_scripts.py", "test_bad_runs.py",
+               "test_demo.py", "test_config.py", "test_acceleration.py", "test_resume.py",
+               "test_bad_data.py", "test_fid_stats.py", "test_bad_settings.py", "test_zoo.py"]
 
 
 def pytest_collection_modifyitems(config, items):
