@@ -277,17 +277,19 @@ def stand_in(address: str, python: str, shadowing: tuple[str, ...], args: list[s
     child: list[int] = []
 
     def forward(signum, frame):
-        if child:
-            os.kill(child[0], signum)
-        else:
+        if not child:
             pending.append(signum)
+            return
+        with contextlib.suppress(ProcessLookupError):  # it ended; its status is on the way
+            os.kill(child[0], signum)
 
     for signum in FORWARDED:
         signal.signal(signum, forward)
     conn = _connect(address, request, targets)
     child.append(int(_read_line(conn)))
     for signum in pending:
-        os.kill(child[0], signum)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child[0], signum)
     status = int(_read_line(conn))
     if os.WIFSIGNALED(status):
         signal.signal(os.WTERMSIG(status), signal.SIG_DFL)
