@@ -65,11 +65,20 @@ def probe(tmp_path):
     return tmp_path
 
 
+def as_from_a_shell() -> None:
+    """What an interactive shell gives a command, and a warm process starts with: SIGINT and
+    SIGQUIT at their defaults, even where this suite was started with them ignored (a background
+    job of a script)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+
+
 def both(probe, *args, env=None, script=False, **kwargs):
     env = {**os.environ, "PYTHONPATH": str(probe / "lib"), "PROBE_VALUE": "42", **(env or {})}
     common = dict(cwd=probe / "work", env=env, capture_output=True, text=True, timeout=120)
     command = [str(probe / "lib" / "probe.py")] if script else ["-m", "probe"]
-    cold = subprocess.run([sys.executable, *command, *args], **common, **kwargs)
+    cold = subprocess.run([sys.executable, *command, *args], **common, **kwargs,
+                          preexec_fn=as_from_a_shell)
     hot = warm.run([*command, *args], **common, **kwargs)
     return cold, hot
 
@@ -179,7 +188,7 @@ def launch(probe, cold: bool, how: str, *args):
     common = dict(cwd=probe / "work", env=env, stdout=subprocess.PIPE, text=True,
                   start_new_session=True)
     if cold:
-        return subprocess.Popen([sys.executable, *command], **common)
+        return subprocess.Popen([sys.executable, *command], **common, preexec_fn=as_from_a_shell)
     return warm.Popen(command, **common)
 
 
