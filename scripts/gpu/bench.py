@@ -421,7 +421,9 @@ class Bench:
             device[name] = torch.cat([net(part.to(self.device)).pool
                                       for part in images.split(256)]).double()
         torch.backends.cudnn.allow_tf32 = False
-        torch.set_num_threads(os.cpu_count() or 1)
+        # Every core for the reference pass, unless OMP_NUM_THREADS says how many: more threads
+        # than the cores left free make LAPACK's eigensolvers many times slower, not faster.
+        torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1))
         # On a CPU the device path is the CPU path: the reference is then torchmetrics'
         # network as built (unfolded), so that the comparison compares two computations.
         reference = InceptionFeatures(fast=self.cuda).to("cpu")
