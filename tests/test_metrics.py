@@ -32,6 +32,28 @@ def test_fid_equals_the_formula_computed_with_scipy():
     assert FID()(real, Features(fake))["fid"] == pytest.approx(expected, rel=1e-6)
 
 
+def test_fid_of_fewer_samples_than_dimensions_equals_the_formula_and_torchmetrics():
+    """The n x n form (64 samples of 256 features: rank 63 covariances): scipy's formula on
+    the full matrices, torchmetrics' FID, from features or from a statistics file's mu, sigma."""
+    from torchmetrics.image.fid import _compute_fid
+
+    from ganrun.metrics.stats import Statistics
+
+    real, fake = gaussian(100, 256, seed=3), gaussian(64, 256, shift=0.3, seed=4).abs()
+    r, f = real.double().numpy(), fake.double().numpy()
+    cov_r, cov_f = np.cov(r, rowvar=False), np.cov(f, rowvar=False)
+    root = scipy.linalg.sqrtm(cov_r @ cov_f).real
+    expected = ((r.mean(0) - f.mean(0)) ** 2).sum() + np.trace(cov_r + cov_f - 2 * root)
+    fid = FID()(real, Features(fake))["fid"]
+    assert fid == pytest.approx(expected, rel=1e-6)
+    stats = Statistics.of(real)
+    assert FID()(stats, Features(fake))["fid"] == pytest.approx(fid, rel=1e-9)
+    generated = Statistics.of(fake)
+    theirs = _compute_fid(stats.mu, stats.sigma, generated.mu, generated.sigma)
+    assert fid == pytest.approx(float(theirs), rel=1e-6)
+    assert abs(FID()(fake, Features(fake))["fid"]) < 1e-6
+
+
 def test_kid_equals_the_unbiased_mmd_of_a_cubic_kernel():
     # One subset as large as both sets: the random subset is a permutation, which MMD ignores.
     n, dim = 40, 8
