@@ -14,7 +14,8 @@ by each command, as in a new process. ``GANRUN_TEST_COLD=1`` starts real interpr
 
 Inside a warm process ``sys.executable`` is a stand-in interpreter (``python`` in the server's
 folder): ``python -m ganrun ...`` started from there (tune's trials, Lightning's second DDP rank,
-the measurement scripts' runs) is forked from the same server, with the starter's folder,
+the measurement scripts' runs; also ``python -m joblib...``, the parallel sweep launcher's
+workers) is forked from the same server, with the starter's folder,
 environment and open file descriptors (same numbers), a session of its own if the stand-in leads
 one, and the stand-in passes on the signals it gets and ends as the process ends; if the stand-in
 is killed outright, so is the process. Any other command line runs the real interpreter.
@@ -258,8 +259,14 @@ FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signa
              signal.SIGUSR2)
 
 
+# ganrun, and joblib's loky workers (the parallel sweep launcher's), which unpickle ganrun's
+# jobs. Not submitit's local jobs: they name their files after their own pid, which a warm
+# process does not share with the stand-in that submitit started.
+WARM_PACKAGES = "ganrun,joblib"
+
+
 def _warmable(args: list[str]) -> bool:
-    packages = os.environ.get("GANRUN_TEST_WARM_PACKAGES", "ganrun").split(",")
+    packages = os.environ.get("GANRUN_TEST_WARM_PACKAGES", WARM_PACKAGES).split(",")
     return len(args) >= 2 and args[0] == "-m" and args[1].split(".")[0] in packages
 
 
