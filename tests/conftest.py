@@ -226,9 +226,20 @@ def nvidia_inception() -> Path:
 
 @pytest.fixture(scope="session")
 def torch_home(tmp_path_factory, nvidia_inception) -> Path:
-    """A TORCH_HOME holding the converted FID weights, installed by `ganrun fid-weights`."""
-    home = tmp_path_factory.mktemp("torch_home")
-    run_ganrun("fid-weights", "--from", nvidia_inception, cwd=home, env={"TORCH_HOME": str(home)})
+    """A TORCH_HOME holding the converted FID weights, installed by `ganrun fid-weights` once
+    per run of the suite: the first worker converts, the others wait on its lock and share it."""
+    import fcntl
+
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # this run's
+    home = shared / "torch_home"
+    with open(shared / "torch_home.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (home / "installed").is_file():
+            home.mkdir(exist_ok=True)
+            run_ganrun("fid-weights", "--from", nvidia_inception, cwd=home,
+                       env={"TORCH_HOME": str(home)})
+            (home / "installed").touch()
     return home
 
 
