@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import logging
+import time
 from pathlib import Path
 
 import torch
@@ -79,6 +80,8 @@ class TensorBoard(TensorBoardLogger):
     continue without duplicate or backward points."""
 
     def __init__(self, save_dir: str, resumed_at: int = 0, **kwargs):
+        if resumed_at:
+            _after_existing_events(Path(save_dir))
         super().__init__(save_dir, name="", version="", default_hp_metric=False,
                          purge_step=resumed_at + 1, **kwargs)
 
@@ -95,6 +98,17 @@ class TensorBoard(TensorBoardLogger):
         writer = self.experiment.file_writer
         for summary in (experiment, start, end):
             writer.add_summary(summary)
+
+
+def _after_existing_events(folder: Path) -> None:
+    """Returns once a new event file's name sorts after the folder's: TensorBoard reads the
+    files in name order, and a name starts with the second the file was opened. A resumed run's
+    file opened in the stopped run's second could sort first, and the stopped run's points read
+    after it would purge the resumed ones as out of order. At most a second's wait."""
+    stamps = [int(part) for part in (p.name.split(".")[3] for p in
+                                     folder.glob("events.out.tfevents.*")) if part.isdigit()]
+    while stamps and int(time.time()) <= max(stamps):
+        time.sleep(0.05)
 
 
 def _named(start, name: str) -> None:

@@ -206,3 +206,27 @@ def test_a_signal_during_a_metrics_pass_stops_it_and_saves(signals, tmp_path, mn
     assert "given up for the stop signal" in out + err
     state = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     assert state["ganrun"]["iteration"] == 4 and not state["ganrun"]["metrics"]
+
+
+def test_a_signal_while_a_stopped_run_exits_is_no_traceback(monkeypatch):
+    """The second Ctrl-C of a double press can arrive after the run saved and tore down its
+    callbacks, while the process exits: taken quietly, not a KeyboardInterrupt from whatever
+    runs at exit; a third still quits at once."""
+    from ganrun.callbacks.signals import GracefulStop
+
+    stop, before = GracefulStop(), signal.getsignal(signal.SIGINT)
+    stop._previous = {signal.SIGINT: before}  # as on_train_start leaves it
+    try:
+        stop._handle(signal.SIGINT, None)
+        stop.teardown(None, None, "fit")
+        handler = signal.getsignal(signal.SIGINT)
+        try:
+            handler(signal.SIGINT, None)  # the second
+        except KeyboardInterrupt:  # what the default handler raises
+            pytest.fail("a repeated signal while a stopped run exits raised KeyboardInterrupt")
+        exits = []
+        monkeypatch.setattr(os, "_exit", exits.append)
+        handler(signal.SIGINT, None)  # the third
+        assert exits == [128 + signal.SIGINT]
+    finally:
+        signal.signal(signal.SIGINT, before)

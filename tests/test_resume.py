@@ -173,3 +173,20 @@ def test_stop_signal_during_start_up_exits_cleanly(tmp_path, mnist_root):
     # Usually before the first batch; on a fast machine the first iteration may have run.
     assert "stopped by SIGTERM before training started; nothing to save" in stderr or \
         "checkpoint saved" in stderr
+
+
+def test_a_resumed_runs_event_file_sorts_after_the_stopped_runs(tmp_path):
+    """TensorBoard reads a folder's event files in name order, which begins with the second a
+    file was opened: a run stopped and resumed within one second would otherwise have its
+    resumed points purged as out of order (seen on a fast machine)."""
+    import time
+
+    from ganrun.loggers import TensorBoard
+
+    now = int(time.time())
+    (tmp_path / f"events.out.tfevents.{now}.host.999999.0").write_bytes(b"")
+    logger = TensorBoard(str(tmp_path), resumed_at=7)
+    logger.experiment.flush()
+    names = sorted(p.name for p in tmp_path.glob("events.out.tfevents.*"))
+    assert len(names) == 2 and names[0].endswith(".host.999999.0"), names
+    assert int(names[1].split(".")[3]) > now

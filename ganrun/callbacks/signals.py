@@ -1,5 +1,6 @@
 """Stopping cleanly on SIGTERM/SIGINT/SIGUSR1: checkpoint at the current iteration, then exit."""
 
+import os
 import signal
 import sys
 from contextlib import contextmanager
@@ -96,8 +97,15 @@ class GracefulStop(IterationCallback):
     def teardown(self, trainer, pl_module, stage):
         stopping.clear()
         for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
+            # Stopping, saved: a repeated signal that arrives while the process exits is not a
+            # KeyboardInterrupt traceback from whatever runs at exit (a third still quits).
+            signal.signal(signum, handler if self.received is None else self._exiting)
         self._previous.clear()
+
+    def _exiting(self, signum, frame):
+        self.repeats += 1
+        if self.repeats >= 2:
+            os._exit(128 + signum)
 
 
 def stop_signal(trainer: pl.Trainer) -> int | None:
